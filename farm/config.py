@@ -1,0 +1,107 @@
+"""Pydantic models for every spec farm passes around.
+
+All models forbid unknown keys, so a typo in a YAML file or a manifest is an
+error that names the key rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from farm.errors import ConfigError
+
+
+class Model(BaseModel):
+    """Base for farm's specs: strict about unknown keys, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TemporalOptions(Model):
+    """Flow-guided coherence (Ruder et al. 2016); see farm/temporal.py."""
+
+    enabled: bool = True
+    #: how much of the warped previous output survives where the flow is reliable (0 = per-frame)
+    strength: float = Field(0.8, ge=0.0, le=1.0)
+    #: optical flow runs on frames scaled by this factor, then the flow is scaled back up
+    flow_scale: float = Field(0.5, gt=0.0, le=1.0)
+    #: frames from the end of the previous chunk that each chunk processes but does not emit
+    warmup: int = Field(12, ge=0, le=240)
+
+
+class EncodeOptions(Model):
+    """How the final video is encoded (and so how output chunks are encoded)."""
+
+    codec: str = "libx264"
+    crf: int = Field(18, ge=0, le=51)
+    preset: str = "veryfast"
+    pix_fmt: str = "yuv420p"
+
+
+class GifOptions(Model):
+    """The preview GIF: ffmpeg's palettegen → paletteuse recipe."""
+
+    enabled: bool = True
+    width: int = Field(480, ge=16, le=4096)
+    fps: float = Field(12.0, gt=0.0, le=50.0)
+    max_seconds: float = Field(10.0, gt=0.0)
+
+
+class StyleChoice(Model):
+    """A resolved style: a name for humans and the weight vector the network takes."""
+
+    name: str
+    weights: tuple[float, ...] = Field(min_length=26, max_length=26)
+    strength: float = Field(1.0, ge=0.0, le=1.0)
+
+
+class RenderOptions(Model):
+    """Everything that decides the pixels of the result (part of a job's identity)."""
+
+    style: StyleChoice
+    temporal: TemporalOptions = TemporalOptions()
+    encode: EncodeOptions = EncodeOptions()
+    chunk_frames: int = Field(48, ge=1, le=100_000)
+
+
+class ClusterOptions(Model):
+    """Where and how wide to run; not part of a job's identity."""
+
+    address: str | None = None
+    workers: int | None = Field(None, ge=1)
+    gpus_per_worker: float = Field(1.0, gt=0.0, le=8.0)
+    #: torch threads per CPU actor; None = the actor's CPU share
+    threads: int | None = Field(None, ge=1)
+    max_in_flight: int | None = Field(None, ge=1)
+    max_attempts: int = Field(3, ge=1, le=20)
+
+
+class JobSpec(Model):
+    """What the user asked for: a source, a look, and where the results go."""
+
+    job_id: str
+    source: str
+    render: RenderOptions
+    gif: GifOptions = GifOptions()
+    store: str
+
+
+def load_yaml_model(path: Path, model: type[Model]) -> Model:
+    """Parse a YAML file into ``model``; errors name the file and the offending key."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+
+
+FlowPreset = Literal["ultrafast", "fast", "medium"]

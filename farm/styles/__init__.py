@@ -1,0 +1,1 @@
+"""Style networks, their weights, and the named-style catalog."""

