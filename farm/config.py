@@ -7,7 +7,6 @@ error that names the key rather than a silently ignored setting.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -104,4 +103,3 @@ def load_yaml_model(path: Path, model: type[Model]) -> Model:
         raise ConfigError(f"{path}: {where}: {first['msg']}") from None
 
 
-FlowPreset = Literal["ultrafast", "fast", "medium"]

@@ -1,0 +1,191 @@
+"""Ray at the edge: connect, size the actor pool, and hand out chunks with backpressure.
+
+Everything Ray-specific lives here. The worker is a plain class
+(farm/worker.py) wrapped with ``ray.remote`` in :func:`make_actor`; only
+small receipts travel through Ray, never frames (they go through the object
+store). Chunks are scheduled with a hand-written loop over ``ray.wait`` rather
+than Ray Data's ``map_batches``: the loop keeps chunk order for the reducer,
+lets the driver stream-decode the source while actors work (a bounded queue
+is the backpressure), and owns the retry policy that resume relies on.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError
+
+from farm.config import ClusterOptions, RenderOptions
+from farm.errors import ChunkFailedError, FarmError, UserError
+from farm.plan import Chunk, Receipt
+from farm.worker import StyleWorker
+
+log = logging.getLogger(__name__)
+
+#: CPU threads one CPU actor uses when the options do not say (torch scales poorly past this)
+DEFAULT_CPU_THREADS = 8
+
+
+def connect(address: str | None) -> None:
+    """Join a cluster at ``address``, or start an embedded local Ray when there is none."""
+    if ray.is_initialized():
+        return
+    ray.init(address=address, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR, configure_logging=True)
+
+
+@dataclass(frozen=True)
+class PoolShape:
+    """How many actors, and what each one reserves."""
+
+    workers: int
+    num_gpus: float
+    num_cpus: float
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.num_gpus > 0 else "cpu"
+
+
+def pool_shape(options: ClusterOptions, resources: dict[str, float]) -> PoolShape:
+    """One actor per GPU (or per ``gpus_per_worker``), else CPU actors sized by their thread count."""
+    gpus, cpus = resources.get("GPU", 0.0), max(1.0, resources.get("CPU", 1.0))
+    if gpus >= options.gpus_per_worker:
+        workers = options.workers or int(gpus // options.gpus_per_worker)
+        return PoolShape(workers, options.gpus_per_worker, 1.0)
+    threads = float(options.threads or min(cpus, DEFAULT_CPU_THREADS))
+    workers = options.workers or max(1, int(cpus // threads))
+    return PoolShape(workers, 0.0, threads)
+
+
+def make_actor(shape: PoolShape, store_uri: str, render: RenderOptions) -> Any:
+    """Start one StyleWorker actor; the network loads in its constructor."""
+    remote = ray.remote(StyleWorker).options(num_gpus=shape.num_gpus, num_cpus=shape.num_cpus, max_restarts=0)
+    return remote.remote(store_uri, render, device=shape.device, threads=max(1, int(shape.num_cpus)))
+
+
+class Feeder:
+    """Runs a blocking producer (the sharder) in a thread, a bounded queue ahead of the actors."""
+
+    _END = object()
+
+    def __init__(self, items: Iterator[Chunk], depth: int):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self.exhausted = False
+        self._thread = threading.Thread(target=self._run, args=(items,), daemon=True, name="farm-shard")
+        self._thread.start()
+
+    def _run(self, items: Iterator[Chunk]) -> None:
+        try:
+            for item in items:
+                self._queue.put(item)
+        except BaseException as exc:  # handed to the main thread by take()
+            self._error = exc
+        self._queue.put(self._END)
+
+    def take(self, timeout: float) -> Chunk | None:
+        """The next ready chunk, or None if none is ready within ``timeout`` or none are left."""
+        if self.exhausted:
+            return None
+        try:
+            item = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if item is self._END:
+            self.exhausted = True
+            if self._error is not None:
+                raise self._error
+            return None
+        return item
+
+
+class Scheduler:
+    """Hands chunks to idle actors, retries failures on fresh actors, yields receipts as they finish."""
+
+    def __init__(self, new_actor: Callable[[], Any], workers: int, call: Callable[[Any, Chunk], Any],
+                 max_attempts: int):
+        self.new_actor, self.call, self.max_attempts = new_actor, call, max_attempts
+        self.idle: list[Any] = [new_actor() for _ in range(workers)]
+        self.in_flight: dict[Any, tuple[Chunk, Any, int]] = {}
+        self.retry: deque[tuple[Chunk, int]] = deque()
+
+    def run(self, feeder: Feeder) -> Iterator[Receipt]:
+        while True:
+            self._dispatch(feeder)
+            if not self.in_flight:
+                if feeder.exhausted and not self.retry:
+                    return
+                continue
+            done, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=0.2)
+            for ref in done:
+                receipt = self._collect(ref)
+                if receipt is not None:
+                    yield receipt
+
+    def close(self) -> None:
+        """Stop this job's actors (their chunks are done or will be retried by a resume)."""
+        for actor in self.idle + [actor for _, actor, _ in self.in_flight.values()]:
+            ray.kill(actor)
+        self.idle.clear()
+        self.in_flight.clear()
+
+    def _dispatch(self, feeder: Feeder) -> None:
+        while self.idle:
+            if self.retry:
+                chunk, attempt = self.retry.popleft()
+            else:
+                # block briefly only when nothing is running, so finished work is collected promptly
+                chunk, attempt = feeder.take(timeout=0.0 if self.in_flight else 0.2), 1
+                if chunk is None:
+                    return
+            actor = self.idle.pop()
+            self.in_flight[self.call(actor, chunk)] = (chunk, actor, attempt)
+
+    def _collect(self, ref: Any) -> Receipt | None:
+        chunk, actor, attempt = self.in_flight.pop(ref)
+        try:
+            receipt = ray.get(ref)
+        except RayActorError as exc:
+            log.warning("worker lost on chunk %d (attempt %d): %s", chunk.index, attempt, exc)
+            self._fail(chunk, attempt, f"worker died: {type(exc).__name__}")
+            self.idle.append(self.new_actor())
+            return None
+        except UserError:
+            raise
+        except (FarmError, Exception) as exc:  # a task error: the actor itself is still usable
+            log.warning("chunk %d failed (attempt %d): %s", chunk.index, attempt, exc)
+            self._fail(chunk, attempt, _one_line(exc))
+            self.idle.append(actor)
+            return None
+        self.idle.append(actor)
+        return receipt
+
+    def _fail(self, chunk: Chunk, attempt: int, cause: str) -> None:
+        if attempt >= self.max_attempts:
+            raise ChunkFailedError(chunk.index, attempt, cause)
+        self.retry.append((chunk, attempt + 1))
+
+
+def _one_line(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"
+
+
+def cluster_resources() -> dict[str, float]:
+    return dict(ray.cluster_resources())
+
+
+def render_call(job_id: str, width: int, height: int, time_base: Any) -> Callable[[Any, Chunk], Any]:
+    """The remote call for one chunk, bound to one job's constants."""
+    return lambda actor, chunk: actor.render.remote(job_id, chunk, width, height, time_base)
+
+

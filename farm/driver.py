@@ -1,0 +1,195 @@
+"""The job: probe, plan, shard onto the store, render on Ray, reduce, deliver.
+
+``submit`` is the one library entry point the CLI calls. Job state lives in
+the object store (manifest, chunk receipts, state), so an interrupted job is
+finished by running it again with the same id: chunks with a valid receipt
+are not rendered twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from farm import cluster, video
+from farm.config import ClusterOptions, JobSpec
+from farm.errors import JobError, MissingObjectError
+from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks
+from farm.reduce import ChunkCorruptError, deliver, write_gif, write_video
+from farm.shard import shard
+from farm.store import ObjectStore, open_store
+from farm.styles.model import model_identity
+
+#: called with (frames done, frames total) as chunks finish
+ProgressFn = Callable[[int, int], None]
+
+
+class JobResult(BaseModel):
+    """What ``farm submit --json`` prints."""
+
+    job_id: str
+    output: str
+    gif: str | None
+    frames: int
+    fps: float
+    width: int
+    height: int
+    style: str
+    seconds: float
+    chunks: int
+    chunks_rendered: int
+    store: str
+    stages: dict[str, float]
+    notes: list[str] = []
+
+
+def build_manifest(spec: JobSpec, info: video.VideoInfo) -> Manifest:
+    render = spec.render
+    chunks = plan_chunks(info.frames, render.chunk_frames, render.temporal.warmup if render.temporal.enabled else 0)
+    return Manifest(spec=spec, source_info=info.model_dump(mode="json"), chunks=chunks,
+                    model_id=model_identity(render.style), created=datetime.now(timezone.utc).isoformat())
+
+
+def open_manifest(store: ObjectStore, layout: Layout, fresh: Manifest) -> Manifest:
+    """Write the manifest of a new job, or check that an existing one asks for the same result."""
+    if not store.exists(layout.manifest):
+        store.put_bytes(layout.manifest, fresh.model_dump_json(indent=2).encode())
+        return fresh
+    old = load_manifest(store, layout)
+    if old.identity() != fresh.identity():
+        raise JobError(f"job {fresh.spec.job_id!r} already exists with a different spec; "
+                       "use another --job-id, or `farm resume` to finish it as it was")
+    return old
+
+
+def load_manifest(store: ObjectStore, layout: Layout) -> Manifest:
+    try:
+        return Manifest.model_validate_json(store.get_bytes(layout.manifest))
+    except MissingObjectError:
+        raise JobError(f"no job at {store.describe(layout.manifest)}") from None
+    except ValidationError as exc:
+        raise JobError(f"{store.describe(layout.manifest)} is not a farm manifest of this version: "
+                       f"{exc.errors()[0]['msg']}") from None
+
+
+def finished_receipts(store: ObjectStore, layout: Layout, chunks: list[Chunk]) -> dict[int, Receipt]:
+    """Chunks whose output object exists and matches its receipt's size: done, not rendered again."""
+    done: dict[int, Receipt] = {}
+    for chunk in chunks:
+        key = layout.receipt(chunk.index)
+        if not store.exists(key):
+            continue
+        try:
+            receipt = Receipt.model_validate_json(store.get_bytes(key))
+        except (ValidationError, MissingObjectError):
+            continue
+        if store.size(receipt.key) == receipt.size and receipt.frames == chunk.frames:
+            done[chunk.index] = receipt
+    return done
+
+
+def write_state(store: ObjectStore, layout: Layout, **state: object) -> None:
+    state["updated"] = datetime.now(timezone.utc).isoformat()
+    store.put_bytes(layout.state, json.dumps(state, indent=2).encode())
+
+
+def submit(spec: JobSpec, options: ClusterOptions, *, output: Path, gif: Path | None,
+           progress: ProgressFn | None = None) -> JobResult:
+    """Render ``spec`` and deliver the MP4 (and GIF) to ``output`` (and ``gif``)."""
+    t0 = time.perf_counter()
+    source = Path(spec.source)
+    info = video.probe(source)
+    store, layout = open_store(spec.store), Layout(spec.job_id)
+    manifest = open_manifest(store, layout, build_manifest(spec, info))
+    write_state(store, layout, state="running")
+    receipts, rendered = _render_all(store, layout, manifest, source, info, options, progress)
+    stages = _sum_stages(receipts.values())
+    with _workdir(output) as tmp:
+        tmp = Path(tmp)
+        t = time.perf_counter()
+        final = tmp / output.name
+        _reduce_with_repair(store, layout, manifest, receipts, source, info, options, final)
+        stages["reduce"] = time.perf_counter() - t
+        if gif is not None:
+            t = time.perf_counter()
+            write_gif(store, layout, final, spec.gif, tmp / gif.name)
+            stages["gif"] = time.perf_counter() - t
+            deliver(tmp / gif.name, gif)
+        deliver(final, output)
+    write_state(store, layout, state="done", output=store.describe(layout.final(output.name)))
+    return JobResult(job_id=spec.job_id, output=str(output), gif=str(gif) if gif else None, frames=info.frames,
+                     fps=info.fps, width=info.out_width, height=info.out_height, style=spec.render.style.name,
+                     seconds=round(time.perf_counter() - t0, 3), chunks=len(manifest.chunks),
+                     chunks_rendered=rendered, store=store.uri, stages=stages, notes=_notes(info))
+
+
+def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: Path, info: video.VideoInfo,
+                options: ClusterOptions, progress: ProgressFn | None) -> tuple[dict[int, Receipt], int]:
+    """Render every chunk without a valid receipt; returns all receipts and how many were rendered now."""
+    done = finished_receipts(store, layout, manifest.chunks)
+    todo = [c for c in manifest.chunks if c.index not in done]
+    frames_done = sum(r.frames for r in done.values())
+    if progress:
+        progress(frames_done, info.frames)
+    if not todo:
+        return done, 0
+    cluster.connect(options.address)
+    shape = cluster.pool_shape(options, cluster.cluster_resources())
+    scheduler = cluster.Scheduler(
+        lambda: cluster.make_actor(shape, store.uri, manifest.spec.render),
+        workers=min(shape.workers, len(todo)),
+        call=cluster.render_call(manifest.spec.job_id, info.out_width, info.out_height, info.time_base),
+        max_attempts=options.max_attempts,
+    )
+    feeder = cluster.Feeder(shard(source, info, todo, store, layout), depth=options.max_in_flight or shape.workers + 1)
+    try:
+        for receipt in scheduler.run(feeder):
+            done[receipt.chunk] = receipt
+            frames_done += receipt.frames
+            if progress:
+                progress(frames_done, info.frames)
+    finally:
+        scheduler.close()
+    return done, len(todo)
+
+
+def _reduce_with_repair(store: ObjectStore, layout: Layout, manifest: Manifest, receipts: dict[int, Receipt],
+                        source: Path, info: video.VideoInfo, options: ClusterOptions, final: Path) -> None:
+    """Reduce; a chunk whose bytes fail their checksum is re-rendered once, never muxed in."""
+    for attempt in range(3):
+        try:
+            write_video(store, layout, list(receipts.values()), source, info, final)
+            return
+        except ChunkCorruptError as exc:
+            if attempt == 2:
+                raise
+            store.delete_prefix(layout.receipt(exc.receipt.chunk))
+            receipts, _ = _render_all(store, layout, manifest, source, info, options, None)
+
+
+def _sum_stages(receipts) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for receipt in receipts:
+        for stage, seconds in receipt.seconds.items():
+            total[stage] = round(total.get(stage, 0.0) + seconds, 3)
+    return total
+
+
+def _workdir(near: Path):
+    """A scratch folder beside the output, so delivering is a rename, not a copy."""
+    import tempfile
+
+    near.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix=".farm-", dir=near.parent)
+
+
+def _notes(info: video.VideoInfo) -> list[str]:
+    if (info.out_width, info.out_height) != (info.width, info.height):
+        return [f"source is {info.width}x{info.height}; yuv420p needs even sizes, so the output is "
+                f"{info.out_width}x{info.out_height} (last row/column repeated)"]
+    return []
