@@ -1,0 +1,97 @@
+"""Library entry points behind the CLI: turn what the user typed into specs and run them.
+
+Defaults live here, so the CLI, tests and other Python callers get the same
+behaviour: outputs named ``<input-stem>_<style>.mp4|.gif`` in the current
+directory, the embedded local store, a readable job id.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from farm.config import ClusterOptions, EncodeOptions, GifOptions, JobSpec, RenderOptions, TemporalOptions
+from farm.driver import JobResult, ProgressFn
+from farm.errors import UserError
+from farm.plan import new_job_id, validate_job_id
+
+
+class SubmitRequest(BaseModel):
+    """What `farm submit` was asked, before defaults are filled in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: Path
+    style: str = "vangogh"
+    strength: float = 1.0
+    output: Path | None = None
+    gif: Path | None = None
+    make_gif: bool = True
+    temporal: TemporalOptions = TemporalOptions()
+    encode: EncodeOptions = EncodeOptions()
+    chunk_frames: int = RenderOptions.model_fields["chunk_frames"].default
+    gif_options: GifOptions = GifOptions()
+    store: str | None = None
+    job_id: str | None = None
+    cluster: ClusterOptions = ClusterOptions()
+
+
+def default_outputs(request: SubmitRequest) -> tuple[Path, Path | None]:
+    """``<stem>_<style>.mp4`` and ``.gif`` in the current directory unless given."""
+    base = f"{request.input.stem}_{request.style}"
+    output = request.output or Path.cwd() / f"{base}.mp4"
+    if output.suffix.lower() != ".mp4":
+        raise UserError(f"--output must end in .mp4 (got {output.name})")
+    if not request.make_gif:
+        return output, None
+    gif = request.gif or output.with_suffix(".gif")
+    if gif.suffix.lower() != ".gif":
+        raise UserError(f"--gif must end in .gif (got {gif.name})")
+    return output, gif
+
+
+def build_spec(request: SubmitRequest) -> JobSpec:
+    """Resolve the style and the store, and fill in the job id."""
+    from farm.store import open_store
+    from farm.styles.catalog import load_catalog
+
+    if not request.input.exists():
+        raise UserError(f"input not found: {request.input}")
+    style = load_catalog().resolve(request.style, strength=request.strength)
+    render = RenderOptions(style=style, temporal=request.temporal, encode=request.encode,
+                           chunk_frames=request.chunk_frames)
+    job_id = validate_job_id(request.job_id) if request.job_id else new_job_id(request.input.stem)
+    return JobSpec(job_id=job_id, source=str(request.input.resolve()), render=render, gif=request.gif_options,
+                   store=open_store(request.store).uri)
+
+
+def submit(request: SubmitRequest, progress: ProgressFn | None = None) -> JobResult:
+    """Render a video: the library call behind `farm submit`."""
+    from farm import driver
+
+    output, gif = default_outputs(request)
+    spec = build_spec(request)
+    return driver.submit(spec, request.cluster, output=output, gif=gif, progress=progress)
+
+
+def flicker(input: Path, stylized: Path, style: str | None = None):
+    """E_warp of a stylized video against its source (and a per-frame stylization, given a style)."""
+    from farm import metrics, video
+    from farm.styles.catalog import load_catalog
+    from farm.styles.model import Stylizer
+
+    src_info, out_info = video.probe(input), video.probe(stylized)
+    inputs = (f.rgb for f in video.iter_frames(input, src_info))
+    outputs = (f.rgb for f in video.iter_frames(stylized, out_info))
+    reference = None
+    if style is not None:
+        stylizer = Stylizer(load_catalog().resolve(style))
+        reference = (_to_uint8(stylizer(f.rgb[None])[0]) for f in video.iter_frames(input, src_info))
+    return metrics.flicker_report(inputs, outputs, reference)
+
+
+def _to_uint8(image):
+    import numpy as np
+
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

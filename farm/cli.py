@@ -1,0 +1,175 @@
+"""The `farm` command: parse arguments, build specs, call the library, show progress.
+
+No logic lives here (DESIGN.md: the CLI is an adapter). Exit codes: 0 done,
+2 bad input or usage (one line on stderr, no traceback), 1 internal failure,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+from rich.text import Text
+
+from farm.config import ClusterOptions, EncodeOptions, GifOptions, JobSpec, RenderOptions, TemporalOptions
+from farm.errors import FarmError, UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None, help="Repaint videos in the style of a painting, without flicker.")
+styles_app = typer.Typer(invoke_without_command=True, help="List the named styles, or render a contact sheet.")
+eval_app = typer.Typer(no_args_is_help=True, help="Measure a render.")
+app.add_typer(styles_app, name="styles")
+app.add_typer(eval_app, name="eval")
+err = Console(stderr=True)
+
+
+class FpsColumn(ProgressColumn):
+    """Frames per second of the render so far."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:5.2f} fps" if speed else "  ... fps", style="progress.data.speed")
+
+
+def progress_bar(enabled: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                    FpsColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                    console=err, disable=not enabled, transient=False)
+
+
+@app.command()
+def submit(
+    input: Annotated[Path, typer.Argument(help="Source video (any container/codec FFmpeg reads).")],
+    style: Annotated[str, typer.Option("--style", "-s", help="Named style (see `farm styles`).")] = "vangogh",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="MP4 to write [<stem>_<style>.mp4].")] = None,
+    gif: Annotated[Optional[Path], typer.Option(help="GIF preview path [<stem>_<style>.gif].")] = None,
+    no_gif: Annotated[bool, typer.Option("--no-gif", help="Skip the GIF preview.")] = False,
+    strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="Mix with the original frame (1 = all paint).")] = 1.0,
+    temporal: Annotated[bool, typer.Option("--temporal/--no-temporal", help="Flow-guided coherence (anti-flicker).")] = True,
+    coherence: Annotated[float, typer.Option(min=0.0, max=1.0, help="How strongly paint follows the motion.")] = TemporalOptions().strength,
+    chunk_frames: Annotated[int, typer.Option(min=1, help="Frames per chunk (the unit of parallel work).")] = RenderOptions.model_fields["chunk_frames"].default,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Style workers [one per GPU, else by CPU count].")] = None,
+    store: Annotated[Optional[str], typer.Option(help="Object store: a directory, file://… or s3://bucket/prefix.")] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address [embedded local Ray].")] = None,
+    job_id: Annotated[Optional[str], typer.Option(help="Job id; the same id again resumes the job.")] = None,
+    crf: Annotated[int, typer.Option(min=0, max=51, help="Encoder quality (lower = better).")] = EncodeOptions().crf,
+    preset: Annotated[str, typer.Option(help="Encoder preset.")] = EncodeOptions().preset,
+    codec: Annotated[str, typer.Option(help="Video encoder.")] = EncodeOptions().codec,
+    gif_seconds: Annotated[float, typer.Option(min=0.1, help="Cap on the GIF's length.")] = GifOptions().max_seconds,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object at the end, nothing else on stdout.")] = False,
+) -> None:
+    """Render INPUT in a painting's style: an MP4 with the source's sound, and a GIF preview."""
+    from farm import api
+
+    request = api.SubmitRequest(
+        input=input, style=style, output=output, gif=None if no_gif else gif, make_gif=not no_gif,
+        strength=strength, temporal=TemporalOptions(enabled=temporal, strength=coherence),
+        encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames,
+        gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id,
+        cluster=ClusterOptions(address=address, workers=workers),
+    )
+    with progress_bar(enabled=not as_json) as bar:
+        task = bar.add_task(f"{input.name} → {style}", total=None)
+        result = api.submit(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        print(result.model_dump_json())
+    else:
+        for note in result.notes:
+            err.print(f"note: {note}")
+        err.print(f"wrote {result.output}" + (f" and {result.gif}" if result.gif else "")
+                  + f" ({result.frames} frames in {result.seconds:.1f} s, job {result.job_id})")
+
+
+@styles_app.callback()
+def styles(
+    ctx: typer.Context,
+    sheet: Annotated[Optional[Path], typer.Option(help="Render a labelled contact sheet PNG of every style.")] = None,
+    image: Annotated[Optional[Path], typer.Option(help="Picture for the sheet [a frame of a sample clip].")] = None,
+) -> None:
+    """List the named styles (or render them all on one picture with --sheet)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from farm.styles.catalog import load_catalog
+
+    catalog = load_catalog()
+    if sheet is not None:
+        from farm.styles.sheet import render_sheet
+
+        render_sheet(catalog, _read_image(image) if image else None, sheet)
+        err.print(f"wrote {sheet}")
+        return
+    table = Table("name", "network", "description", box=None)
+    for entry in catalog.entries:
+        table.add_row(entry.name, entry.kind_label, entry.description)
+    Console().print(table)
+
+
+def _read_image(path: Path):
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return np.asarray(Image.open(path).convert("RGB"))
+    except FileNotFoundError:
+        raise UserError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"cannot read image {path}: {exc}") from None
+
+
+@eval_app.command("flicker")
+def eval_flicker(
+    input: Annotated[Path, typer.Argument(help="The source video.")],
+    stylized: Annotated[Path, typer.Argument(help="The stylized video of the same frames.")],
+    style: Annotated[Optional[str], typer.Option(help="Also compare with a per-frame stylization in this style.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Warping error E_warp (Lai et al. 2018) of STYLIZED, next to INPUT's own."""
+    from farm import api
+
+    report = api.flicker(input, stylized, style=style)
+    if as_json:
+        print(report.model_dump_json())
+        return
+    table = Table("measure", "value", box=None)
+    for name, value in report.model_dump().items():
+        if value is not None:
+            table.add_row(name, f"{value:.6g}" if isinstance(value, float) else str(value))
+    Console().print(table)
+
+
+def main() -> None:
+    """Console entry point: map farm's errors to exit codes and one-line messages."""
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("farm: interrupted (a job with a --job-id can be finished with `farm resume`)")
+        sys.exit(130)
+    except FarmError as exc:
+        print(f"farm: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # an internal failure: one line, the traceback only on request
+        if os.environ.get("FARM_DEBUG"):
+            traceback.print_exc()
+        print(f"farm: internal error: {type(exc).__name__}: {exc} (FARM_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

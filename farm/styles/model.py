@@ -1,0 +1,151 @@
+"""Stylizer: one loaded style network on one device, frames in, painted frames out.
+
+A worker builds one Stylizer in its constructor and calls it per batch, so
+everything expensive (reading the ONNX weights, moving them to the GPU,
+choosing threads) happens once. Pixel maths stays in small pure functions.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from farm.config import StyleChoice
+from farm.errors import ConfigError
+from farm.styles.multistyle import MultiStyleNet, load_multistyle, onnx_path, pad_to_multiple
+
+NETWORK = "multistyle26"
+#: the smallest side the network accepts: its 9×9 reflect padding needs at least 5 rows and columns
+MIN_SIDE = 5
+
+
+def pick_device(device: str) -> torch.device:
+    """``auto`` → the GPU when there is one; an explicit CUDA request without CUDA is a user error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU")
+    return chosen
+
+
+def sha256_prefix(path: Path, digits: int = 12) -> str:
+    """Short content hash of the weights file: a changed file must change every manifest's model id."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:digits]
+
+
+def weights_label(weights: tuple[float, ...]) -> str:
+    """``19`` for a single style, ``5:0.5,19:0.5`` for a mix: the non-zero entries, compactly."""
+    nonzero = [(i, w) for i, w in enumerate(weights) if w != 0.0]
+    if len(nonzero) == 1:
+        return str(nonzero[0][0])
+    return ",".join(f"{i}:{w:.6g}" for i, w in nonzero)
+
+
+def model_identity(style: StyleChoice, weights_hash: str | None = None) -> str:
+    """Network, weights-file hash, style mix and strength: what decides the pixels, for manifests."""
+    weights_hash = weights_hash or sha256_prefix(onnx_path())
+    return f"{NETWORK}-{weights_hash}-{weights_label(style.weights)}-s{style.strength:g}"
+
+
+def batches(n: int, size: int) -> Iterator[slice]:
+    """Slices covering range(n) in runs of ``size``."""
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (N,H,W,3) → a torch view; copies only when numpy hands us a read-only buffer."""
+    array = frames if frames.flags.writeable else frames.copy()
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def stylize_tensor(net: MultiStyleNet, frames: torch.Tensor, weights: torch.Tensor, strength: float,
+                   dtype: torch.dtype) -> torch.Tensor:
+    """uint8 (N,H,W,3) on the device → float32 (N,H,W,3) in [0,1], mixed with the input by ``strength``.
+
+    The network contracts by 4, so frames are reflect-padded to a multiple of
+    4 and cropped back (reflection, not zeros, keeps the borders painted like
+    the rest). The mix happens in float32 so strength 0 returns the input exactly.
+    """
+    x = frames.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+    padded, h, w = pad_to_multiple(x.to(dtype))
+    styled = net(padded.contiguous(memory_format=torch.channels_last), weights)
+    styled = styled[..., :h, :w].to(torch.float32)
+    if strength < 1.0:
+        styled = torch.lerp(x, styled, strength)
+    return styled.permute(0, 2, 3, 1)
+
+
+class Stylizer:
+    """The network for one style, loaded once; call it with batches of frames."""
+
+    def __init__(self, style: StyleChoice, *, device: str = "auto", threads: int | None = None,
+                 half: bool | None = None, batch: int = 4):
+        if batch < 1:
+            raise ConfigError(f"batch must be at least 1, got {batch}")
+        if threads is not None:
+            if threads < 1:
+                raise ConfigError(f"threads must be at least 1, got {threads}")
+            # per process, on purpose here and not at import: each actor decides its own share of the CPU
+            torch.set_num_threads(threads)
+        self.device = pick_device(device)
+        self.half = self.device.type == "cuda" if half is None else bool(half)
+        self.dtype = torch.float16 if self.half else torch.float32
+        self.batch = batch
+        path = onnx_path()
+        self._weights_hash = sha256_prefix(path)
+        net = load_multistyle(path).to(device=self.device, dtype=self.dtype)
+        self.net = net.to(memory_format=torch.channels_last)
+        self._set_style(style)
+
+    def _set_style(self, style: StyleChoice) -> None:
+        self.style = style
+        self.weights = torch.tensor(style.weights, dtype=self.dtype, device=self.device)
+
+    def with_style(self, style: StyleChoice) -> Stylizer:
+        """Another style on the same loaded network (no reload): contact sheets, multi-job workers."""
+        other = copy.copy(self)
+        other._set_style(style)
+        return other
+
+    @property
+    def model_id(self) -> str:
+        """Network, weights-file hash, style mix and strength: what decides the pixels, for manifests.
+
+        Device and precision are left out on purpose: a job resumed on another
+        kind of node must still recognise its finished chunks.
+        """
+        return model_identity(self.style, self._weights_hash)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 (N,H,W,3) → float32 (N,H,W,3) in [0,1], ``batch`` frames at a time."""
+        check_frames(frames)
+        out = np.empty(frames.shape, dtype=np.float32)
+        with torch.inference_mode():
+            for part in batches(len(frames), self.batch):
+                chunk = to_tensor(frames[part]).to(self.device, non_blocking=True)
+                styled = stylize_tensor(self.net, chunk, self.weights, self.style.strength, self.dtype)
+                out[part] = styled.clamp_(0.0, 1.0).cpu().numpy()
+        return out
+
+
+def check_frames(frames: np.ndarray) -> None:
+    """Fail early with a readable message rather than deep inside a convolution."""
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
+        raise ValueError(f"expected uint8 frames of shape (N,H,W,3), got {got}")
+    if min(frames.shape[1:3]) < MIN_SIDE:
+        raise ValueError(f"frames must be at least {MIN_SIDE}x{MIN_SIDE} pixels, got {frames.shape[2]}x{frames.shape[1]}")

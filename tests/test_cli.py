@@ -1,0 +1,124 @@
+"""End-to-end: `farm submit` through the real CLI entry point, on a local Ray, checked as a user would."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from tests.clips import make_audio_only, make_clip, make_not_a_video, make_truncated
+
+
+def video_facts(path: Path) -> dict:
+    """What a user checks with ffprobe: frames, rate, size, timestamps, audio."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        pts = [p.pts for p in container.demux(stream) if p.pts is not None]
+    with av.open(str(path)) as container:
+        audio = container.streams.audio[0] if container.streams.audio else None
+        facts = {
+            "frames": len(pts),
+            "pts_seconds": sorted(float(p * stream.time_base) for p in pts),
+            "rate": stream.average_rate,
+            "size": (stream.codec_context.width, stream.codec_context.height),
+            "codec": stream.codec_context.name,
+            "audio_codec": audio.codec_context.name if audio else None,
+            "audio_seconds": float(audio.duration * audio.time_base) if audio and audio.duration else None,
+        }
+    return facts
+
+
+def gif_facts(path: Path) -> dict:
+    with av.open(str(path)) as container:
+        frames = [f.to_image() for f in container.decode(video=0)]
+    return {"frames": len(frames), "size": frames[0].size, "palette": frames[0].getpalette()}
+
+
+def submit_json(cli, clip: Path, *args: str) -> dict:
+    result = cli("submit", clip, "--json", *args)
+    assert result.code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_submit_renders_video_with_sound_and_gif(cli, tmp_path):
+    clip = make_clip(tmp_path / "walk.mp4", frames=30, width=96, height=64, fps=Fraction(24), audio=True)
+    report = submit_json(cli, clip, "--chunk-frames", "12")
+    out, gif = Path(report["output"]), Path(report["gif"])
+    assert out == tmp_path / "walk_vangogh.mp4" and gif == tmp_path / "walk_vangogh.gif"
+    src, dst = video_facts(clip), video_facts(out)
+    assert dst["frames"] == src["frames"] == report["frames"] == 30
+    assert dst["rate"] == src["rate"] and dst["size"] == src["size"] == (96, 64)
+    assert dst["pts_seconds"] == pytest.approx(src["pts_seconds"], abs=1e-3)
+    assert dst["codec"] == "h264"
+    assert dst["audio_codec"] == src["audio_codec"] == "aac"
+    assert dst["audio_seconds"] == pytest.approx(src["audio_seconds"], abs=0.05)
+    assert report["chunks"] == 3 and report["width"] == 96 and report["height"] == 64
+    preview = gif_facts(gif)
+    assert preview["frames"] == pytest.approx(30 / 24 * 12, abs=1)
+    assert preview["size"][0] == 96
+
+
+def test_json_mode_prints_only_json(cli, tmp_path):
+    clip = make_clip(tmp_path / "a.mp4", frames=8, width=64, height=48)
+    result = cli("submit", clip, "--json", "--no-gif", "--output", tmp_path / "out" / "x.mp4")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) >= {"job_id", "output", "gif", "frames", "fps", "width", "height", "style", "seconds"}
+    assert report["gif"] is None and not list(tmp_path.glob("*.gif"))
+    assert Path(report["output"]).exists()
+
+
+def test_chunking_does_not_change_frames_or_timing(cli, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=26, width=64, height=48, fps=Fraction(30000, 1001))
+    one = submit_json(cli, clip, "--chunk-frames", "100", "--no-gif", "-o", tmp_path / "one.mp4")
+    many = submit_json(cli, clip, "--chunk-frames", "5", "--no-gif", "-o", tmp_path / "many.mp4")
+    assert (one["chunks"], many["chunks"]) == (1, 6)
+    a, b = video_facts(tmp_path / "one.mp4"), video_facts(tmp_path / "many.mp4")
+    assert a["frames"] == b["frames"] == 26
+    assert a["pts_seconds"] == b["pts_seconds"] == pytest.approx(video_facts(clip)["pts_seconds"], abs=1e-4)
+
+
+def test_odd_size_is_rounded_to_even_and_said(cli, tmp_path):
+    clip = make_clip(tmp_path / "odd.mp4", frames=6, width=65, height=47, codec="libx264rgb")
+    result = cli("submit", clip, "--no-gif")
+    assert result.code == 0, result.stderr
+    assert "66x48" in result.stderr
+    assert video_facts(tmp_path / "odd_vangogh.mp4")["size"] == (66, 48)
+
+
+def test_variable_frame_rate_keeps_timestamps(cli, tmp_path):
+    clip = make_clip(tmp_path / "vfr.mp4", frames=12, width=64, height=48, vfr=True)
+    submit_json(cli, clip, "--no-gif", "--chunk-frames", "5")
+    src, dst = video_facts(clip), video_facts(tmp_path / "vfr_vangogh.mp4")
+    assert dst["pts_seconds"] == pytest.approx(src["pts_seconds"], abs=1e-3)
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p / "missing.mp4", "not found"),
+    (lambda p: make_not_a_video(p / "notes.mp4"), "not a video"),
+    (lambda p: make_audio_only(p / "song.m4a"), "no video stream"),
+    (lambda p: make_truncated(p / "cut.mp4"), ""),
+])
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(cli, tmp_path, make, words):
+    bad = make(tmp_path)
+    before = set(tmp_path.iterdir())
+    result = cli("submit", bad, "--chunk-frames", "4")
+    assert result.code == 2, (result.stdout, result.stderr)
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert words in result.stderr.lower()
+    assert set(tmp_path.iterdir()) == before  # no output, no GIF, no scratch folder
+
+
+def test_unknown_style_suggests_close_match(cli, tmp_path):
+    clip = make_clip(tmp_path / "a.mp4", frames=4, width=64, height=48)
+    result = cli("submit", clip, "--style", "vangohg")
+    assert result.code == 2 and "vangogh" in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("*_vangohg*"))
+
+
+def test_styles_lists_vangogh(cli):
+    result = cli("styles")
+    assert result.code == 0 and "vangogh" in result.stdout

