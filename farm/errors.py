@@ -8,6 +8,7 @@
     │   └── JobError               a bad job id, or a changed spec under an existing job id
     └── InternalError              something broke on our side or in the infrastructure; exit 1
         ├── StoreError             the object store failed after its retries
+        │   └── MissingObjectError a key that should be there is not (a get on an absent object)
         ├── CodecError             an encoder or muxer failed on frames we produced
         └── ChunkFailedError       a chunk kept failing after its bounded attempts
 
@@ -51,6 +52,10 @@ class InternalError(FarmError):
 
 class StoreError(InternalError):
     """The object store failed (after retries)."""
+
+
+class MissingObjectError(StoreError):
+    """A get asked for a key that is not in the store; callers may rebuild it instead of failing."""
 
 
 class CodecError(InternalError):
