@@ -15,6 +15,7 @@ from farm.config import ClusterOptions, EncodeOptions, GifOptions, JobSpec, Rend
 from farm.driver import JobResult, ProgressFn
 from farm.errors import UserError
 from farm.plan import new_job_id, validate_job_id
+from farm.video import VideoInfo, probe
 
 
 class SubmitRequest(BaseModel):
@@ -66,13 +67,35 @@ def build_spec(request: SubmitRequest) -> JobSpec:
                    store=open_store(request.store).uri)
 
 
-def submit(request: SubmitRequest, progress: ProgressFn | None = None) -> JobResult:
-    """Render a video: the library call behind `farm submit`."""
-    from farm import driver
+class PreparedJob(BaseModel):
+    """A request checked against the world: the source probed, the style resolved, the outputs named."""
 
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    spec: JobSpec
+    info: VideoInfo
+    cluster: ClusterOptions
+    output: Path
+    gif: Path | None
+
+
+def prepare(request: SubmitRequest) -> PreparedJob:
+    """Every check that can fail on bad input, before anything is started or written."""
     output, gif = default_outputs(request)
     spec = build_spec(request)
-    return driver.submit(spec, request.cluster, output=output, gif=gif, progress=progress)
+    return PreparedJob(spec=spec, info=probe(Path(spec.source)), cluster=request.cluster, output=output, gif=gif)
+
+
+def run(job: PreparedJob, progress: ProgressFn | None = None) -> JobResult:
+    """Render a prepared job."""
+    from farm import driver
+
+    return driver.submit(job.spec, job.cluster, output=job.output, gif=job.gif, info=job.info, progress=progress)
+
+
+def submit(request: SubmitRequest, progress: ProgressFn | None = None) -> JobResult:
+    """Render a video: the library call behind `farm submit`."""
+    return run(prepare(request), progress)
 
 
 def flicker(input: Path, stylized: Path, style: str | None = None):

@@ -79,9 +79,10 @@ def submit(
         gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id,
         cluster=ClusterOptions(address=address, workers=workers),
     )
+    job = api.prepare(request)
     with progress_bar(enabled=not as_json) as bar:
-        task = bar.add_task(f"{input.name} → {style}", total=None)
-        result = api.submit(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        task = bar.add_task(f"{input.name} → {style}", total=job.info.frames)
+        result = api.run(job, progress=lambda done, total: bar.update(task, completed=done, total=total))
     if as_json:
         print(result.model_dump_json())
     else:

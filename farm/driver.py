@@ -99,11 +99,11 @@ def write_state(store: ObjectStore, layout: Layout, **state: object) -> None:
 
 
 def submit(spec: JobSpec, options: ClusterOptions, *, output: Path, gif: Path | None,
-           progress: ProgressFn | None = None) -> JobResult:
+           info: video.VideoInfo | None = None, progress: ProgressFn | None = None) -> JobResult:
     """Render ``spec`` and deliver the MP4 (and GIF) to ``output`` (and ``gif``)."""
     t0 = time.perf_counter()
     source = Path(spec.source)
-    info = video.probe(source)
+    info = info or video.probe(source)
     store, layout = open_store(spec.store), Layout(spec.job_id)
     manifest = open_manifest(store, layout, build_manifest(spec, info))
     write_state(store, layout, state="running")

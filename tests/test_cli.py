@@ -16,12 +16,14 @@ def video_facts(path: Path) -> dict:
     """What a user checks with ffprobe: frames, rate, size, timestamps, audio."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
+        tb = stream.time_base
         pts = [p.pts for p in container.demux(stream) if p.pts is not None]
     with av.open(str(path)) as container:
         audio = container.streams.audio[0] if container.streams.audio else None
+        stream = container.streams.video[0]
         facts = {
             "frames": len(pts),
-            "pts_seconds": sorted(float(p * stream.time_base) for p in pts),
+            "pts_seconds": sorted(float(p * tb) for p in pts),
             "rate": stream.average_rate,
             "size": (stream.codec_context.width, stream.codec_context.height),
             "codec": stream.codec_context.name,

@@ -8,7 +8,6 @@ choosing threads) happens once. Pixel maths stays in small pure functions.
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 
 from farm.config import StyleChoice
 from farm.errors import ConfigError
+from farm.store import sha256_file
 from farm.styles.multistyle import MultiStyleNet, load_multistyle, onnx_path, pad_to_multiple
 
 NETWORK = "multistyle26"
@@ -39,11 +39,7 @@ def pick_device(device: str) -> torch.device:
 
 def sha256_prefix(path: Path, digits: int = 12) -> str:
     """Short content hash of the weights file: a changed file must change every manifest's model id."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:digits]
+    return sha256_file(path)[:digits]
 
 
 def weights_label(weights: tuple[float, ...]) -> str:
