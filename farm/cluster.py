@@ -60,9 +60,11 @@ def pool_shape(options: ClusterOptions, resources: dict[str, float]) -> PoolShap
     if gpus >= options.gpus_per_worker:
         workers = options.workers or int(gpus // options.gpus_per_worker)
         return PoolShape(workers, options.gpus_per_worker, 1.0)
+    if options.workers:  # share the CPUs among the asked-for actors, so every one can be scheduled
+        threads = options.threads or max(1, int(cpus // options.workers))
+        return PoolShape(options.workers, 0.0, float(min(threads, cpus)))
     threads = float(options.threads or min(cpus, DEFAULT_CPU_THREADS))
-    workers = options.workers or max(1, int(cpus // threads))
-    return PoolShape(workers, 0.0, threads)
+    return PoolShape(max(1, int(cpus // threads)), 0.0, threads)
 
 
 def make_actor(shape: PoolShape, store_uri: str, render: RenderOptions) -> Any:
