@@ -37,3 +37,20 @@ def sample_clip(name: str) -> Path:
     if not path.is_file():
         raise InputError(f"sample clip '{stem}' is missing from {folder}; {_INSTALL_HINT}")
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m farm.samples bikes` prints the clip's path (for shell one-liners)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        print(sample_clip(args[0] if args else "bikes"))
+    except InputError as exc:
+        print(f"farm: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
