@@ -15,6 +15,7 @@ from farm.config import ClusterOptions, EncodeOptions, GifOptions, JobSpec, Rend
 from farm.driver import JobResult, ProgressFn
 from farm.errors import UserError
 from farm.plan import new_job_id, validate_job_id
+from farm.store import open_store
 from farm.video import VideoInfo, probe
 
 
@@ -52,9 +53,8 @@ def default_outputs(request: SubmitRequest) -> tuple[Path, Path | None]:
     return output, gif
 
 
-def build_spec(request: SubmitRequest) -> JobSpec:
+def build_spec(request: SubmitRequest, output: Path, gif: Path | None) -> JobSpec:
     """Resolve the style and the store, and fill in the job id."""
-    from farm.store import open_store
     from farm.styles.catalog import load_catalog
 
     if not request.input.exists():
@@ -64,7 +64,8 @@ def build_spec(request: SubmitRequest) -> JobSpec:
                            chunk_frames=request.chunk_frames)
     job_id = validate_job_id(request.job_id) if request.job_id else new_job_id(request.input.stem)
     return JobSpec(job_id=job_id, source=str(request.input.resolve()), render=render, gif=request.gif_options,
-                   store=open_store(request.store).uri)
+                   store=open_store(request.store).uri, output=str(output.resolve()),
+                   gif_output=str(gif.resolve()) if gif else None)
 
 
 class PreparedJob(BaseModel):
@@ -75,27 +76,42 @@ class PreparedJob(BaseModel):
     spec: JobSpec
     info: VideoInfo
     cluster: ClusterOptions
-    output: Path
-    gif: Path | None
 
 
 def prepare(request: SubmitRequest) -> PreparedJob:
     """Every check that can fail on bad input, before anything is started or written."""
     output, gif = default_outputs(request)
-    spec = build_spec(request)
-    return PreparedJob(spec=spec, info=probe(Path(spec.source)), cluster=request.cluster, output=output, gif=gif)
+    spec = build_spec(request, output, gif)
+    return PreparedJob(spec=spec, info=probe(Path(spec.source)), cluster=request.cluster)
 
 
 def run(job: PreparedJob, progress: ProgressFn | None = None) -> JobResult:
     """Render a prepared job."""
     from farm import driver
 
-    return driver.submit(job.spec, job.cluster, output=job.output, gif=job.gif, info=job.info, progress=progress)
+    return driver.submit(job.spec, job.cluster, info=job.info, progress=progress)
 
 
 def submit(request: SubmitRequest, progress: ProgressFn | None = None) -> JobResult:
     """Render a video: the library call behind `farm submit`."""
     return run(prepare(request), progress)
+
+
+def prepare_resume(job_id: str, store: str | None, cluster: ClusterOptions) -> PreparedJob:
+    """A job as its manifest describes it, checked like a new one (the source must still be there)."""
+    from farm.driver import load_job
+
+    spec = load_job(open_store(store), validate_job_id(job_id)).spec
+    if not Path(spec.source).exists():
+        raise UserError(f"job {job_id}: its source {spec.source} is no longer there")
+    return PreparedJob(spec=spec, info=probe(Path(spec.source)), cluster=cluster)
+
+
+def status(job_id: str, store: str | None):
+    """Where a job stands, read from the store alone."""
+    from farm.driver import job_status
+
+    return job_status(open_store(store), validate_job_id(job_id))
 
 
 def flicker(input: Path, stylized: Path, style: str | None = None):

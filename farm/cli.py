@@ -79,17 +79,61 @@ def submit(
         gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id,
         cluster=ClusterOptions(address=address, workers=workers),
     )
-    job = api.prepare(request)
+    _render(api.prepare(request), as_json)
+
+
+def _render(job, as_json: bool) -> None:
+    """Run a prepared job under a progress bar and report the result."""
+    from farm import api
+
     with progress_bar(enabled=not as_json) as bar:
-        task = bar.add_task(f"{input.name} → {style}", total=job.info.frames)
+        task = bar.add_task(f"{Path(job.spec.source).name} → {job.spec.render.style.name}", total=job.info.frames)
         result = api.run(job, progress=lambda done, total: bar.update(task, completed=done, total=total))
     if as_json:
         print(result.model_dump_json())
-    else:
-        for note in result.notes:
-            err.print(f"note: {note}")
-        err.print(f"wrote {result.output}" + (f" and {result.gif}" if result.gif else "")
-                  + f" ({result.frames} frames in {result.seconds:.1f} s, job {result.job_id})")
+        return
+    for note in result.notes:
+        err.print(f"note: {note}")
+    err.print(f"wrote {result.output}" + (f" and {result.gif}" if result.gif else "")
+              + f" ({result.frames} frames in {result.seconds:.1f} s, job {result.job_id})")
+
+
+@app.command()
+def resume(
+    job_id: Annotated[str, typer.Argument(help="The job to finish.")],
+    store: Annotated[Optional[str], typer.Option(help="The job's object store [the default local store].")] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address [embedded local Ray].")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Style workers.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object at the end.")] = False,
+) -> None:
+    """Finish an interrupted job: finished chunks are kept, the rest are rendered."""
+    from farm import api
+
+    _render(api.prepare_resume(job_id, store, ClusterOptions(address=address, workers=workers)), as_json)
+
+
+@app.command()
+def status(
+    job_id: Annotated[str, typer.Argument(help="The job to look at.")],
+    store: Annotated[Optional[str], typer.Option(help="The job's object store [the default local store].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """A job's state, chunks and frames done, elapsed time, and where its outputs are."""
+    from farm import api
+
+    report = api.status(job_id, store)
+    if as_json:
+        print(report.model_dump_json())
+        return
+    table = Table(box=None, show_header=False)
+    for name, value in report.model_dump().items():
+        if isinstance(value, dict):
+            for sub, item in value.items():
+                if item:
+                    table.add_row(f"{name}.{sub}", str(item))
+        elif value is not None:
+            table.add_row(name, f"{value:.1f}" if isinstance(value, float) else str(value))
+    Console().print(table)
 
 
 @styles_app.callback()

@@ -87,6 +87,9 @@ class JobSpec(Model):
     render: RenderOptions
     gif: GifOptions = GifOptions()
     store: str
+    #: where the user wants the results (a resume delivers there again); not part of the job's identity
+    output: str
+    gif_output: str | None = None
 
 
 def load_yaml_model(path: Path, model: type[Model]) -> Model:

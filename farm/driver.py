@@ -98,34 +98,88 @@ def write_state(store: ObjectStore, layout: Layout, **state: object) -> None:
     store.put_bytes(layout.state, json.dumps(state, indent=2).encode())
 
 
-def submit(spec: JobSpec, options: ClusterOptions, *, output: Path, gif: Path | None,
-           info: video.VideoInfo | None = None, progress: ProgressFn | None = None) -> JobResult:
-    """Render ``spec`` and deliver the MP4 (and GIF) to ``output`` (and ``gif``)."""
+def submit(spec: JobSpec, options: ClusterOptions, *, info: video.VideoInfo | None = None,
+           progress: ProgressFn | None = None) -> JobResult:
+    """Render ``spec`` and deliver the MP4 (and GIF) to the paths it names."""
     t0 = time.perf_counter()
-    source = Path(spec.source)
+    source, output = Path(spec.source), Path(spec.output)
+    gif = Path(spec.gif_output) if spec.gif_output else None
     info = info or video.probe(source)
     store, layout = open_store(spec.store), Layout(spec.job_id)
     manifest = open_manifest(store, layout, build_manifest(spec, info))
     write_state(store, layout, state="running")
-    receipts, rendered = _render_all(store, layout, manifest, source, info, options, progress)
-    stages = _sum_stages(receipts.values())
-    with _workdir(output) as tmp:
-        tmp = Path(tmp)
-        t = time.perf_counter()
-        final = tmp / output.name
-        _reduce_with_repair(store, layout, manifest, receipts, source, info, options, final)
-        stages["reduce"] = time.perf_counter() - t
-        if gif is not None:
-            t = time.perf_counter()
-            write_gif(store, layout, final, spec.gif, tmp / gif.name)
-            stages["gif"] = time.perf_counter() - t
-            deliver(tmp / gif.name, gif)
-        deliver(final, output)
-    write_state(store, layout, state="done", output=store.describe(layout.final(output.name)))
+    try:
+        receipts, rendered = _render_all(store, layout, manifest, source, info, options, progress)
+        stages = _sum_stages(receipts.values())
+        with _workdir(output) as tmp:
+            stages.update(_finish(store, layout, manifest, receipts, source, info, options, Path(tmp)))
+    except BaseException as exc:
+        write_state(store, layout, state="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    write_state(store, layout, state="done", output=store.describe(layout.final(output.name)),
+                gif=store.describe(layout.final(gif.name)) if gif else None)
     return JobResult(job_id=spec.job_id, output=str(output), gif=str(gif) if gif else None, frames=info.frames,
                      fps=info.fps, width=info.out_width, height=info.out_height, style=spec.render.style.name,
                      seconds=round(time.perf_counter() - t0, 3), chunks=len(manifest.chunks),
                      chunks_rendered=rendered, store=store.uri, stages=stages, notes=_notes(info))
+
+
+def _finish(store: ObjectStore, layout: Layout, manifest: Manifest, receipts: dict[int, Receipt], source: Path,
+            info: video.VideoInfo, options: ClusterOptions, tmp: Path) -> dict[str, float]:
+    """Reduce to the final MP4, make the GIF, and move both to the user's paths."""
+    spec, stages = manifest.spec, {}
+    output, gif = Path(spec.output), Path(spec.gif_output) if spec.gif_output else None
+    t = time.perf_counter()
+    final = tmp / output.name
+    _reduce_with_repair(store, layout, manifest, receipts, source, info, options, final)
+    stages["reduce"] = round(time.perf_counter() - t, 3)
+    if gif is not None:
+        t = time.perf_counter()
+        write_gif(store, layout, final, spec.gif, tmp / gif.name)
+        stages["gif"] = round(time.perf_counter() - t, 3)
+        deliver(tmp / gif.name, gif)
+    deliver(final, output)
+    return stages
+
+
+class JobStatus(BaseModel):
+    """What `farm status` shows."""
+
+    job_id: str
+    state: str
+    chunks_done: int
+    chunks: int
+    frames_done: int
+    frames: int
+    created: str
+    updated: str | None
+    elapsed_seconds: float | None
+    source: str
+    style: str
+    outputs: dict[str, str | None]
+    error: str | None = None
+
+
+def load_job(store: ObjectStore, job_id: str) -> Manifest:
+    return load_manifest(store, Layout(job_id))
+
+
+def job_status(store: ObjectStore, job_id: str) -> JobStatus:
+    """Read a job's state from the store alone (works while it runs, after a crash, or when done)."""
+    layout = Layout(job_id)
+    manifest = load_manifest(store, layout)
+    state = json.loads(store.get_bytes(layout.state)) if store.exists(layout.state) else {"state": "created"}
+    done = finished_receipts(store, layout, manifest.chunks)
+    if state["state"] == "running" and len(done) < len(manifest.chunks):
+        state["state"] = "running or interrupted"
+    created, updated = manifest.created, state.get("updated")
+    elapsed = (datetime.fromisoformat(updated) - datetime.fromisoformat(created)).total_seconds() if updated else None
+    return JobStatus(job_id=job_id, state=state["state"], chunks_done=len(done), chunks=len(manifest.chunks),
+                     frames_done=sum(r.frames for r in done.values()), frames=manifest.source_info["frames"],
+                     created=created, updated=updated, elapsed_seconds=elapsed, source=manifest.spec.source,
+                     style=manifest.spec.render.style.name, error=state.get("error"),
+                     outputs={"video": manifest.spec.output, "gif": manifest.spec.gif_output,
+                              "stored_video": state.get("output"), "stored_gif": state.get("gif")})
 
 
 def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: Path, info: video.VideoInfo,
@@ -149,6 +203,8 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
     feeder = cluster.Feeder(shard(source, info, todo, store, layout), depth=options.max_in_flight or shape.workers + 1)
     try:
         for receipt in scheduler.run(feeder):
+            # the input object is no longer needed: a re-render re-shards it from the source
+            store.delete_prefix(layout.input(receipt.chunk, video.SEGMENT_EXT))
             done[receipt.chunk] = receipt
             frames_done += receipt.frames
             if progress:

@@ -1,0 +1,148 @@
+"""Flicker metrics: the warping error of Lai et al., ECCV 2018 ("Learning Blind
+Video Temporal Consistency"), and how far an output strays from a reference.
+
+E_warp = mean over frame pairs (t-1, t) of
+
+    Σ_x M_t(x) · ‖O_t(x) − Ô_{t-1}(x)‖² / Σ_x M_t(x)
+
+where Ô_{t-1} is O_{t-1} warped into frame t along the flow of the *input*
+video (full resolution), M_t the occlusion + motion-boundary mask of
+Ruder et al. (:func:`farm.temporal.reliability_mask`), and the squared norm is
+averaged over the RGB channels in [0, 1] (as in Lai et al.'s evaluation code,
+which divides by the masked pixel count times the channels).
+
+Blur and ghosting also lower E_warp, so it proves nothing alone: report it with
+:func:`deviation` / :func:`lowfreq_deviation` against the per-frame
+stylization. All functions stream: they take iterables and hold two frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from farm import temporal
+from farm.temporal import estimate_flow, reliability_mask, to_gray, warp
+
+#: σ in pixels of the blur before :func:`lowfreq_deviation` (strokes gone, colours and shapes kept)
+LOWFREQ_SIGMA = 3.0
+
+
+def to_unit(image: np.ndarray) -> np.ndarray:
+    """uint8 in [0,255] or float in [0,1] → float32 in [0,1]."""
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    return np.asarray(image, dtype=np.float32)
+
+
+def masked_sq_error(current: np.ndarray, warped_prev: np.ndarray, mask: np.ndarray) -> float:
+    """Lai et al.'s per-pair term: squared RGB difference averaged over channels and masked pixels."""
+    sq = ((to_unit(current) - to_unit(warped_prev)) ** 2).mean(axis=-1)
+    weight = float(mask.sum())
+    if weight == 0.0:  # nothing reliable: Lai et al. fall back to every pixel
+        return float(sq.mean())
+    return float((sq * mask).sum() / weight)
+
+
+def input_flows(inputs: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """For each pair (t-1, t) of input frames: (backward flow on t's grid, reliability mask)."""
+    prev = None
+    for frame in inputs:
+        gray = to_gray(frame)
+        if prev is not None:
+            bwd = estimate_flow(gray, prev, scale=1.0)
+            fwd = estimate_flow(prev, gray, scale=1.0)
+            yield bwd, reliability_mask(fwd, bwd)
+        prev = gray
+
+
+def pair_errors(frames: Iterable[np.ndarray], flows: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[float]:
+    """Per-pair E_warp terms of ``frames`` given (backward flow, mask) per pair (t-1, t)."""
+    frames = iter(frames)
+    prev = next(frames, None)
+    for current, (flow, mask) in zip(frames, flows, strict=True):
+        yield masked_sq_error(current, warp(to_unit(prev), flow), mask)
+        prev = current
+
+
+def mean_of(values: Iterable[float]) -> float:
+    values = list(values)
+    return float(np.mean(values)) if values else 0.0
+
+
+def warp_error(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray]) -> float:
+    """E_warp of ``outputs`` (uint8 or [0,1] float frames), flow and mask from ``inputs`` (uint8 RGB)."""
+    return mean_of(pair_errors(outputs, input_flows(inputs)))
+
+
+def warp_error_known(outputs: Iterable[np.ndarray], flows: Iterable[np.ndarray],
+                     masks: Iterable[np.ndarray] | None = None) -> float:
+    """E_warp with true motion: ``flows[i]`` is the backward flow of pair (i, i+1) on frame i+1's grid
+    (frame_{i+1}[y,x] = frame_i[y+fy, x+fx]); ``masks[i]`` its validity (1 = visible in both), default all 1."""
+    flows = iter(flows)
+    masks = iter(masks) if masks is not None else None
+    pairs = ((f, next(masks) if masks is not None else np.ones(f.shape[:2], np.float32)) for f in flows)
+    return mean_of(pair_errors(outputs, pairs))
+
+
+def deviation(outputs: Iterable[np.ndarray], reference: Iterable[np.ndarray]) -> float:
+    """Mean absolute difference in [0,1] between outputs and a per-frame reference."""
+    return mean_of(float(np.abs(to_unit(o) - to_unit(r)).mean()) for o, r in zip(outputs, reference, strict=True))
+
+
+def lowpass(image: np.ndarray, sigma: float = LOWFREQ_SIGMA) -> np.ndarray:
+    """Gaussian blur of σ = ``sigma`` px of an image in [0,1] (uint8 converted)."""
+    return temporal.lowpass(to_unit(image), sigma)
+
+
+def lowfreq_deviation(outputs: Iterable[np.ndarray], reference: Iterable[np.ndarray],
+                      sigma: float = LOWFREQ_SIGMA) -> float:
+    """:func:`deviation` after a Gaussian blur of σ = ``sigma`` px on both: drift, ghosting and
+    smearing show here; repainted brush strokes (which coherence must change) do not."""
+    return deviation((lowpass(o, sigma) for o in outputs), (lowpass(r, sigma) for r in reference))
+
+
+class FlickerReport(BaseModel):
+    """Flicker of an output video next to its floor (the input's own E_warp) and its drift."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: E_warp of the output (Lai et al. 2018), flow from the input
+    e_warp: float
+    #: E_warp of the input itself: what a perfectly coherent restyling of it would roughly score
+    e_warp_input: float
+    frames: int
+    #: mean |output − reference| in [0,1], when a per-frame reference was given
+    deviation: float | None = None
+    #: the same after a σ=3 px blur of both
+    lowfreq_deviation: float | None = None
+
+
+def flicker_report(input_frames: Iterable[np.ndarray], output_frames: Iterable[np.ndarray],
+                   reference_frames: Iterable[np.ndarray] | None = None) -> FlickerReport:
+    """One streaming pass: each input flow is computed once and scores both the output and the input.
+
+    The videos must have the same frame count and size (ValueError otherwise)."""
+    refs = iter(reference_frames) if reference_frames is not None else None
+    out_terms, in_terms, dev, low = [], [], [], []
+    prev: tuple[np.ndarray, np.ndarray] | None = None
+    frames = 0
+    for frames, (frame_in, frame_out) in enumerate(zip(input_frames, output_frames, strict=True), start=1):
+        if frame_in.shape[:2] != frame_out.shape[:2]:
+            raise ValueError(f"frame {frames - 1}: input {frame_in.shape[:2]} and output {frame_out.shape[:2]} differ")
+        if prev is not None:
+            flow, mask = next(input_flows([prev[0], frame_in]))
+            out_terms.append(masked_sq_error(frame_out, warp(to_unit(prev[1]), flow), mask))
+            in_terms.append(masked_sq_error(frame_in, warp(to_unit(prev[0]), flow), mask))
+        if refs is not None:
+            ref = next(refs, None)
+            if ref is None:
+                raise ValueError(f"the reference ends after {frames - 1} frames")
+            dev.append(deviation([frame_out], [ref]))
+            low.append(lowfreq_deviation([frame_out], [ref]))
+        prev = (frame_in, frame_out)
+    return FlickerReport(e_warp=mean_of(out_terms), e_warp_input=mean_of(in_terms), frames=frames,
+                         deviation=mean_of(dev) if refs is not None else None,
+                         lowfreq_deviation=mean_of(low) if refs is not None else None)
