@@ -12,6 +12,7 @@ is the backpressure), and owns the retry policy that resume relies on.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections import deque
@@ -67,9 +68,19 @@ def pool_shape(options: ClusterOptions, resources: dict[str, float]) -> PoolShap
     return PoolShape(max(1, int(cpus // threads)), 0.0, threads)
 
 
+#: environment the workers need to reach the same object store as the driver (boto3's standard chain)
+FORWARDED_ENV = ("AWS_", "FARM_")
+
+
+def forwarded_env() -> dict[str, str]:
+    """The driver's store settings, handed to actors: a cluster's workers do not share its shell."""
+    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
+
+
 def make_actor(shape: PoolShape, store_uri: str, render: RenderOptions) -> Any:
     """Start one StyleWorker actor; the network loads in its constructor."""
-    remote = ray.remote(StyleWorker).options(num_gpus=shape.num_gpus, num_cpus=shape.num_cpus, max_restarts=0)
+    remote = ray.remote(StyleWorker).options(num_gpus=shape.num_gpus, num_cpus=shape.num_cpus, max_restarts=0,
+                                             runtime_env={"env_vars": forwarded_env()})
     return remote.remote(store_uri, render, device=shape.device, threads=max(1, int(shape.num_cpus)))
 
 
