@@ -15,6 +15,7 @@ from farm.config import ClusterOptions, EncodeOptions, GifOptions, JobSpec, Rend
 from farm.driver import JobResult, ProgressFn
 from farm.errors import UserError
 from farm.plan import new_job_id, validate_job_id
+from farm.sources import is_remote, localize, source_name, stage
 from farm.store import open_store
 from farm.video import VideoInfo, probe
 
@@ -24,7 +25,7 @@ class SubmitRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    input: Path
+    input: str
     style: str = "vangogh"
     strength: float = 1.0
     output: Path | None = None
@@ -41,7 +42,7 @@ class SubmitRequest(BaseModel):
 
 def default_outputs(request: SubmitRequest) -> tuple[Path, Path | None]:
     """``<stem>_<style>.mp4`` and ``.gif`` in the current directory unless given."""
-    base = f"{request.input.stem}_{request.style}"
+    base = f"{Path(source_name(request.input)).stem}_{request.style}"
     output = request.output or Path.cwd() / f"{base}.mp4"
     if output.suffix.lower() != ".mp4":
         raise UserError(f"--output must end in .mp4 (got {output.name})")
@@ -53,18 +54,18 @@ def default_outputs(request: SubmitRequest) -> tuple[Path, Path | None]:
     return output, gif
 
 
-def build_spec(request: SubmitRequest, output: Path, gif: Path | None) -> JobSpec:
-    """Resolve the style and the store, and fill in the job id."""
+def build_spec(request: SubmitRequest, local: Path, output: Path, gif: Path | None) -> JobSpec:
+    """Resolve the style and the store, stage the source, and fill in the job id."""
     from farm.styles.catalog import load_catalog
 
-    if not request.input.exists():
-        raise UserError(f"input not found: {request.input}")
     style = load_catalog().resolve(request.style, strength=request.strength)
     render = RenderOptions(style=style, temporal=request.temporal, encode=request.encode,
                            chunk_frames=request.chunk_frames)
-    job_id = validate_job_id(request.job_id) if request.job_id else new_job_id(request.input.stem)
-    return JobSpec(job_id=job_id, source=str(request.input.resolve()), render=render, gif=request.gif_options,
-                   store=open_store(request.store).uri, output=str(output.resolve()),
+    job_id = validate_job_id(request.job_id) if request.job_id else new_job_id(local.stem)
+    store = open_store(request.store)
+    source = request.input if is_remote(request.input) else str(local.resolve())
+    return JobSpec(job_id=job_id, source=source, source_copy=stage(store, local) if not is_remote(source) else None,
+                   render=render, gif=request.gif_options, store=store.uri, output=str(output.resolve()),
                    gif_output=str(gif.resolve()) if gif else None)
 
 
@@ -74,6 +75,7 @@ class PreparedJob(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     spec: JobSpec
+    local_source: Path
     info: VideoInfo
     cluster: ClusterOptions
 
@@ -81,15 +83,17 @@ class PreparedJob(BaseModel):
 def prepare(request: SubmitRequest) -> PreparedJob:
     """Every check that can fail on bad input, before anything is started or written."""
     output, gif = default_outputs(request)
-    spec = build_spec(request, output, gif)
-    return PreparedJob(spec=spec, info=probe(Path(spec.source)), cluster=request.cluster)
+    local = localize(request.input)
+    info = probe(local)  # before the style or the store: a bad video is the likeliest mistake
+    return PreparedJob(spec=build_spec(request, local, output, gif), local_source=local, info=info,
+                       cluster=request.cluster)
 
 
 def run(job: PreparedJob, progress: ProgressFn | None = None) -> JobResult:
     """Render a prepared job."""
     from farm import driver
 
-    return driver.submit(job.spec, job.cluster, info=job.info, progress=progress)
+    return driver.submit(job.spec, job.cluster, source=job.local_source, info=job.info, progress=progress)
 
 
 def submit(request: SubmitRequest, progress: ProgressFn | None = None) -> JobResult:
@@ -102,9 +106,13 @@ def prepare_resume(job_id: str, store: str | None, cluster: ClusterOptions) -> P
     from farm.driver import load_job
 
     spec = load_job(open_store(store), validate_job_id(job_id)).spec
-    if not Path(spec.source).exists():
-        raise UserError(f"job {job_id}: its source {spec.source} is no longer there")
-    return PreparedJob(spec=spec, info=probe(Path(spec.source)), cluster=cluster)
+    try:
+        local = localize(spec.source)
+    except UserError:
+        if spec.source_copy is None:
+            raise UserError(f"job {job_id}: its source {spec.source} is no longer there") from None
+        local = localize(spec.source_copy)
+    return PreparedJob(spec=spec, local_source=local, info=probe(local), cluster=cluster)
 
 
 def status(job_id: str, store: str | None):

@@ -7,7 +7,6 @@ No logic lives here (DESIGN.md: the CLI is an adapter). Exit codes: 0 done,
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import traceback
@@ -22,7 +21,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Table
 from rich.text import Text
 
-from farm.config import ClusterOptions, EncodeOptions, GifOptions, JobSpec, RenderOptions, TemporalOptions
+from farm.config import ClusterOptions, EncodeOptions, GifOptions, RenderOptions, TemporalOptions
 from farm.errors import FarmError, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -50,7 +49,7 @@ def progress_bar(enabled: bool) -> Progress:
 
 @app.command()
 def submit(
-    input: Annotated[Path, typer.Argument(help="Source video (any container/codec FFmpeg reads).")],
+    input: Annotated[str, typer.Argument(help="Source video: a file (any container/codec FFmpeg reads) or s3://bucket/key.")],
     style: Annotated[str, typer.Option("--style", "-s", help="Named style (see `farm styles`).")] = "vangogh",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="MP4 to write [<stem>_<style>.mp4].")] = None,
     gif: Annotated[Optional[Path], typer.Option(help="GIF preview path [<stem>_<style>.gif].")] = None,
@@ -87,7 +86,7 @@ def _render(job, as_json: bool) -> None:
     from farm import api
 
     with progress_bar(enabled=not as_json) as bar:
-        task = bar.add_task(f"{Path(job.spec.source).name} → {job.spec.render.style.name}", total=job.info.frames)
+        task = bar.add_task(f"{job.local_source.name} → {job.spec.render.style.name}", total=job.info.frames)
         result = api.run(job, progress=lambda done, total: bar.update(task, completed=done, total=total))
     if as_json:
         print(result.model_dump_json())

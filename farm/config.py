@@ -83,7 +83,10 @@ class JobSpec(Model):
     """What the user asked for: a source, a look, and where the results go."""
 
     job_id: str
+    #: the source as the user gave it (a path on the submitting machine, or s3://…)
     source: str
+    #: the content-addressed copy in a remote store, for drivers and resumes elsewhere
+    source_copy: str | None = None
     render: RenderOptions
     gif: GifOptions = GifOptions()
     store: str

@@ -98,11 +98,11 @@ def write_state(store: ObjectStore, layout: Layout, **state: object) -> None:
     store.put_bytes(layout.state, json.dumps(state, indent=2).encode())
 
 
-def submit(spec: JobSpec, options: ClusterOptions, *, info: video.VideoInfo | None = None,
+def submit(spec: JobSpec, options: ClusterOptions, *, source: Path, info: video.VideoInfo | None = None,
            progress: ProgressFn | None = None) -> JobResult:
-    """Render ``spec`` and deliver the MP4 (and GIF) to the paths it names."""
+    """Render ``spec`` from the local file ``source`` and deliver the MP4 (and GIF) to the paths it names."""
     t0 = time.perf_counter()
-    source, output = Path(spec.source), Path(spec.output)
+    output = Path(spec.output)
     gif = Path(spec.gif_output) if spec.gif_output else None
     info = info or video.probe(source)
     store, layout = open_store(spec.store), Layout(spec.job_id)

@@ -103,7 +103,8 @@ class Manifest(Model):
         return {
             "schema_version": self.schema_version,
             "render": self.spec.render.model_dump(),
-            "source_info": self.source_info,
+            # where the file sits may change (a fetched copy, another machine); what it holds may not
+            "source_info": {k: v for k, v in self.source_info.items() if k != "path"},
             "chunks": [c.model_dump() for c in self.chunks],
             "model_id": self.model_id,
         }

@@ -158,6 +158,18 @@ def rss_mib(pids: list[int]) -> float:
     return total_kib / 1024
 
 
+def pss_mib(pids: list[int]) -> float:
+    """Proportional memory of these processes (shared pages split among their users), in MiB."""
+    total_kib = 0
+    for pid in pids:
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total_kib += sum(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+    return total_kib / 1024
+
+
 def _kill(pids: list[int]) -> None:
     for pid in pids:
         try:
@@ -246,6 +258,8 @@ class RayCluster:
     def client_env(self) -> dict[str, str]:
         """An environment for a driver subprocess: this one, minus anything pointing Ray elsewhere."""
         env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
+        # `python`, `ray`, `farm` in a job's entrypoint are this venv's, as on a cluster node of the image
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         env["RAY_AUTH_MODE"] = "disabled"
         env["RAY_USAGE_STATS_ENABLED"] = "0"
         return env
@@ -378,8 +392,12 @@ class RayCluster:
         return sorted(found)
 
     def rss_mib(self) -> float:
-        """Resident memory of all this cluster's processes, in MiB."""
+        """Resident memory of all this cluster's processes added up, in MiB (shared pages counted each time)."""
         return rss_mib(self.pids())
+
+    def pss_mib(self) -> float:
+        """Memory of all this cluster's processes, shared pages split among them, in MiB: the honest total."""
+        return pss_mib(self.pids())
 
     # ------------------------------------------------------------------ stop
 

@@ -40,6 +40,25 @@ def test_submit_with_s3_store_puts_every_object_under_its_key(cli, s3_env, tmp_p
     assert status["state"] == "done" and status["chunks_done"] == 3
 
 
+def test_sources_upload_once_and_s3_sources_are_read_in_place(cli, s3_env, tmp_path):
+    prefix = f"farm/{uuid.uuid4().hex[:8]}"
+    store_uri, store = f"s3://{BUCKET}/{prefix}", S3Store(BUCKET, prefix)
+    clip = make_clip(tmp_path / "same.mp4", frames=6, width=64, height=48)
+    for job in ("one", "two"):
+        result = cli("submit", clip, "--store", store_uri, "--job-id", job, "--no-gif")
+        assert result.code == 0, result.stderr
+    (staged,) = store.list("sources/")  # one upload for two jobs, named by content
+    assert staged.endswith("/same.mp4") and len(staged.split("/")[1]) == 64
+    remote = f"{store_uri}/{staged}"
+    result = cli("submit", remote, "--store", store_uri, "--job-id", "three", "--no-gif", "--json")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert Path(report["output"]) == tmp_path / "same_vangogh.mp4"
+    assert video_facts(Path(report["output"]))["frames"] == 6
+    missing = cli("submit", f"{store_uri}/sources/nope.mp4", "--store", store_uri)
+    assert missing.code == 2 and "input not found" in missing.stderr
+
+
 @pytest.mark.slow
 def test_s3_restart_mid_job_loses_nothing(cli, ray_local, s3_env, tmp_path, monkeypatch):
     prefix = f"farm/{uuid.uuid4().hex[:8]}"

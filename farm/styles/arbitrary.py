@@ -281,6 +281,17 @@ class StylePredictor(nn.Module):
 # -- the style transformer ---------------------------------------------------------------------------------------
 
 
+def fused_instance_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """Instance norm with per-sample (N or 1, C) scale and shift in one kernel.
+
+    Instance statistics are per (sample, channel) anyway, so the batch folds
+    into the channels and the per-sample γ, β become ordinary affine weights.
+    """
+    n, c, h, w = x.shape
+    gamma, beta = gamma.expand(n, c).reshape(-1), beta.expand(n, c).reshape(-1)
+    return F.instance_norm(x.reshape(1, n * c, h, w), weight=gamma, bias=beta, eps=EPS).reshape(n, c, h, w)
+
+
 def cond_instance_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, scope: str,
                        q: ActQuant = FLOAT) -> torch.Tensor:
     """γ(S)·(x − μ)/√(σ² + ε) + β(S) per sample and channel (Ghiasi et al. 2017; Dumoulin et al. 2017).
@@ -289,9 +300,9 @@ def cond_instance_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
     by step (μ, (x−μ)², σ², σ²+ε, 1/√·, γ/√·, μγ/√·, β−μγ/√·, xγ/√·), each
     rounded to int8 as the graph does.
     """
-    gamma, beta = gamma[..., None, None], beta[..., None, None]
     if not q.active:
-        return F.instance_norm(x, eps=EPS) * gamma + beta
+        return fused_instance_norm(x, gamma, beta)
+    gamma, beta = gamma[..., None, None], beta[..., None, None]
     name = f"{scope}/StyleNorm/"
     mean = q(name + "moments/mean", x.mean(dim=(2, 3), keepdim=True))
     sq = q(name + "moments/SquaredDifference_int8", (x - mean) ** 2)
