@@ -129,6 +129,10 @@ def flicker(input: Path, stylized: Path, style: str | None = None):
     from farm.styles.model import Stylizer
 
     src_info, out_info = video.probe(input), video.probe(stylized)
+    src_shape = (src_info.frames, src_info.out_width, src_info.out_height)
+    out_shape = (out_info.frames, out_info.out_width, out_info.out_height)
+    if src_shape != out_shape:
+        raise UserError(f"{stylized} is not a render of {input}: frames, width, height {out_shape} vs {src_shape}")
     inputs = (f.rgb for f in video.iter_frames(input, src_info))
     outputs = (f.rgb for f in video.iter_frames(stylized, out_info))
     reference = None

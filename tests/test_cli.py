@@ -145,3 +145,19 @@ def test_real_sample_clips(cli, tmp_path, name):
         assert dst["audio_seconds"] == pytest.approx(src["audio_seconds"], abs=0.05)
     preview = gif_facts(Path(report["gif"]))
     assert preview["size"][0] == 480 and preview["frames"] == pytest.approx(min(src["pts_seconds"][-1], 10) * 12, abs=2)
+
+
+def test_eval_flicker_reports_ewarp_floor_and_deviation(cli, tmp_path):
+    clip = make_clip(tmp_path / "f.mp4", frames=10, width=96, height=64)
+    flat = submit_json(cli, clip, "--no-gif", "--no-temporal", "-o", tmp_path / "flat.mp4")
+    smooth = submit_json(cli, clip, "--no-gif", "-o", tmp_path / "smooth.mp4")
+    reports = {}
+    for name, made in (("flat", flat), ("smooth", smooth)):
+        result = cli("eval", "flicker", clip, made["output"], "--style", "vangogh", "--json")
+        assert result.code == 0, result.stderr
+        reports[name] = json.loads(result.stdout)
+    assert reports["flat"]["frames"] == 10 and reports["flat"]["e_warp_input"] < reports["flat"]["e_warp"]
+    assert reports["smooth"]["e_warp"] < reports["flat"]["e_warp"]
+    assert reports["flat"]["deviation"] < reports["smooth"]["deviation"]  # per-frame *is* the reference
+    mismatch = cli("eval", "flicker", clip, make_clip(tmp_path / "other.mp4", frames=4, width=96, height=64))
+    assert mismatch.code == 2 and "Traceback" not in mismatch.stderr
