@@ -7,6 +7,7 @@ directory, the embedded local store, a readable job id.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -89,11 +90,68 @@ def prepare(request: SubmitRequest) -> PreparedJob:
                        cluster=request.cluster)
 
 
-def run(job: PreparedJob, progress: ProgressFn | None = None) -> JobResult:
-    """Render a prepared job."""
-    from farm import driver
+class Detached(BaseModel):
+    """What `farm submit --detach` prints: enough to follow the job later."""
 
-    return driver.submit(job.spec, job.cluster, source=job.local_source, info=job.info, progress=progress)
+    job_id: str
+    submission_id: str
+    address: str
+    store: str
+
+
+def run(job: PreparedJob, progress: ProgressFn | None = None, detach: bool = False) -> JobResult | Detached:
+    """Render a prepared job here, or as a Ray Job on the cluster at an http:// address."""
+    from farm import driver, remote
+
+    if not remote.is_jobs_address(job.cluster.address):
+        return driver.submit(job.spec, job.cluster, source=job.local_source, info=job.info, progress=progress)
+    store = open_store(job.spec.store)
+    submission = remote.submit_remote(job.spec, store, job.cluster.address, job.cluster.workers)
+    if detach:
+        return Detached(job_id=job.spec.job_id, submission_id=submission, address=job.cluster.address,
+                        store=store.uri)
+    t0 = time.perf_counter()
+    remote.follow(job.cluster.address, submission, lambda: _report(store, job.spec.job_id, progress))
+    return _fetch_results(store, job, time.perf_counter() - t0)
+
+
+def _report(store, job_id: str, progress: ProgressFn | None) -> None:
+    from farm.driver import job_status
+
+    try:
+        state = job_status(store, job_id)
+    except UserError:  # the remote driver has not written the manifest yet
+        return
+    if progress:
+        progress(state.frames_done, state.frames)
+
+
+def _fetch_results(store, job: PreparedJob, seconds: float) -> JobResult:
+    """Copy the finished job's MP4 and GIF from the store to the user's paths."""
+    from farm.plan import Layout
+    from farm.reduce import deliver
+
+    spec, layout = job.spec, Layout(job.spec.job_id)
+    for wanted in filter(None, (spec.output, spec.gif_output)):
+        dest = Path(wanted)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(f".{dest.name}.part")
+        store.get_file(layout.final(dest.name), part)
+        deliver(part, dest)
+    info = job.info
+    return JobResult(job_id=spec.job_id, output=spec.output, gif=spec.gif_output, frames=info.frames, fps=info.fps,
+                     width=info.out_width, height=info.out_height, style=spec.render.style.name,
+                     seconds=round(seconds, 3), chunks=-1, chunks_rendered=-1, store=store.uri, stages={})
+
+
+def run_job(job_id: str, store_uri: str, workers: int | None) -> JobResult:
+    """The driver side of a remote job (`farm run-job`, started by the Jobs API on the cluster)."""
+    from farm import driver, remote
+
+    store = open_store(store_uri)
+    spec = JobSpec.model_validate_json(store.get_bytes(remote.spec_key(validate_job_id(job_id))))
+    local = localize(spec.source)
+    return driver.submit(spec, ClusterOptions(workers=workers), source=local, info=probe(local))
 
 
 def submit(request: SubmitRequest, progress: ProgressFn | None = None) -> JobResult:

@@ -66,6 +66,7 @@ def submit(
     preset: Annotated[str, typer.Option(help="Encoder preset.")] = EncodeOptions().preset,
     codec: Annotated[str, typer.Option(help="Video encoder.")] = EncodeOptions().codec,
     gif_seconds: Annotated[float, typer.Option(min=0.1, help="Cap on the GIF's length.")] = GifOptions().max_seconds,
+    detach: Annotated[bool, typer.Option(help="With an http:// --address: return once the job is submitted.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object at the end, nothing else on stdout.")] = False,
 ) -> None:
     """Render INPUT in a painting's style: an MP4 with the source's sound, and a GIF preview."""
@@ -78,17 +79,18 @@ def submit(
         gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id,
         cluster=ClusterOptions(address=address, workers=workers),
     )
-    _render(api.prepare(request), as_json)
+    _render(api.prepare(request), as_json, detach)
 
 
-def _render(job, as_json: bool) -> None:
+def _render(job, as_json: bool, detach: bool = False) -> None:
     """Run a prepared job under a progress bar and report the result."""
     from farm import api
 
-    with progress_bar(enabled=not as_json) as bar:
+    with progress_bar(enabled=not (as_json or detach)) as bar:
         task = bar.add_task(f"{job.local_source.name} → {job.spec.render.style.name}", total=job.info.frames)
-        result = api.run(job, progress=lambda done, total: bar.update(task, completed=done, total=total))
-    if as_json:
+        result = api.run(job, progress=lambda done, total: bar.update(task, completed=done, total=total),
+                         detach=detach)
+    if as_json or isinstance(result, api.Detached):
         print(result.model_dump_json())
         return
     for note in result.notes:
@@ -109,6 +111,29 @@ def resume(
     from farm import api
 
     _render(api.prepare_resume(job_id, store, ClusterOptions(address=address, workers=workers)), as_json)
+
+
+@app.command(hidden=True)
+def run_job(
+    job_id: Annotated[str, typer.Argument()],
+    store: Annotated[str, typer.Option()],
+    workers: Annotated[Optional[int], typer.Option(min=1)] = None,
+) -> None:
+    """The driver of a remote job (started on the cluster by `farm submit --address http://…`)."""
+    from farm import api
+
+    print(api.run_job(job_id, store, workers).model_dump_json())
+
+
+@app.command()
+def logs(
+    job_id: Annotated[str, typer.Argument(help="The farm job.")],
+    address: Annotated[str, typer.Option(help="The cluster's Jobs API, http://HEAD:8265.")],
+) -> None:
+    """The driver log of a job that ran on a remote cluster."""
+    from farm import remote
+
+    print(remote.logs(address, job_id), end="")
 
 
 @app.command()
