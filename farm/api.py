@@ -185,6 +185,7 @@ def flicker(input: Path, stylized: Path, style: str | None = None):
     from farm import metrics, video
     from farm.styles.catalog import load_catalog
     from farm.styles.model import Stylizer
+    from farm.worker import to_uint8
 
     src_info, out_info = video.probe(input), video.probe(stylized)
     src_shape = (src_info.frames, src_info.out_width, src_info.out_height)
@@ -196,11 +197,6 @@ def flicker(input: Path, stylized: Path, style: str | None = None):
     reference = None
     if style is not None:
         stylizer = Stylizer(load_catalog().resolve(style))
-        reference = (_to_uint8(stylizer(f.rgb[None])[0]) for f in video.iter_frames(input, src_info))
+        reference = (to_uint8(stylizer(f.rgb[None])[0]) for f in video.iter_frames(input, src_info))
     return metrics.flicker_report(inputs, outputs, reference)
 
-
-def _to_uint8(image):
-    import numpy as np
-
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
