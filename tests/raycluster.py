@@ -34,8 +34,8 @@ fine in-process. Usage::
 Nothing is left behind: :meth:`stop` SIGKILLs every process of each node's
 session (``ray start`` leads one per node, and Ray never leaves it, so
 reparented workers are found too) and any process whose command line names
-this cluster's private temp dir, then removes the temp dir. ``ray stop`` is never used: it kills every Ray on the
-machine, not just this one.
+this cluster's private temp dir, then removes the temp dir. ``ray stop`` is
+never used: it kills every Ray on the machine, not just this one.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 #: Unix socket paths are limited to 107 bytes; Ray puts them at
-#: <temp_dir>/session_<date>_<time>_<pid>/sockets/plasma_store.N (~60 bytes
-#: below temp_dir), so the temp dir itself must stay short.
-MAX_TEMP_DIR_CHARS = 40
+#: <temp_dir>/session_<date>_<time>_<usec>_<pid>/sockets/plasma_store.N
+#: (~65-70 bytes below temp_dir), so the temp dir itself must stay short.
+MAX_TEMP_DIR_CHARS = 36
 
 #: an upper bound on waiting, so a broken start fails with its logs instead of
 #: hanging; not a performance expectation (it takes 10-40 s on 2 busy cores)

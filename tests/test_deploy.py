@@ -170,13 +170,16 @@ def test_ray_start_lines_parse_and_serve_the_jobs_api(aws):
     assert not worker_params["head"] and worker_params["address"] == "$RAY_HEAD_IP:6379"
 
 
-def test_docker_image_and_setup(aws):
+def test_docker_image_and_synced_code(aws):
     assert aws["docker"]["image"] == IMAGE
     assert aws["docker"]["container_name"]
-    # the synced tree is mounted where the image installed farm (editable), and re-registered there
-    (mount,) = aws["file_mounts"]
-    assert any(f"-e {mount}" in command for command in aws["setup_commands"])
-    assert f"WORKDIR {mount}" in DOCKERFILE.read_text()
+    # the synced folders land exactly where the image installed farm (editable), so they are what runs
+    workdir = next(args for op, args in dockerfile_instructions() if op == "WORKDIR")
+    copied = {args.split()[-1].removeprefix("./") for op, args in dockerfile_instructions() if op == "COPY"}
+    assert aws["file_mounts"]
+    for remote, local in aws["file_mounts"].items():
+        assert (ROOT / local).is_dir(), local
+        assert remote == f"{workdir}/{Path(local).name}" and Path(local).name in copied, (remote, local)
 
 
 # --------------------------------------------------------------------------- KubeRay
@@ -239,6 +242,47 @@ def test_rayjob_runs_farm_submit_on_the_farm_cluster(kube):
     params = parse_farm(argv)  # farm's own CLI accepts every option
     assert params["style"] == "vangogh"
     assert params["store"].startswith("s3://")
+
+
+def readme_commands(program: str) -> list[list[str]]:
+    """The ``program ...`` command lines in deploy/README.md's shell blocks (continuations joined)."""
+    text = (DEPLOY / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line.startswith(program + " "):
+                commands.append(shlex.split(line))
+    return commands
+
+
+def test_every_farm_command_in_the_deploy_readme_parses():
+    commands = readme_commands("farm")
+    assert any(argv[1] == "submit" and "--address" in argv for argv in commands)
+    for argv in commands:
+        parse_farm(argv)
+
+
+def test_every_ray_command_in_the_deploy_readme_parses(monkeypatch):
+    import click
+    from ray.scripts.scripts import cli
+
+    monkeypatch.chdir(ROOT)  # `ray up deploy/aws-cluster.yaml` and friends run from the repo root
+    commands = readme_commands("ray")
+    assert {tuple(argv[:2]) for argv in commands} >= {("ray", "up"), ("ray", "dashboard"), ("ray", "job")}
+    for argv in commands:
+        command, args, ctx = cli, argv[1:], None
+        while isinstance(command, click.Group):
+            ctx = click.Context(command, parent=ctx)
+            name, args = args[0], args[1:]
+            command = command.get_command(ctx, name)
+            assert command is not None, f"ray has no command {name!r}: {argv}"
+        command.make_context(name, args, parent=ctx)
+
+
+def test_ray_job_submit_in_the_deploy_readme_runs_a_farm_command_that_parses():
+    (argv,) = [a for a in readme_commands("ray") if a[:3] == ["ray", "job", "submit"]]
+    parse_farm(argv[argv.index("--") + 1:])
 
 
 # --------------------------------------------------------------------------- image
