@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from farm.config import ClusterOptions, EncodeOptions, GifOptions, JobSpec, RenderOptions, TemporalOptions
+from farm.config import StyleChoice, ClusterOptions, EncodeOptions, GifOptions, JobSpec, RenderOptions, TemporalOptions
 from farm.driver import JobResult, ProgressFn
 from farm.errors import UserError
 from farm.plan import new_job_id, validate_job_id
@@ -21,13 +21,17 @@ from farm.store import open_store
 from farm.video import VideoInfo, probe
 
 
+DEFAULT_STYLE = "vangogh"
+
+
 class SubmitRequest(BaseModel):
     """What `farm submit` was asked, before defaults are filled in."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     input: str
-    style: str = "vangogh"
+    style: str | None = None
+    style_image: Path | None = None
     strength: float = 1.0
     output: Path | None = None
     gif: Path | None = None
@@ -43,7 +47,7 @@ class SubmitRequest(BaseModel):
 
 def default_outputs(request: SubmitRequest) -> tuple[Path, Path | None]:
     """``<stem>_<style>.mp4`` and ``.gif`` in the current directory unless given."""
-    base = f"{Path(source_name(request.input)).stem}_{request.style}"
+    base = f"{Path(source_name(request.input)).stem}_{style_label(request)}"
     output = request.output or Path.cwd() / f"{base}.mp4"
     if output.suffix.lower() != ".mp4":
         raise UserError(f"--output must end in .mp4 (got {output.name})")
@@ -55,13 +59,51 @@ def default_outputs(request: SubmitRequest) -> tuple[Path, Path | None]:
     return output, gif
 
 
-def build_spec(request: SubmitRequest, local: Path, output: Path, gif: Path | None) -> JobSpec:
-    """Resolve the style and the store, stage the source, and fill in the job id."""
+def style_label(request: SubmitRequest) -> str:
+    """The style's name in output file names: the catalog name, or the style image's stem."""
+    if request.style and request.style_image:
+        raise UserError("--style and --style-image are exclusive: choose one")
+    return request.style_image.stem if request.style_image else (request.style or DEFAULT_STYLE)
+
+
+def read_image(path: Path):
+    """An RGB uint8 array from a picture file; a bad file is the user's error."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return np.asarray(Image.open(path).convert("RGB"))
+    except FileNotFoundError:
+        raise UserError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"cannot read image {path}: {exc}") from None
+
+
+def resolve_style(request: SubmitRequest, local: Path, info: VideoInfo) -> StyleChoice:
+    """A catalog style, or the embedding of a style image (Ghiasi et al. 2017), computed once per job.
+
+    For a style image, strength interpolates in embedding space toward the
+    clip's own style (its first frame), as the paper does, not by mixing pixels.
+    """
     from farm.styles.catalog import load_catalog
 
-    style = load_catalog().resolve(request.style, strength=request.strength)
-    render = RenderOptions(style=style, temporal=request.temporal, encode=request.encode,
-                           chunk_frames=request.chunk_frames)
+    if request.style_image is None:
+        return load_catalog().resolve(request.style or DEFAULT_STYLE, strength=request.strength)
+    from farm.styles.arbitrary import identity_mix, load_predictor, style_vector
+    from farm.video import iter_frames
+
+    predictor = load_predictor()
+    vector = style_vector(read_image(request.style_image), predictor)
+    if request.strength < 1.0:
+        own = style_vector(next(iter(iter_frames(local, info))).rgb, predictor)
+        vector = identity_mix(vector, own, request.strength)
+    return StyleChoice(name=request.style_image.stem, network="arbitrary", weights=tuple(float(v) for v in vector))
+
+
+def build_spec(request: SubmitRequest, local: Path, info: VideoInfo, output: Path, gif: Path | None) -> JobSpec:
+    """Resolve the style and the store, stage the source, and fill in the job id."""
+    render = RenderOptions(style=resolve_style(request, local, info), temporal=request.temporal,
+                           encode=request.encode, chunk_frames=request.chunk_frames)
     job_id = validate_job_id(request.job_id) if request.job_id else new_job_id(local.stem)
     store = open_store(request.store)
     source = request.input if is_remote(request.input) else str(local.resolve())
@@ -86,7 +128,7 @@ def prepare(request: SubmitRequest) -> PreparedJob:
     output, gif = default_outputs(request)
     local = localize(request.input)
     info = probe(local)  # before the style or the store: a bad video is the likeliest mistake
-    return PreparedJob(spec=build_spec(request, local, output, gif), local_source=local, info=info,
+    return PreparedJob(spec=build_spec(request, local, info, output, gif), local_source=local, info=info,
                        cluster=request.cluster)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from farm.config import ClusterOptions, EncodeOptions, GifOptions, RenderOptions, TemporalOptions
-from farm.errors import FarmError, UserError
+from farm.errors import FarmError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="Repaint videos in the style of a painting, without flicker.")
@@ -50,7 +51,8 @@ def progress_bar(enabled: bool) -> Progress:
 @app.command()
 def submit(
     input: Annotated[str, typer.Argument(help="Source video: a file (any container/codec FFmpeg reads) or s3://bucket/key.")],
-    style: Annotated[str, typer.Option("--style", "-s", help="Named style (see `farm styles`).")] = "vangogh",
+    style: Annotated[Optional[str], typer.Option("--style", "-s", help="Named style (see `farm styles`) [vangogh].")] = None,
+    style_image: Annotated[Optional[Path], typer.Option(help="Any painting as the style (exclusive with --style).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="MP4 to write [<stem>_<style>.mp4].")] = None,
     gif: Annotated[Optional[Path], typer.Option(help="GIF preview path [<stem>_<style>.gif].")] = None,
     no_gif: Annotated[bool, typer.Option("--no-gif", help="Skip the GIF preview.")] = False,
@@ -73,7 +75,7 @@ def submit(
     from farm import api
 
     request = api.SubmitRequest(
-        input=input, style=style, output=output, gif=None if no_gif else gif, make_gif=not no_gif,
+        input=input, style=style, style_image=style_image, output=output, gif=None if no_gif else gif, make_gif=not no_gif,
         strength=strength, temporal=TemporalOptions(enabled=temporal, strength=coherence),
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames,
         gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id,
@@ -86,7 +88,8 @@ def _render(job, as_json: bool, detach: bool = False) -> None:
     """Run a prepared job under a progress bar and report the result."""
     from farm import api
 
-    with progress_bar(enabled=not (as_json or detach)) as bar:
+    # stdout carries only the result: chatter from libraries (Ray's worker-death notices) goes to stderr
+    with progress_bar(enabled=not (as_json or detach)) as bar, redirect_stdout(sys.stderr):
         task = bar.add_task(f"{job.local_source.name} → {job.spec.render.style.name}", total=job.info.frames)
         result = api.run(job, progress=lambda done, total: bar.update(task, completed=done, total=total),
                          detach=detach)
@@ -169,31 +172,20 @@ def styles(
     """List the named styles (or render them all on one picture with --sheet)."""
     if ctx.invoked_subcommand is not None:
         return
+    from farm import api
     from farm.styles.catalog import load_catalog
 
     catalog = load_catalog()
     if sheet is not None:
         from farm.styles.sheet import render_sheet
 
-        render_sheet(catalog, _read_image(image) if image else None, sheet)
+        render_sheet(catalog, api.read_image(image) if image else None, sheet)
         err.print(f"wrote {sheet}")
         return
     table = Table("name", "network", "description", box=None)
     for entry in catalog.entries:
         table.add_row(entry.name, entry.kind_label, entry.description)
     Console().print(table)
-
-
-def _read_image(path: Path):
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        return np.asarray(Image.open(path).convert("RGB"))
-    except FileNotFoundError:
-        raise UserError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"cannot read image {path}: {exc}") from None
 
 
 @eval_app.command("flicker")

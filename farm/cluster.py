@@ -55,17 +55,35 @@ class PoolShape:
         return "cuda" if self.num_gpus > 0 else "cpu"
 
 
-def pool_shape(options: ClusterOptions, resources: dict[str, float]) -> PoolShape:
-    """One actor per GPU (or per ``gpus_per_worker``), else CPU actors sized by their thread count."""
+def pool_shape(options: ClusterOptions, resources: dict[str, float], node_cpus: list[float] | None = None) -> PoolShape:
+    """One actor per GPU (or per ``gpus_per_worker``), else CPU actors sized to fit on single nodes.
+
+    ``node_cpus`` lists each alive node's CPUs: an actor must fit on one node, so
+    two 1-CPU nodes hold two 1-thread actors, not one 2-thread actor.
+    """
     gpus, cpus = resources.get("GPU", 0.0), max(1.0, resources.get("CPU", 1.0))
     if gpus >= options.gpus_per_worker:
         workers = options.workers or int(gpus // options.gpus_per_worker)
         return PoolShape(workers, options.gpus_per_worker, 1.0)
+    nodes = [c for c in (node_cpus or [cpus]) if c >= 1] or [1.0]
+    biggest = max(nodes)
     if options.workers:  # share the CPUs among the asked-for actors, so every one can be scheduled
         threads = options.threads or max(1, int(cpus // options.workers))
-        return PoolShape(options.workers, 0.0, float(min(threads, cpus)))
-    threads = float(options.threads or min(cpus, DEFAULT_CPU_THREADS))
-    return PoolShape(max(1, int(cpus // threads)), 0.0, threads)
+        return PoolShape(options.workers, 0.0, float(min(threads, biggest)))
+    threads = float(min(options.threads or DEFAULT_CPU_THREADS, biggest))
+    return PoolShape(max(1, sum(int(c // threads) for c in nodes)), 0.0, threads)
+
+
+def node_cpus() -> list[float]:
+    """CPUs of each alive node of the connected cluster."""
+    return [n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")]
+
+
+class _RayStyleWorker(StyleWorker):
+    """StyleWorker as an actor: receipts name the Ray node, which tells nodes of one host apart."""
+
+    def node_label(self) -> str:
+        return ray.get_runtime_context().get_node_id()[:12]
 
 
 #: environment the workers need to reach the same object store as the driver (boto3's standard chain)
@@ -79,7 +97,7 @@ def forwarded_env() -> dict[str, str]:
 
 def make_actor(shape: PoolShape, store_uri: str, render: RenderOptions) -> Any:
     """Start one StyleWorker actor; the network loads in its constructor."""
-    remote = ray.remote(StyleWorker).options(num_gpus=shape.num_gpus, num_cpus=shape.num_cpus, max_restarts=0,
+    remote = ray.remote(_RayStyleWorker).options(num_gpus=shape.num_gpus, num_cpus=shape.num_cpus, max_restarts=0,
                                              runtime_env={"env_vars": forwarded_env()})
     return remote.remote(store_uri, render, device=shape.device, threads=max(1, int(shape.num_cpus)))
 

@@ -7,9 +7,10 @@ error that names the key rather than a silently ignored setting.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from farm.errors import ConfigError
 
@@ -50,12 +51,28 @@ class GifOptions(Model):
     max_seconds: float = Field(10.0, gt=0.0)
 
 
+#: how long each network's style vector is: 26 style weights, or Ghiasi et al.'s 100-d embedding
+STYLE_VECTOR_LENGTH = {"multistyle26": 26, "arbitrary": 100}
+
+
 class StyleChoice(Model):
-    """A resolved style: a name for humans and the weight vector the network takes."""
+    """A resolved style: a name for humans, the network, and the style vector it takes.
+
+    ``multistyle26``: weights over the 26 built-in styles. ``arbitrary``: the
+    100-number embedding of a style image (it travels in the spec, not as a file).
+    """
 
     name: str
-    weights: tuple[float, ...] = Field(min_length=26, max_length=26)
+    network: Literal["multistyle26", "arbitrary"] = "multistyle26"
+    weights: tuple[float, ...]
     strength: float = Field(1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _length_fits_network(self) -> StyleChoice:
+        if len(self.weights) != STYLE_VECTOR_LENGTH[self.network]:
+            raise ValueError(f"a {self.network} style takes {STYLE_VECTOR_LENGTH[self.network]} numbers, "
+                             f"got {len(self.weights)}")
+        return self
 
 
 class RenderOptions(Model):

@@ -193,7 +193,7 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
     if not todo:
         return done, 0
     cluster.connect(options.address)
-    shape = cluster.pool_shape(options, cluster.cluster_resources())
+    shape = cluster.pool_shape(options, cluster.cluster_resources(), cluster.node_cpus())
     scheduler = cluster.Scheduler(
         lambda: cluster.make_actor(shape, store.uri, manifest.spec.render),
         workers=min(shape.workers, len(todo)),

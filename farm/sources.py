@@ -43,7 +43,7 @@ def localize(source: str) -> Path:
         path = Path(source)
         if not path.exists():
             raise InputError(f"input not found: {source}")
-        return path
+        return path.resolve()
     bucket, _, key = source.removeprefix("s3://").partition("/")
     if not key:
         raise InputError(f"not an S3 object URI: {source}")

@@ -79,6 +79,10 @@ class StyleWorker:
         self.render_options = render
         self.stylizer = Stylizer(render.style, device=device, threads=threads, **({"batch": batch} if batch else {}))
 
+    def node_label(self) -> str:
+        """Which machine rendered a chunk (receipts carry it; the Ray layer names the node instead)."""
+        return socket.gethostname()
+
     def ping(self) -> str:
         """Cheap call the driver uses to learn an actor has started."""
         return f"{socket.gethostname()}:{os.getpid()}"
@@ -95,7 +99,7 @@ class StyleWorker:
                 size, digest = out.stat().st_size, sha256_file(out)
                 self.store.put_file(key, out)
         receipt = Receipt(chunk=chunk.index, key=key, frames=emitted, size=size, sha256=digest,
-                          node=socket.gethostname(), pid=os.getpid(), seconds=timer.seconds)
+                          node=self.node_label(), pid=os.getpid(), seconds=timer.seconds)
         # the receipt is written after the chunk: its presence is what marks the chunk done
         self.store.put_bytes(layout.receipt(chunk.index), receipt.model_dump_json().encode())
         return receipt

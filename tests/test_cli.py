@@ -161,3 +161,27 @@ def test_eval_flicker_reports_ewarp_floor_and_deviation(cli, tmp_path):
     assert reports["flat"]["deviation"] < reports["smooth"]["deviation"]  # per-frame *is* the reference
     mismatch = cli("eval", "flicker", clip, make_clip(tmp_path / "other.mp4", frames=4, width=96, height=64))
     assert mismatch.code == 2 and "Traceback" not in mismatch.stderr
+
+
+def painting(path: Path) -> Path:
+    """A small made-up 'painting': bold strokes of colour."""
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0:128, 0:128]
+    rgb = np.stack([(np.sin(x / 5.0) + 1) * 127, (np.cos((x + y) / 9.0) + 1) * 127, (y * 2) % 256], axis=-1)
+    Image.fromarray(rgb.astype(np.uint8)).save(path)
+    return path
+
+
+def test_style_image_renders_at_full_resolution(cli, tmp_path):
+    clip = make_clip(tmp_path / "art.mp4", frames=8, width=96, height=64)
+    style = painting(tmp_path / "scream.png")
+    report = submit_json(cli, clip, "--style-image", style, "--no-gif", "--strength", "0.8")
+    assert Path(report["output"]) == tmp_path / "art_scream.mp4" and report["style"] == "scream"
+    facts = video_facts(Path(report["output"]))
+    assert facts["size"] == (96, 64) and facts["frames"] == 8
+    both = cli("submit", clip, "--style", "vangogh", "--style-image", style)
+    assert both.code == 2 and "exclusive" in both.stderr
+    unreadable = cli("submit", clip, "--style-image", tmp_path / "missing.png")
+    assert unreadable.code == 2 and "image not found" in unreadable.stderr
