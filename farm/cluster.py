@@ -24,7 +24,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from farm.config import ClusterOptions, RenderOptions
-from farm.errors import ChunkFailedError, FarmError, UserError
+from farm.errors import ChunkFailedError, InternalError, UserError
 from farm.plan import Chunk, Receipt
 from farm.worker import StyleWorker
 
@@ -139,34 +139,63 @@ class Feeder:
 
 
 class Scheduler:
-    """Hands chunks to idle actors, retries failures on fresh actors, yields receipts as they finish."""
+    """Hands chunks to ready actors, retries failures on other actors, yields receipts as they finish.
+
+    An actor gets work only once it has answered a ping: a replacement for an
+    actor lost with its node may wait for resources that never come back, and
+    must not hold a chunk hostage meanwhile (the surviving actors take it).
+    """
 
     def __init__(self, new_actor: Callable[[], Any], workers: int, call: Callable[[Any, Chunk], Any],
                  max_attempts: int):
         self.new_actor, self.call, self.max_attempts = new_actor, call, max_attempts
-        self.idle: list[Any] = [new_actor() for _ in range(workers)]
+        self.idle: list[Any] = []
+        self.starting: dict[Any, Any] = {}
         self.in_flight: dict[Any, tuple[Chunk, Any, int]] = {}
         self.retry: deque[tuple[Chunk, int]] = deque()
+        self.start_failure: str | None = None
+        for _ in range(workers):
+            self._start_actor()
+
+    def _start_actor(self) -> None:
+        actor = self.new_actor()
+        self.starting[actor.ping.remote()] = actor
 
     def run(self, feeder: Feeder) -> Iterator[Receipt]:
         while True:
             self._dispatch(feeder)
-            if not self.in_flight:
-                if feeder.exhausted and not self.retry:
-                    return
+            if not self.in_flight and feeder.exhausted and not self.retry:
+                return
+            if not (self.in_flight or self.starting or self.idle):
+                raise InternalError(f"no style worker could start: {self.start_failure}")
+            waiting = list(self.in_flight) + list(self.starting)
+            if not waiting:
                 continue
-            done, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=0.2)
+            done, _ = ray.wait(waiting, num_returns=1, timeout=0.2)
             for ref in done:
-                receipt = self._collect(ref)
-                if receipt is not None:
+                if ref in self.starting:
+                    self._started(ref)
+                elif (receipt := self._collect(ref)) is not None:
                     yield receipt
 
     def close(self) -> None:
         """Stop this job's actors (their chunks are done or will be retried by a resume)."""
-        for actor in self.idle + [actor for _, actor, _ in self.in_flight.values()]:
+        actors = self.idle + list(self.starting.values()) + [actor for _, actor, _ in self.in_flight.values()]
+        for actor in actors:
             ray.kill(actor)
         self.idle.clear()
+        self.starting.clear()
         self.in_flight.clear()
+
+    def _started(self, ref: Any) -> None:
+        actor = self.starting.pop(ref)
+        try:
+            ray.get(ref)
+        except Exception as exc:  # the constructor failed (no weights, no GPU...): not replaced, reported
+            self.start_failure = _one_line(exc)
+            log.warning("a style worker failed to start: %s", self.start_failure)
+            return
+        self.idle.append(actor)
 
     def _dispatch(self, feeder: Feeder) -> None:
         while self.idle:
@@ -187,11 +216,11 @@ class Scheduler:
         except RayActorError as exc:
             log.warning("worker lost on chunk %d (attempt %d): %s", chunk.index, attempt, exc)
             self._fail(chunk, attempt, f"worker died: {type(exc).__name__}")
-            self.idle.append(self.new_actor())
+            self._start_actor()
             return None
         except UserError:
             raise
-        except (FarmError, Exception) as exc:  # a task error: the actor itself is still usable
+        except Exception as exc:  # a task error: the actor itself is still usable
             log.warning("chunk %d failed (attempt %d): %s", chunk.index, attempt, exc)
             self._fail(chunk, attempt, _one_line(exc))
             self.idle.append(actor)

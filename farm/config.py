@@ -81,7 +81,8 @@ class RenderOptions(Model):
     style: StyleChoice
     temporal: TemporalOptions = TemporalOptions()
     encode: EncodeOptions = EncodeOptions()
-    chunk_frames: int = Field(48, ge=1, le=100_000)
+    #: 120 frames keep the warm-up overhead (temporal.warmup frames rendered twice) near 10%
+    chunk_frames: int = Field(120, ge=1, le=100_000)
 
 
 class ClusterOptions(Model):
