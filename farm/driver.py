@@ -9,6 +9,7 @@ are not rendered twice.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -18,9 +19,9 @@ from pydantic import BaseModel, ValidationError
 
 from farm import cluster, video
 from farm.config import ClusterOptions, JobSpec
-from farm.errors import JobError, MissingObjectError
+from farm.errors import ChunkCorruptError, JobError, MissingObjectError
 from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks
-from farm.reduce import ChunkCorruptError, deliver, write_gif, write_video
+from farm.reduce import deliver, write_gif, write_video
 from farm.shard import shard
 from farm.store import ObjectStore, open_store
 from farm.styles.model import model_identity
@@ -224,7 +225,7 @@ def _reduce_with_repair(store: ObjectStore, layout: Layout, manifest: Manifest, 
         except ChunkCorruptError as exc:
             if attempt == 2:
                 raise
-            store.delete_prefix(layout.receipt(exc.receipt.chunk))
+            store.delete_prefix(layout.receipt(exc.chunk))
             receipts, _ = _render_all(store, layout, manifest, source, info, options, None)
 
 
@@ -238,8 +239,6 @@ def _sum_stages(receipts) -> dict[str, float]:
 
 def _workdir(near: Path):
     """A scratch folder beside the output, so delivering is a rename, not a copy."""
-    import tempfile
-
     near.parent.mkdir(parents=True, exist_ok=True)
     return tempfile.TemporaryDirectory(prefix=".farm-", dir=near.parent)
 

@@ -8,7 +8,8 @@
     │   └── JobError               a bad job id, or a changed spec under an existing job id
     └── InternalError              something broke on our side or in the infrastructure; exit 1
         ├── StoreError             the object store failed after its retries
-        │   └── MissingObjectError a key that should be there is not (a get on an absent object)
+        │   ├── MissingObjectError a key that should be there is not (a get on an absent object)
+        │   └── ChunkCorruptError  an output chunk's bytes do not match its receipt
         ├── CodecError             an encoder or muxer failed on frames we produced
         └── ChunkFailedError       a chunk kept failing after its bounded attempts
 
@@ -70,3 +71,12 @@ class ChunkFailedError(InternalError):
         self.chunk = chunk
         self.attempts = attempts
         self.cause = cause
+
+
+class ChunkCorruptError(StoreError):
+    """An output chunk's bytes do not match its receipt: it is rendered again, never muxed in."""
+
+    def __init__(self, chunk: int, key: str):
+        super().__init__(f"output chunk {chunk} ({key}) does not match its checksum")
+        self.chunk = chunk
+        self.key = key

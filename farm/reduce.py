@@ -13,17 +13,9 @@ from pathlib import Path
 
 from farm import video
 from farm.config import GifOptions
-from farm.errors import StoreError
+from farm.errors import ChunkCorruptError
 from farm.plan import Layout, Receipt
 from farm.store import ObjectStore, sha256_file
-
-
-class ChunkCorruptError(StoreError):
-    """An output chunk's bytes do not match its receipt."""
-
-    def __init__(self, receipt: Receipt):
-        super().__init__(f"output chunk {receipt.chunk} ({receipt.key}) does not match its checksum")
-        self.receipt = receipt
 
 
 def fetch_verified(store: ObjectStore, receipt: Receipt, tmp: Path) -> Path:
@@ -33,7 +25,7 @@ def fetch_verified(store: ObjectStore, receipt: Receipt, tmp: Path) -> Path:
         path = tmp / Path(receipt.key).name
         store.get_file(receipt.key, path)
     if sha256_file(path) != receipt.sha256:
-        raise ChunkCorruptError(receipt)
+        raise ChunkCorruptError(receipt.chunk, receipt.key)
     return path
 
 
