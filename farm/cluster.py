@@ -30,8 +30,10 @@ from farm.worker import StyleWorker
 
 log = logging.getLogger(__name__)
 
-#: CPU threads one CPU actor uses when the options do not say (torch scales poorly past this)
-DEFAULT_CPU_THREADS = 8
+#: CPU threads one CPU actor uses when the options do not say. Torch's intra-op threading scales
+#: poorly on this network: on 2 cores, two 1-thread actors ran 1.57 fps vs 1.09 fps for one 2-thread
+#: actor (bench/scaling.py); past 4 threads the memory of one model per actor is the better trade.
+DEFAULT_CPU_THREADS = 4
 
 
 def connect(address: str | None) -> None:
@@ -70,7 +72,7 @@ def pool_shape(options: ClusterOptions, resources: dict[str, float], node_cpus: 
     if options.workers:  # share the CPUs among the asked-for actors, so every one can be scheduled
         threads = options.threads or max(1, int(cpus // options.workers))
         return PoolShape(options.workers, 0.0, float(min(threads, biggest)))
-    threads = float(min(options.threads or DEFAULT_CPU_THREADS, biggest))
+    threads = float(min(options.threads or (1 if biggest <= 2 else DEFAULT_CPU_THREADS), biggest))
     return PoolShape(max(1, sum(int(c // threads) for c in nodes)), 0.0, threads)
 
 

@@ -23,9 +23,10 @@ from tests.test_cli import video_facts
 
 
 @pytest.mark.parametrize("options, resources, nodes, shape", [
-    (ClusterOptions(), {"CPU": 2}, [2], PoolShape(1, 0.0, 2.0)),
+    (ClusterOptions(), {"CPU": 2}, [2], PoolShape(2, 0.0, 1.0)),  # small machines: 1-thread actors
+    (ClusterOptions(threads=2), {"CPU": 2}, [2], PoolShape(1, 0.0, 2.0)),
     (ClusterOptions(), {"CPU": 2}, [1, 1], PoolShape(2, 0.0, 1.0)),  # an actor must fit on one node
-    (ClusterOptions(), {"CPU": 64}, [32, 32], PoolShape(8, 0.0, 8.0)),
+    (ClusterOptions(), {"CPU": 64}, [32, 32], PoolShape(16, 0.0, 4.0)),
     (ClusterOptions(workers=2), {"CPU": 2}, [2], PoolShape(2, 0.0, 1.0)),
     (ClusterOptions(), {"CPU": 16, "GPU": 4}, [16], PoolShape(4, 1.0, 1.0)),
     (ClusterOptions(gpus_per_worker=0.5), {"CPU": 16, "GPU": 2}, [16], PoolShape(4, 0.5, 1.0)),
@@ -66,7 +67,7 @@ def check_complete(driver: subprocess.Popen, clip: Path) -> dict:
 @pytest.mark.slow
 def test_actor_killed_mid_job_is_replaced_and_the_job_completes(ray_local, tmp_path, private_store):
     clip = make_clip(tmp_path / "k.mp4", frames=48, width=192, height=144)
-    driver = start_driver(clip, tmp_path, "killed", ray_local.get_runtime_context().gcs_address)
+    driver = start_driver(clip, tmp_path, "killed", ray_local.get_runtime_context().gcs_address, "--workers", "1")
     first = wait_for_receipts(str(private_store), "killed", 1, driver)
     os.kill(next(iter(first.values())).pid, signal.SIGKILL)  # the actor's process, mid-job
     check_complete(driver, clip)
