@@ -96,7 +96,7 @@ def test_jobs_api_submission_runs_on_the_cluster_and_spreads(cli, two_nodes, s3_
     report = json.loads(result.stdout)
     assert Path(report["output"]) == tmp_path / "remote_vangogh.mp4"
     src, dst = video_facts(clip), video_facts(Path(report["output"]))
-    assert dst["frames"] == 36 and dst["audio_codec"] == "aac"
+    assert dst["frames"] == src["frames"] == 36 and dst["audio_codec"] == "aac"
     nodes = {r.node for r in store_receipts(store, "remote1").values()}
     assert len(nodes) == 2, nodes  # chunks ran on both nodes
     logs = cli("logs", "remote1", "--address", two_nodes.dashboard_url)
