@@ -31,7 +31,8 @@ class SubmitRequest(BaseModel):
 
     input: str
     style: str | None = None
-    style_image: Path | None = None
+    style_images: tuple[Path, ...] = ()
+    model: str | None = None
     strength: float = 1.0
     output: Path | None = None
     gif: Path | None = None
@@ -60,52 +61,49 @@ def default_outputs(request: SubmitRequest) -> tuple[Path, Path | None]:
 
 
 def style_label(request: SubmitRequest) -> str:
-    """The style's name in output file names: the catalog name, or the style image's stem."""
-    if request.style and request.style_image:
-        raise UserError("--style and --style-image are exclusive: choose one")
-    return request.style_image.stem if request.style_image else (request.style or DEFAULT_STYLE)
+    """The style's name in output file names: the catalog name, the painting's or the checkpoint's stem."""
+    if sum(map(bool, (request.style, request.style_images, request.model))) > 1:
+        raise UserError("--style, --style-image and --model are exclusive: choose one")
+    if request.style_images:
+        return "+".join(path.stem for path in request.style_images)
+    if request.model:
+        from farm.styles.resolve import model_label
 
-
-def read_image(path: Path):
-    """An RGB uint8 array from a picture file; a bad file is the user's error."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        return np.asarray(Image.open(path).convert("RGB"))
-    except FileNotFoundError:
-        raise UserError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"cannot read image {path}: {exc}") from None
+        return model_label(request.model)
+    return request.style or DEFAULT_STYLE
 
 
 def resolve_style(request: SubmitRequest, local: Path, info: VideoInfo) -> StyleChoice:
-    """A catalog style, or the embedding of a style image (Ghiasi et al. 2017), computed once per job.
-
-    For a style image, strength interpolates in embedding space toward the
-    clip's own style (its first frame), as the paper does, not by mixing pixels.
-    """
-    from farm.styles.catalog import load_catalog
-
-    if request.style_image is None:
-        return load_catalog().resolve(request.style or DEFAULT_STYLE, strength=request.strength)
-    from farm.styles.arbitrary import identity_mix, load_predictor, style_vector
+    """The request's style as a job carries it; a painting's embedding is computed once, here."""
+    from farm.styles import resolve
     from farm.video import iter_frames
 
-    predictor = load_predictor()
-    vector = style_vector(read_image(request.style_image), predictor)
-    if request.strength < 1.0:
-        own = style_vector(next(iter(iter_frames(local, info))).rgb, predictor)
-        vector = identity_mix(vector, own, request.strength)
-    return StyleChoice(name=request.style_image.stem, network="arbitrary", weights=tuple(float(v) for v in vector))
+    def first_frame():
+        return next(iter(iter_frames(local, info))).rgb
+
+    label = style_label(request)
+    if request.model:
+        return resolve.checkpoint_style(request.model, request.strength)
+    if request.style_images:
+        vector = resolve.painting_vector(request.style_images)
+        return resolve.painting_style(label, vector, request.strength, first_frame)
+    return resolve.named_style(label, request.strength, first_frame)
+
+
+def stage_model(style: StyleChoice, store) -> StyleChoice:
+    """A local checkpoint goes into a remote store once (content-addressed), so cluster workers can read it."""
+    if style.model is None or is_remote(style.model):
+        return style
+    staged = stage(store, Path(style.model))
+    return style.model_copy(update={"model": staged}) if staged else style
 
 
 def build_spec(request: SubmitRequest, local: Path, info: VideoInfo, output: Path, gif: Path | None) -> JobSpec:
     """Resolve the style and the store, stage the source, and fill in the job id."""
-    render = RenderOptions(style=resolve_style(request, local, info), temporal=request.temporal,
-                           encode=request.encode, chunk_frames=request.chunk_frames)
     job_id = validate_job_id(request.job_id) if request.job_id else new_job_id(local.stem)
     store = open_store(request.store)
+    render = RenderOptions(style=stage_model(resolve_style(request, local, info), store), temporal=request.temporal,
+                           encode=request.encode, chunk_frames=request.chunk_frames)
     source = request.input if is_remote(request.input) else str(local.resolve())
     return JobSpec(job_id=job_id, source=source, source_copy=stage(store, local) if not is_remote(source) else None,
                    render=render, gif=request.gif_options, store=store.uri, output=str(output.resolve()),

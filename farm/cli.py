@@ -52,7 +52,8 @@ def progress_bar(enabled: bool) -> Progress:
 def submit(
     input: Annotated[str, typer.Argument(help="Source video: a file (any container/codec FFmpeg reads) or s3://bucket/key.")],
     style: Annotated[Optional[str], typer.Option("--style", "-s", help="Named style (see `farm styles`) [vangogh].")] = None,
-    style_image: Annotated[Optional[Path], typer.Option(help="Any painting as the style (exclusive with --style).")] = None,
+    style_image: Annotated[Optional[list[Path]], typer.Option(help="Any painting as the style; repeat to blend paintings (exclusive with --style).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="A fast-neural-style TransformerNet .pth (path or s3://) as the style.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="MP4 to write [<stem>_<style>.mp4].")] = None,
     gif: Annotated[Optional[Path], typer.Option(help="GIF preview path [<stem>_<style>.gif].")] = None,
     no_gif: Annotated[bool, typer.Option("--no-gif", help="Skip the GIF preview.")] = False,
@@ -75,7 +76,7 @@ def submit(
     from farm import api
 
     request = api.SubmitRequest(
-        input=input, style=style, style_image=style_image, output=output, gif=None if no_gif else gif, make_gif=not no_gif,
+        input=input, style=style, style_images=tuple(style_image or ()), model=model, output=output, gif=None if no_gif else gif, make_gif=not no_gif,
         strength=strength, temporal=TemporalOptions(enabled=temporal, strength=coherence),
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames,
         gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id,
@@ -169,23 +170,52 @@ def styles(
     sheet: Annotated[Optional[Path], typer.Option(help="Render a labelled contact sheet PNG of every style.")] = None,
     image: Annotated[Optional[Path], typer.Option(help="Picture for the sheet [a frame of a sample clip].")] = None,
 ) -> None:
-    """List the named styles (or render them all on one picture with --sheet)."""
+    """List the named styles, built-in and your own (or render them all on one picture with --sheet)."""
     if ctx.invoked_subcommand is not None:
         return
-    from farm import api
     from farm.styles.catalog import load_catalog
+    from farm.styles.resolve import read_image
+    from farm.styles.user import user_styles
 
-    catalog = load_catalog()
+    catalog, mine = load_catalog(), user_styles()
     if sheet is not None:
         from farm.styles.sheet import render_sheet
 
-        render_sheet(catalog, api.read_image(image) if image else None, sheet)
+        render_sheet(catalog, read_image(image) if image else None, sheet,
+                     extra=[style.choice() for style in mine.values()])
         err.print(f"wrote {sheet}")
         return
     table = Table("name", "network", "description", box=None)
     for entry in catalog.entries:
         table.add_row(entry.name, entry.kind_label, entry.description)
+    for style in mine.values():
+        table.add_row(style.name, style.kind_label, style.description or "(yours)")
     Console().print(table)
+
+
+@styles_app.command("add")
+def styles_add(
+    name: Annotated[str, typer.Argument(help="The new style's name (lower case, digits, dashes).")],
+    image: Annotated[Optional[list[Path]], typer.Option(help="A painting; repeat to blend several.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="A fast-neural-style .pth (path or s3://).")] = None,
+    description: Annotated[str, typer.Option(help="One line for `farm styles`.")] = "",
+    force: Annotated[bool, typer.Option(help="Replace a style of yours with the same name.")] = False,
+) -> None:
+    """Save a style of your own, so `--style NAME` works in later jobs (and on clusters)."""
+    from farm.styles.resolve import add_style
+    from farm.styles.user import styles_dir
+
+    style = add_style(name, images=tuple(image or ()), model=model, description=description, replace=force)
+    err.print(f"saved style {style.name} ({style.kind_label}) in {styles_dir()}")
+
+
+@styles_app.command("remove")
+def styles_remove(name: Annotated[str, typer.Argument(help="A style of yours.")]) -> None:
+    """Forget a style of yours (built-in styles stay)."""
+    from farm.styles.user import remove
+
+    remove(name)
+    err.print(f"removed style {name}")
 
 
 @eval_app.command("flicker")

@@ -51,8 +51,9 @@ class GifOptions(Model):
     max_seconds: float = Field(10.0, gt=0.0)
 
 
-#: how long each network's style vector is: 26 style weights, or Ghiasi et al.'s 100-d embedding
-STYLE_VECTOR_LENGTH = {"multistyle26": 26, "arbitrary": 100}
+#: how long each network's style vector is: 26 style weights, Ghiasi et al.'s 100-d embedding, or none
+#: (a fast-neural-style checkpoint is one style; the checkpoint itself is the "vector")
+STYLE_VECTOR_LENGTH = {"multistyle26": 26, "arbitrary": 100, "fast-neural-style": 0}
 
 
 class StyleChoice(Model):
@@ -60,18 +61,26 @@ class StyleChoice(Model):
 
     ``multistyle26``: weights over the 26 built-in styles. ``arbitrary``: the
     100-number embedding of a style image (it travels in the spec, not as a file).
+    ``fast-neural-style``: a user's TransformerNet checkpoint, named by ``model``
+    (a path, or ``s3://`` where a cluster can read it) and pinned by its SHA-256,
+    so a changed file is noticed instead of silently painting differently.
     """
 
     name: str
-    network: Literal["multistyle26", "arbitrary"] = "multistyle26"
-    weights: tuple[float, ...]
+    network: Literal["multistyle26", "arbitrary", "fast-neural-style"] = "multistyle26"
+    weights: tuple[float, ...] = ()
     strength: float = Field(1.0, ge=0.0, le=1.0)
+    model: str | None = None
+    model_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
     @model_validator(mode="after")
-    def _length_fits_network(self) -> StyleChoice:
+    def _fits_network(self) -> StyleChoice:
         if len(self.weights) != STYLE_VECTOR_LENGTH[self.network]:
             raise ValueError(f"a {self.network} style takes {STYLE_VECTOR_LENGTH[self.network]} numbers, "
                              f"got {len(self.weights)}")
+        checkpoint = self.network == "fast-neural-style"
+        if checkpoint != (self.model is not None and self.model_sha256 is not None):
+            raise ValueError("model and model_sha256 go with a fast-neural-style network, and only with it")
         return self
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from fractions import Fraction
@@ -38,6 +37,7 @@ from av.video.reformatter import Interpolation
 from pydantic import BaseModel, ConfigDict
 
 from farm.errors import CodecError, InputError
+from farm.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -514,20 +514,6 @@ def _exact(value: Fraction, path: Path) -> int:
 
 
 # --------------------------------------------------------------------------- concat (the reducer)
-
-
-@contextmanager
-def atomic_path(out: Path) -> Iterator[Path]:
-    """A temp path next to ``out``, renamed onto it only if the block succeeds (never a half file)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix + ".part", dir=out.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def concat_segments(segments: Sequence[Path], out: Path, *, audio_from: Path | None, time_base: Fraction) -> None:

