@@ -113,3 +113,24 @@ def test_killed_driver_resumes_without_redoing_finished_chunks(cli, ray_local, t
     src, out = video_facts(clip), video_facts(tmp_path / "long_vangogh.mp4")
     assert out["frames"] == 60 and out["pts_seconds"] == pytest.approx(src["pts_seconds"], abs=1e-3)
     assert out["audio_codec"] == "aac"
+
+
+def test_chunk_that_keeps_failing_stops_the_job_naming_it_and_the_job_resumes(cli, tmp_path, private_store):
+    clip = make_clip(tmp_path / "poison.mp4", frames=18, width=64, height=48)
+    blocker = private_store / "jobs" / "poisoned" / "output" / "000001.mp4"
+    blocker.mkdir(parents=True)  # chunk 1's output can never be stored: every attempt fails the same way
+    failed = cli("submit", clip, "--job-id", "poisoned", "--chunk-frames", "6", "--no-gif", "--json")
+    assert failed.code == 1 and failed.stdout == ""
+    assert failed.stderr.startswith("farm: error: chunk 1 failed 3 times:") and failed.stderr.count("\n") == 1
+    assert not (tmp_path / "poison_vangogh.mp4").exists()
+    status = run_json(cli, "status", "poisoned")
+    assert status["state"] == "failed" and "chunk 1" in status["error"]
+    kept = receipts(private_store, "poisoned")
+    assert 1 not in kept
+
+    blocker.rmdir()  # the cause is fixed: the job finishes without redoing what was done
+    resumed = run_json(cli, "resume", "poisoned")
+    assert resumed["chunks_rendered"] == 3 - len(kept)
+    after = receipts(private_store, "poisoned")
+    assert sorted(after) == [0, 1, 2] and all(after[i] == r for i, r in kept.items())
+    assert video_facts(Path(resumed["output"]))["frames"] == 18

@@ -1,0 +1,85 @@
+"""The Scheduler's fault rules on a real local Ray, with small stand-in actors (no network, no video).
+
+StyleWorker's own behaviour is covered end to end elsewhere; here the point is
+what the driver does when workers misbehave: a chunk that keeps failing stops
+the job after a bounded number of attempts and names the chunk and the error;
+a worker process that dies is replaced and its chunk retried; actors that
+cannot start are reported, and the ones that can carry the job.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import ray
+
+from farm.cluster import Feeder, Scheduler
+from farm.errors import ChunkFailedError, InternalError
+from farm.plan import Chunk, Receipt
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class StandIn:
+    """Renders chunk N into a receipt, except where told to fail or die; counts its calls in a file."""
+
+    def __init__(self, log: str, broken: bool = False):
+        if broken:
+            raise RuntimeError("CUDA out of memory while loading the network")
+        self.log = log
+
+    def ping(self) -> int:
+        return os.getpid()
+
+    def render(self, chunk: Chunk, poison: dict[int, str]) -> Receipt:
+        with open(self.log, "a") as fh:
+            fh.write(f"{chunk.index}\n")
+        how = poison.get(chunk.index)
+        if how == "raise":
+            raise ValueError(f"cannot decode frame {chunk.start}")
+        if how == "die":
+            os._exit(1)
+        return Receipt(chunk=chunk.index, key=f"output/{chunk.index:06d}.mp4", frames=chunk.frames, size=1,
+                       sha256="0" * 64, node="test", pid=os.getpid(), seconds={})
+
+
+def chunks(n: int) -> list[Chunk]:
+    return [Chunk(index=i, start=10 * i, end=10 * i + 10) for i in range(n)]
+
+
+def run(tmp_path, *, workers: int = 2, poison=None, broken=lambda i: False, n: int = 6):
+    log, started = str(tmp_path / "calls.log"), iter(range(1000))
+    scheduler = Scheduler(lambda: StandIn.remote(log, broken(next(started))), workers=workers,
+                          call=lambda actor, chunk: actor.render.remote(chunk, poison or {}), max_attempts=3)
+    try:
+        receipts = {r.chunk: r for r in scheduler.run(Feeder(iter(chunks(n)), depth=workers + 1))}
+    finally:
+        scheduler.close()
+    calls = [int(line) for line in open(log)] if os.path.exists(log) else []
+    return receipts, calls
+
+
+def test_every_chunk_once_when_all_is_well(ray_local, tmp_path):
+    receipts, calls = run(tmp_path)
+    assert sorted(receipts) == sorted(calls) == list(range(6))
+
+
+def test_poisoned_chunk_stops_the_job_after_bounded_attempts_naming_it(ray_local, tmp_path):
+    with pytest.raises(ChunkFailedError) as failed:
+        run(tmp_path, poison={3: "raise"})
+    assert failed.value.chunk == 3 and failed.value.attempts == 3
+    assert str(failed.value).startswith("chunk 3 failed 3 times: ValueError: cannot decode frame 30")
+    calls = [int(line) for line in open(tmp_path / "calls.log")]
+    assert calls.count(3) == 3  # bounded: three attempts, not forever
+
+
+def test_worker_process_dying_is_replaced_and_a_deadly_chunk_is_bounded(ray_local, tmp_path):
+    with pytest.raises(ChunkFailedError, match="chunk 1 failed 3 times: worker died"):
+        run(tmp_path, poison={1: "die"})
+
+
+def test_actors_that_cannot_start_are_reported_and_the_rest_carry_the_job(ray_local, tmp_path):
+    receipts, calls = run(tmp_path, workers=2, broken=lambda i: i == 0)
+    assert sorted(receipts) == list(range(6)) and sorted(calls) == list(range(6))
+    with pytest.raises(InternalError, match="no style worker could start: .*CUDA out of memory"):
+        run(tmp_path, workers=2, broken=lambda i: True)
