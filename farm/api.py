@@ -146,7 +146,7 @@ def run(job: PreparedJob, progress: ProgressFn | None = None, detach: bool = Fal
     if not remote.is_jobs_address(job.cluster.address):
         return driver.submit(job.spec, job.cluster, source=job.local_source, info=job.info, progress=progress)
     store = open_store(job.spec.store)
-    submission = remote.submit_remote(job.spec, store, job.cluster.address, job.cluster.workers)
+    submission = remote.submit_remote(job.spec, store, job.cluster.address, job.cluster)
     if detach:
         return Detached(job_id=job.spec.job_id, submission_id=submission, address=job.cluster.address,
                         store=store.uri)
@@ -184,14 +184,14 @@ def _fetch_results(store, job: PreparedJob, seconds: float) -> JobResult:
                      seconds=round(seconds, 3), chunks=-1, chunks_rendered=-1, store=store.uri, stages={})
 
 
-def run_job(job_id: str, store_uri: str, workers: int | None) -> JobResult:
+def run_job(job_id: str, store_uri: str, cluster: ClusterOptions) -> JobResult:
     """The driver side of a remote job (`farm run-job`, started by the Jobs API on the cluster)."""
     from farm import driver, remote
 
     store = open_store(store_uri)
     spec = JobSpec.model_validate_json(store.get_bytes(remote.spec_key(validate_job_id(job_id))))
     local = localize(spec.source)
-    return driver.submit(spec, ClusterOptions(workers=workers), source=local, info=probe(local))
+    return driver.submit(spec, cluster, source=local, info=probe(local))
 
 
 def submit(request: SubmitRequest, progress: ProgressFn | None = None) -> JobResult:

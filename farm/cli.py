@@ -48,6 +48,10 @@ def progress_bar(enabled: bool) -> Progress:
                     console=err, disable=not enabled, transient=False)
 
 
+GpusPerWorker = Annotated[float, typer.Option(min=0.01, max=8.0, help="GPUs per worker; below 1 shares a GPU so decode/encode overlap compute.")]
+Threads = Annotated[Optional[int], typer.Option(min=1, help="Torch threads per CPU worker [1 on 2-core machines, else 4].")]
+
+
 @app.command()
 def submit(
     input: Annotated[str, typer.Argument(help="Source video: a file (any container/codec FFmpeg reads) or s3://bucket/key.")],
@@ -62,6 +66,8 @@ def submit(
     coherence: Annotated[float, typer.Option(min=0.0, max=1.0, help="How strongly paint follows the motion.")] = TemporalOptions().strength,
     chunk_frames: Annotated[int, typer.Option(min=1, help="Frames per chunk (the unit of parallel work).")] = RenderOptions.model_fields["chunk_frames"].default,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Style workers [one per GPU, else by CPU count].")] = None,
+    gpus_per_worker: GpusPerWorker = ClusterOptions().gpus_per_worker,
+    threads: Threads = None,
     store: Annotated[Optional[str], typer.Option(help="Object store: a directory, file://… or s3://bucket/prefix.")] = None,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address [embedded local Ray].")] = None,
     job_id: Annotated[Optional[str], typer.Option(help="Job id; the same id again resumes the job.")] = None,
@@ -80,7 +86,7 @@ def submit(
         strength=strength, temporal=TemporalOptions(enabled=temporal, strength=coherence),
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames,
         gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id,
-        cluster=ClusterOptions(address=address, workers=workers),
+        cluster=ClusterOptions(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads),
     )
     _render(api.prepare(request), as_json, detach)
 
@@ -109,24 +115,27 @@ def resume(
     store: Annotated[Optional[str], typer.Option(help="The job's object store [the default local store].")] = None,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address [embedded local Ray].")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Style workers.")] = None,
+    gpus_per_worker: GpusPerWorker = ClusterOptions().gpus_per_worker,
+    threads: Threads = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object at the end.")] = False,
 ) -> None:
     """Finish an interrupted job: finished chunks are kept, the rest are rendered."""
     from farm import api
 
-    _render(api.prepare_resume(job_id, store, ClusterOptions(address=address, workers=workers)), as_json)
+    options = ClusterOptions(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads)
+    _render(api.prepare_resume(job_id, store, options), as_json)
 
 
 @app.command(hidden=True)
 def run_job(
     job_id: Annotated[str, typer.Argument()],
     store: Annotated[str, typer.Option()],
-    workers: Annotated[Optional[int], typer.Option(min=1)] = None,
+    cluster: Annotated[str, typer.Option(help="ClusterOptions as JSON.")] = "{}",
 ) -> None:
     """The driver of a remote job (started on the cluster by `farm submit --address http://…`)."""
     from farm import api
 
-    print(api.run_job(job_id, store, workers).model_dump_json())
+    print(api.run_job(job_id, store, ClusterOptions.model_validate_json(cluster)).model_dump_json())
 
 
 @app.command()

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from farm.cluster import forwarded_env
-from farm.config import JobSpec
+from farm.config import ClusterOptions, JobSpec
 from farm.errors import ConfigError, InternalError
 from farm.plan import Layout
 from farm.store import LocalStore, ObjectStore
@@ -57,12 +57,17 @@ def client(address: str):
         raise ConfigError(f"cannot reach the Ray Jobs API at {address}: {exc}") from None
 
 
-def submit_remote(spec: JobSpec, store: ObjectStore, address: str, workers: int | None) -> str:
-    """Stage the spec, start the driver as a Ray Job; returns the Ray submission id."""
+def submit_remote(spec: JobSpec, store: ObjectStore, address: str, options: ClusterOptions) -> str:
+    """Stage the spec, start the driver as a Ray Job; returns the Ray submission id.
+
+    The driver there joins its own cluster (no address); the rest of the
+    options (workers, GPUs per worker, threads, attempts) travel with it.
+    """
     if isinstance(store, LocalStore):
         raise ConfigError("a job on a remote cluster needs a store the cluster can reach: --store s3://bucket/prefix")
     store.put_bytes(spec_key(spec.job_id), remote_spec(spec).model_dump_json(indent=2).encode())
-    command = ["farm", "run-job", spec.job_id, "--store", store.uri] + (["--workers", str(workers)] if workers else [])
+    cluster = options.model_copy(update={"address": None}).model_dump_json(exclude_defaults=True)
+    command = ["farm", "run-job", spec.job_id, "--store", store.uri, "--cluster", cluster]
     submission = f"farm-{spec.job_id}-{uuid.uuid4().hex[:6]}"
     client(address).submit_job(entrypoint=shlex.join(command), submission_id=submission,
                                runtime_env={"env_vars": forwarded_env()}, metadata={"farm_job_id": spec.job_id})
