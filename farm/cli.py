@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from enum import Enum
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Annotated, Optional
@@ -49,6 +50,13 @@ def progress_bar(enabled: bool) -> Progress:
 
 
 GpusPerWorker = Annotated[float, typer.Option(min=0.01, max=8.0, help="GPUs per worker; below 1 shares a GPU so decode/encode overlap compute.")]
+class CompileMode(str, Enum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+Compile = Annotated[CompileMode, typer.Option(help="torch.compile the network [auto: CPU workers with enough frames to amortise it].")]
 Threads = Annotated[Optional[int], typer.Option(min=1, help="Torch threads per CPU worker [1 on 2-core machines, else 4].")]
 
 
@@ -68,6 +76,7 @@ def submit(
     workers: Annotated[Optional[int], typer.Option(min=1, help="Style workers [one per GPU, else by CPU count].")] = None,
     gpus_per_worker: GpusPerWorker = ClusterOptions().gpus_per_worker,
     threads: Threads = None,
+    compile: Compile = CompileMode.auto,
     store: Annotated[Optional[str], typer.Option(help="Object store: a directory, file://… or s3://bucket/prefix.")] = None,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address [embedded local Ray].")] = None,
     job_id: Annotated[Optional[str], typer.Option(help="Job id; the same id again resumes the job.")] = None,
@@ -86,7 +95,8 @@ def submit(
         strength=strength, temporal=TemporalOptions(enabled=temporal, strength=coherence),
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames,
         gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id,
-        cluster=ClusterOptions(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads),
+        cluster=ClusterOptions(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
+                             compile=compile.value),
     )
     _render(api.prepare(request), as_json, detach)
 
@@ -117,12 +127,14 @@ def resume(
     workers: Annotated[Optional[int], typer.Option(min=1, help="Style workers.")] = None,
     gpus_per_worker: GpusPerWorker = ClusterOptions().gpus_per_worker,
     threads: Threads = None,
+    compile: Compile = CompileMode.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object at the end.")] = False,
 ) -> None:
     """Finish an interrupted job: finished chunks are kept, the rest are rendered."""
     from farm import api
 
-    options = ClusterOptions(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads)
+    options = ClusterOptions(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
+                             compile=compile.value)
     _render(api.prepare_resume(job_id, store, options), as_json)
 
 
@@ -248,16 +260,22 @@ def eval_flicker(
     Console().print(table)
 
 
+#: Typer >= 0.2x vendors its own click; catch its exceptions and plain click's alike
+_EXIT = (click.exceptions.Exit, typer.Exit)
+_ABORT = (click.exceptions.Abort, typer.Abort, KeyboardInterrupt)
+_USAGE = (click.ClickException, getattr(typer.exceptions, "TyperException", click.ClickException))
+
+
 def main() -> None:
     """Console entry point: map farm's errors to exit codes and one-line messages."""
     try:
         app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except _EXIT as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except _USAGE as exc:  # bad options or arguments: usage and the problem, exit 2
         exc.show()
         sys.exit(2)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except _ABORT:
         err.print("farm: interrupted (a job with a --job-id can be finished with `farm resume`)")
         sys.exit(130)
     except FarmError as exc:

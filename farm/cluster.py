@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 #: poorly on this network: on 2 cores, two 1-thread actors ran 1.57 fps vs 1.09 fps for one 2-thread
 #: actor (bench/scaling.py); past 4 threads the memory of one model per actor is the better trade.
 DEFAULT_CPU_THREADS = 4
+#: frames per CPU actor from which compiling the network pays for itself even with a cold cache
+COMPILE_MIN_FRAMES = 150
 
 
 def connect(address: str | None) -> None:
@@ -97,11 +99,20 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
 
 
-def make_actor(shape: PoolShape, store_uri: str, render: RenderOptions) -> Any:
+def make_actor(shape: PoolShape, store_uri: str, render: RenderOptions, compile: bool = False) -> Any:
     """Start one StyleWorker actor; the network loads in its constructor."""
     remote = ray.remote(_RayStyleWorker).options(num_gpus=shape.num_gpus, num_cpus=shape.num_cpus, max_restarts=0,
                                              runtime_env={"env_vars": forwarded_env()})
-    return remote.remote(store_uri, render, device=shape.device, threads=max(1, int(shape.num_cpus)))
+    return remote.remote(store_uri, render, device=shape.device, threads=max(1, int(shape.num_cpus)), compile=compile)
+
+
+def wants_compile(options: ClusterOptions, shape: PoolShape, frames: int) -> bool:
+    """Whether actors should torch.compile their network: ``auto`` does on CPU when each actor has
+    enough frames to win back the compile (about 30 s cold, 7 s from inductor's on-disk cache, for
+    half the time per frame: bench/profile_stages.py). GPUs stay eager until measured there."""
+    if options.compile != "auto":
+        return options.compile == "on"
+    return shape.device == "cpu" and frames / max(1, shape.workers) >= COMPILE_MIN_FRAMES
 
 
 class Feeder:

@@ -104,6 +104,8 @@ class ClusterOptions(Model):
     threads: int | None = Field(None, ge=1)
     max_in_flight: int | None = Field(None, ge=1)
     max_attempts: int = Field(3, ge=1, le=20)
+    #: torch.compile the network: "auto" where it pays (CPU actors with enough frames to amortise compiling)
+    compile: Literal["auto", "on", "off"] = "auto"
 
 
 class JobSpec(Model):

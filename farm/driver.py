@@ -195,8 +195,9 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
         return done, 0
     cluster.connect(options.address)
     shape = cluster.pool_shape(options, cluster.cluster_resources(), cluster.node_cpus())
+    compile = cluster.wants_compile(options, shape, sum(c.frames + c.warmup for c in todo))
     scheduler = cluster.Scheduler(
-        lambda: cluster.make_actor(shape, store.uri, manifest.spec.render),
+        lambda: cluster.make_actor(shape, store.uri, manifest.spec.render, compile),
         workers=min(shape.workers, len(todo)),
         call=cluster.render_call(manifest.spec.job_id, info.out_width, info.out_height, info.time_base),
         max_attempts=options.max_attempts,

@@ -74,10 +74,11 @@ class StyleWorker:
     """Renders chunks of one job with one loaded network."""
 
     def __init__(self, store_uri: str, render: RenderOptions, *, device: str = "auto",
-                 threads: int | None = None, batch: int | None = None):
+                 threads: int | None = None, batch: int | None = None, compile: bool = False):
         self.store = open_store(store_uri)
         self.render_options = render
-        self.stylizer = Stylizer(render.style, device=device, threads=threads, **({"batch": batch} if batch else {}))
+        self.stylizer = Stylizer(render.style, device=device, threads=threads, compile=compile,
+                                 **({"batch": batch} if batch else {}))
 
     def node_label(self) -> str:
         """Which machine rendered a chunk (receipts carry it; the Ray layer names the node instead)."""

@@ -115,6 +115,19 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(cli, tmp_path, make, wo
     assert set(tmp_path.iterdir()) == before  # no output, no GIF, no scratch folder
 
 
+@pytest.mark.parametrize("args, words", [
+    (("--crf", "99"), "--crf"),
+    (("--compile", "sometimes"), "--compile"),
+    (("--strength", "2"), "--strength"),
+    (("--no-such-option",), "no such option"),
+])
+def test_bad_options_are_usage_errors_exit_2(cli, tmp_path, args, words):
+    clip = make_clip(tmp_path / "o.mp4", frames=2, width=32, height=32)
+    result = cli("submit", clip, *args)
+    assert result.code == 2 and words in result.stderr.lower() and "Traceback" not in result.stderr
+    assert "internal error" not in result.stderr
+
+
 def test_unknown_style_suggests_close_match(cli, tmp_path):
     clip = make_clip(tmp_path / "a.mp4", frames=4, width=64, height=48)
     result = cli("submit", clip, "--style", "vangohg")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.cluster import PoolShape, pool_shape
+from farm.cluster import PoolShape, pool_shape, wants_compile
 from farm.config import ClusterOptions
 from farm.plan import Receipt
 from farm.store import open_store
@@ -33,6 +33,17 @@ from tests.test_cli import video_facts
 ])
 def test_pool_follows_the_cluster(options, resources, nodes, shape):
     assert pool_shape(options, resources, nodes) == shape
+
+
+@pytest.mark.parametrize("compile, shape, frames, expected", [
+    ("auto", PoolShape(2, 0.0, 1.0), 310, True),  # bikes.mp4 with warm-up frames: 155 frames per actor
+    ("auto", PoolShape(2, 0.0, 1.0), 60, False),  # a short clip: compiling would cost more than it saves
+    ("auto", PoolShape(4, 1.0, 1.0), 100_000, False),  # GPUs: not measured yet, eager
+    ("on", PoolShape(2, 0.0, 1.0), 10, True),
+    ("off", PoolShape(1, 0.0, 2.0), 100_000, False),
+])
+def test_compile_where_it_pays(compile, shape, frames, expected):
+    assert wants_compile(ClusterOptions(compile=compile), shape, frames) is expected
 
 
 def store_receipts(store_uri: str, job_id: str) -> dict[int, Receipt]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -284,3 +285,27 @@ def test_threads_are_set_by_the_constructor(catalog, monkeypatch):
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
     Stylizer(catalog.resolve("vangogh"), device="cpu", threads=1)
     assert calls == [1]
+
+
+@pytest.mark.slow
+def test_compiled_network_paints_the_same_pixels(catalog, stylizer):
+    batch = frames(5, 29, 42, seed=4)  # 5 frames in batches of 4: the short last batch is padded, not recompiled
+    compiled = Stylizer(catalog.resolve("vangogh"), device="cpu", compile=True)
+    assert compiled.compiled is not None
+    np.testing.assert_allclose(compiled(batch), stylizer(batch), atol=1e-4)
+
+
+def test_without_a_compiler_the_network_runs_eagerly(catalog, stylizer, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    eager = Stylizer(catalog.resolve("vangogh"), device="cpu", compile=True)
+    assert eager.compiled is None
+    batch = frames(2, 16, 16, seed=5)
+    np.testing.assert_array_equal(eager(batch), stylizer(batch))
+
+
+def test_a_failing_compile_falls_back_to_eager(catalog, stylizer):
+    broken = Stylizer(catalog.resolve("vangogh"), device="cpu")
+    broken.compiled = lambda *args: (_ for _ in ()).throw(RuntimeError("inductor: no C++ compiler"))
+    batch = frames(3, 16, 16, seed=6)
+    np.testing.assert_array_equal(broken(batch), stylizer(batch))
+    assert broken.compiled is None

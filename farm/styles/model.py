@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,8 @@ from farm.config import StyleChoice
 from farm.errors import ConfigError
 from farm.store import sha256_file
 from farm.styles.multistyle import load_multistyle, onnx_path, pad_to_multiple
+
+log = logging.getLogger(__name__)
 
 NETWORK = "multistyle26"
 #: the smallest side the network accepts: its 9×9 reflect padding needs at least 5 rows and columns
@@ -126,7 +130,7 @@ class Stylizer:
     """The network for one style, loaded once; call it with batches of frames."""
 
     def __init__(self, style: StyleChoice, *, device: str = "auto", threads: int | None = None,
-                 half: bool | None = None, batch: int = 4):
+                 half: bool | None = None, batch: int = 4, compile: bool = False):
         if batch < 1:
             raise ConfigError(f"batch must be at least 1, got {batch}")
         if threads is not None:
@@ -144,6 +148,8 @@ class Stylizer:
         self.memory_format = (torch.channels_last if self.device.type == "cuda" or style.network == "arbitrary"
                               else torch.contiguous_format)
         self.net = net.to(memory_format=self.memory_format)
+        #: torch.compile'd network (inductor), or None for eager; every call then gets a full batch
+        self.compiled = compiled_network(self.net, self.device) if compile else None
         self._set_style(style)
 
     def _set_style(self, style: StyleChoice) -> None:
@@ -174,10 +180,38 @@ class Stylizer:
         with torch.inference_mode():
             for part in batches(len(frames), self.batch):
                 chunk = to_tensor(frames[part]).to(self.device, non_blocking=True)
-                styled = stylize_tensor(self.net, chunk, self.weights, self.style.strength, self.dtype,
-                                        self.memory_format)
-                out[part] = styled.clamp_(0.0, 1.0).cpu().numpy()
+                out[part] = self._run(chunk).clamp_(0.0, 1.0).cpu().numpy()
         return out
+
+    def _run(self, chunk: torch.Tensor) -> torch.Tensor:
+        if self.compiled is None:
+            return stylize_tensor(self.net, chunk, self.weights, self.style.strength, self.dtype, self.memory_format)
+        n = len(chunk)
+        full = fill_batch(chunk, self.batch)  # one shape per resolution: a short batch would compile again
+        try:
+            styled = stylize_tensor(self.compiled, full, self.weights, self.style.strength, self.dtype,
+                                    self.memory_format)
+        except Exception as exc:  # no C++ compiler, an inductor bug: eager paints the same pixels
+            log.warning("torch.compile failed (%s: %s); running the network eagerly", type(exc).__name__,
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+            self.compiled = None
+            return self._run(chunk)
+        return styled[:n]
+
+
+def compiled_network(net: torch.nn.Module, device: torch.device) -> torch.nn.Module | None:
+    """``torch.compile(net)`` (inductor, static shapes), or None where it cannot work: CPU code needs a C++ compiler."""
+    if device.type == "cpu" and not any(shutil.which(cc) for cc in ("c++", "g++", "clang++")):
+        log.warning("no C++ compiler found; the network runs eagerly")
+        return None
+    return torch.compile(net, dynamic=False)
+
+
+def fill_batch(chunk: torch.Tensor, size: int) -> torch.Tensor:
+    """Pad a short batch to ``size`` by repeating its last frame (the extra outputs are dropped)."""
+    if len(chunk) >= size:
+        return chunk
+    return torch.cat([chunk, chunk[-1:].expand(size - len(chunk), *chunk.shape[1:])])
 
 
 def check_frames(frames: np.ndarray) -> None:
