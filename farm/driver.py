@@ -193,17 +193,21 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
         progress(frames_done, info.frames)
     if not todo:
         return done, 0
-    cluster.connect(options.address)
-    shape = cluster.pool_shape(options, cluster.cluster_resources(), cluster.node_cpus())
-    compile = cluster.wants_compile(options, shape, sum(c.frames + c.warmup for c in todo))
-    scheduler = cluster.Scheduler(
-        lambda: cluster.make_actor(shape, store.uri, manifest.spec.render, compile),
-        workers=min(shape.workers, len(todo)),
-        call=cluster.render_call(manifest.spec.job_id, info.out_width, info.out_height, info.time_base),
-        max_attempts=options.max_attempts,
-    )
-    feeder = cluster.Feeder(shard(source, info, todo, store, layout), depth=options.max_in_flight or shape.workers + 1)
+    # the sharder starts before Ray does: the first chunks are being cut while Ray and the actors start
+    feeder = cluster.Feeder(shard(source, info, todo, store, layout), depth=options.max_in_flight or 2)
+    scheduler = None
     try:
+        cluster.connect(options.address)
+        shape = cluster.pool_shape(options, cluster.cluster_resources(), cluster.node_cpus())
+        feeder.resize(options.max_in_flight or shape.workers + 1)
+        compile = cluster.wants_compile(options, shape, sum(c.frames + c.warmup for c in todo))
+        scheduler = cluster.Scheduler(
+            lambda: cluster.make_actor(shape, store.uri, manifest.spec.render, compile,
+                                       frame_size=(info.out_height, info.out_width)),
+            workers=min(shape.workers, len(todo)),
+            call=cluster.render_call(manifest.spec.job_id, info.out_width, info.out_height, info.time_base),
+            max_attempts=options.max_attempts,
+        )
         for receipt in scheduler.run(feeder):
             # the input object is no longer needed: a re-render re-shards it from the source
             store.delete_prefix(layout.input(receipt.chunk, video.SEGMENT_EXT))
@@ -212,7 +216,9 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
             if progress:
                 progress(frames_done, info.frames)
     finally:
-        scheduler.close()
+        feeder.close()
+        if scheduler is not None:
+            scheduler.close()
     return done, len(todo)
 
 

@@ -74,11 +74,14 @@ class StyleWorker:
     """Renders chunks of one job with one loaded network."""
 
     def __init__(self, store_uri: str, render: RenderOptions, *, device: str = "auto",
-                 threads: int | None = None, batch: int | None = None, compile: bool = False):
+                 threads: int | None = None, batch: int | None = None, compile: bool = False,
+                 frame_size: tuple[int, int] | None = None):
         self.store = open_store(store_uri)
         self.render_options = render
         self.stylizer = Stylizer(render.style, device=device, threads=threads, compile=compile,
                                  **({"batch": batch} if batch else {}))
+        if compile and frame_size:  # compile now, while the driver is still cutting the first chunk
+            self.stylizer(np.zeros((self.stylizer.batch, *frame_size, 3), dtype=np.uint8))
 
     def node_label(self) -> str:
         """Which machine rendered a chunk (receipts carry it; the Ray layer names the node instead)."""

@@ -36,7 +36,7 @@ def test_pool_follows_the_cluster(options, resources, nodes, shape):
 
 
 @pytest.mark.parametrize("compile, shape, frames, expected", [
-    ("auto", PoolShape(2, 0.0, 1.0), 310, True),  # bikes.mp4 with warm-up frames: 155 frames per actor
+    ("auto", PoolShape(2, 0.0, 1.0), 274, True),  # bikes.mp4 with warm-up frames: 137 frames per actor
     ("auto", PoolShape(2, 0.0, 1.0), 60, False),  # a short clip: compiling would cost more than it saves
     ("auto", PoolShape(4, 1.0, 1.0), 100_000, False),  # GPUs: not measured yet, eager
     ("on", PoolShape(2, 0.0, 1.0), 10, True),
