@@ -702,14 +702,20 @@ def make_gif(video: Path, out: Path, *, width: int = 480, fps: float = 12.0, max
     ffmpeg's two-pass recipe (palettegen, then paletteuse) through PyAV filter
     graphs: pass 1 builds one palette from every frame, pass 2 maps every
     frame onto it, so colours do not shimmer from frame to frame.
+
+    The palette's statistics are gathered at half the GIF's width: palettegen
+    costs grow with pixels, and the colours of a frame barely change with
+    scale (bikes.mp4: 5.1 s instead of 8.6 s for the GIF; error against the
+    source frames, blurred σ 1.5, 6.39 instead of 6.27 of 255).
     """
     video, out = Path(video), Path(out)
     info = probe(video)
-    scale = f"{min(width, info.width)}:-2:flags=lanczos"  # -2: keep the height even
+    gif_width = min(width, info.width)
+    scale = f"{gif_width}:-2:flags=lanczos"  # -2: keep the height even
     rate = Fraction(fps).limit_denominator(1001)
     with atomic_path(out) as tmp:
         try:
-            palette = _palette(video, info, rate, scale, max_seconds)
+            palette = _palette(video, info, rate, f"{max(2, gif_width // 2)}:-2:flags=lanczos", max_seconds)
             return _write_gif(video, info, tmp, palette, rate, scale, max_seconds)
         except av.error.FFmpegError as err:
             raise CodecError(f"{out}: GIF encoding failed: {err}") from None
