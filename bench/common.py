@@ -73,6 +73,12 @@ def cut_clip(src: Path, dst: Path, frames: int) -> Path:
     return dst
 
 
+def clip_arg(name: str, frames: int, tmp: Path) -> Path:
+    """A ``--clip`` argument (a path or a sample's name), cut to its first ``frames`` frames when asked."""
+    clip = Path(name) if Path(name).exists() else sample(name)
+    return cut_clip(clip, tmp / f"{clip.stem}_{frames}f.mp4", frames) if frames else clip
+
+
 def probe(path: Path) -> dict:
     """Width, height, frame count (demuxed packets) and codec of a video file."""
     import av

@@ -48,7 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (cut_clip, environment, farm_submit, load_note, probe, sample, table,  # noqa: E402
+from common import (clip_arg, environment, farm_submit, load_note, probe, table,  # noqa: E402
                     write_result)
 
 import numpy as np  # noqa: E402
@@ -445,9 +445,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         tmp = Path(tmp)
-        clip = Path(args.clip) if Path(args.clip).exists() else sample(args.clip)
-        if args.frames:
-            clip = cut_clip(clip, tmp / f"{clip.stem}_{args.frames}f.mp4", args.frames)
+        clip = clip_arg(args.clip, args.frames, tmp)
         src = probe(clip)
         if args.network_only:
             c = network_part(first_frames(clip, 4), args)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import cut_clip, environment, farm_submit, load_note, probe, sample, table, write_result  # noqa: E402
+from common import clip_arg, environment, farm_submit, load_note, probe, table, write_result  # noqa: E402
 
 CHUNK_NAME = re.compile(r"^\d{6}\.mp4$")
 JOB = "bench-store"
@@ -140,9 +140,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         tmp = Path(tmp)
-        clip = Path(args.clip) if Path(args.clip).exists() else sample(args.clip)
-        if args.frames:
-            clip = cut_clip(clip, tmp / f"{clip.stem}_{args.frames}f.mp4", args.frames)
+        clip = clip_arg(args.clip, args.frames, tmp)
         src = probe(clip)
         w, h, n = src["width"] + src["width"] % 2, src["height"] + src["height"] % 2, src["frames"]
         chunks = plan_chunks(n, RenderOptions.model_fields["chunk_frames"].default, TemporalOptions().warmup)
