@@ -223,8 +223,8 @@ def status(job_id: str, store: str | None):
 def flicker(input: Path, stylized: Path, style: str | None = None):
     """E_warp of a stylized video against its source (and a per-frame stylization, given a style)."""
     from farm import metrics, video
-    from farm.styles.catalog import load_catalog
     from farm.styles.model import Stylizer
+    from farm.styles.resolve import named_style
     from farm.worker import to_uint8
 
     src_info, out_info = video.probe(input), video.probe(stylized)
@@ -236,7 +236,7 @@ def flicker(input: Path, stylized: Path, style: str | None = None):
     outputs = (f.rgb for f in video.iter_frames(stylized, out_info))
     reference = None
     if style is not None:
-        stylizer = Stylizer(load_catalog().resolve(style))
+        stylizer = Stylizer(named_style(style, 1.0, lambda: next(iter(video.iter_frames(input, src_info))).rgb))
         reference = (to_uint8(stylizer(f.rgb[None])[0]) for f in video.iter_frames(input, src_info))
     return metrics.flicker_report(inputs, outputs, reference)
 
