@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from datetime import timedelta
 from enum import Enum
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -18,8 +19,7 @@ from typing import Annotated, Optional
 import click
 import typer
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -35,27 +35,44 @@ app.add_typer(eval_app, name="eval")
 err = Console(stderr=True)
 
 
+def render_rate(task) -> float | None:
+    """Frames per second since this run began. Not rich's windowed speed: chunks finish in bursts of
+    many frames, which a short window reads as tens of frames per second."""
+    done = task.completed - task.fields.get("baseline", 0)
+    return done / task.elapsed if task.elapsed and done > 0 else None
+
+
 class FpsColumn(ProgressColumn):
     """Frames per second of the render so far."""
 
     def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:5.2f} fps" if speed else "  ... fps", style="progress.data.speed")
+        rate = render_rate(task)
+        return Text(f"{rate:5.2f} fps" if rate else "  ... fps", style="progress.data.speed")
+
+
+class EtaColumn(ProgressColumn):
+    """Time left at the rate so far."""
+
+    def render(self, task) -> Text:
+        rate = render_rate(task)
+        if task.finished or not rate or task.total is None:
+            return Text("0:00:00" if task.finished else "-:--:--", style="progress.remaining")
+        return Text(str(timedelta(seconds=int((task.total - task.completed) / rate))), style="progress.remaining")
 
 
 def progress_bar(enabled: bool) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-                    FpsColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                    FpsColumn(), TimeElapsedColumn(), TextColumn("ETA"), EtaColumn(),
                     console=err, disable=not enabled, transient=False)
 
 
-GpusPerWorker = Annotated[float, typer.Option(min=0.01, max=8.0, help="GPUs per worker; below 1 shares a GPU so decode/encode overlap compute.")]
 class CompileMode(str, Enum):
     auto = "auto"
     on = "on"
     off = "off"
 
 
+GpusPerWorker = Annotated[float, typer.Option(min=0.01, max=8.0, help="GPUs per worker; below 1 shares a GPU so decode/encode overlap compute.")]
 Compile = Annotated[CompileMode, typer.Option(help="torch.compile the network [auto: CPU workers with enough frames to amortise it].")]
 Threads = Annotated[Optional[int], typer.Option(min=1, help="Torch threads per CPU worker [1 on 2-core machines, else 4].")]
 
@@ -108,8 +125,16 @@ def _render(job, as_json: bool, detach: bool = False) -> None:
     # stdout carries only the result: chatter from libraries (Ray's worker-death notices) goes to stderr
     with progress_bar(enabled=not (as_json or detach)) as bar, redirect_stdout(sys.stderr):
         task = bar.add_task(f"{job.local_source.name} → {job.spec.render.style.name}", total=job.info.frames)
-        result = api.run(job, progress=lambda done, total: bar.update(task, completed=done, total=total),
-                         detach=detach)
+
+        first: list[int] = []
+
+        def report(done: int, total: int) -> None:
+            if not first:  # frames a resumed job had already are not this run's speed
+                first.append(done)
+                bar.update(task, baseline=done)
+            bar.update(task, completed=done, total=total)
+
+        result = api.run(job, progress=report, detach=detach)
     if as_json or isinstance(result, api.Detached):
         print(result.model_dump_json())
         return

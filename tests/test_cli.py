@@ -198,3 +198,21 @@ def test_style_image_renders_at_full_resolution(cli, tmp_path):
     assert both.code == 2 and "exclusive" in both.stderr
     unreadable = cli("submit", clip, "--style-image", tmp_path / "missing.png")
     assert unreadable.code == 2 and "image not found" in unreadable.stderr
+
+
+def test_progress_rate_is_frames_over_time_not_the_last_burst():
+    from rich.progress import Progress
+
+    from farm.cli import EtaColumn, FpsColumn, render_rate
+
+    clock = [0.0]
+    bar = Progress(FpsColumn(), EtaColumn(), get_time=lambda: clock[0], disable=True)
+    task = bar.add_task("x", total=250)
+    bar.start_task(task)
+    bar.update(task, baseline=100, completed=100)  # a resumed job: 100 frames were done before
+    clock[0] = 30.0
+    bar.update(task, completed=220)  # a chunk of 120 frames lands at once after 30 s
+    state = bar.tasks[0]
+    assert render_rate(state) == pytest.approx(4.0)
+    assert str(FpsColumn().render(state)) == " 4.00 fps"
+    assert str(EtaColumn().render(state)) == "0:00:07"
