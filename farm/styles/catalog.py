@@ -274,9 +274,14 @@ def unknown_style_message(name: str, known: Sequence[str]) -> str:
 
 
 def config_dir() -> Path:
-    """``$FARM_CONFIG_DIR``, else the repo's ``configs/`` beside the ``farm`` package."""
+    """``$FARM_CONFIG_DIR``; else the repo's ``configs/`` beside the ``farm`` package (a checkout or an
+    editable install); else the copy a wheel carries as the ``farm.configs`` package (pyproject.toml)."""
     env = os.environ.get("FARM_CONFIG_DIR")
-    return Path(env) if env else Path(farm.__file__).resolve().parent.parent / "configs"
+    if env:
+        return Path(env)
+    package = Path(farm.__file__).resolve().parent
+    beside = package.parent / "configs"
+    return beside if beside.is_dir() else package / "configs"
 
 
 def load_catalog(path: Path | None = None, extra_names: Sequence[str] = ()) -> Catalog:
