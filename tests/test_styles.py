@@ -179,6 +179,17 @@ def test_config_dir_from_environment(tmp_path, monkeypatch):
     assert load_catalog().source == CATALOG_YAML
 
 
+def test_config_dir_of_a_wheel_install_is_inside_the_package(tmp_path, monkeypatch):
+    import farm
+
+    installed = tmp_path / "site-packages" / "farm"  # no configs/ beside the package, as in site-packages
+    (installed / "configs").mkdir(parents=True)
+    (installed / "configs" / "styles.yaml").write_text(CATALOG_YAML.read_text())
+    monkeypatch.delenv("FARM_CONFIG_DIR", raising=False)
+    monkeypatch.setattr(farm, "__file__", str(installed / "__init__.py"))
+    assert config_dir() == installed / "configs" and len(load_catalog()) == len(load_catalog(CATALOG_YAML))
+
+
 def test_kind_labels(catalog):
     assert catalog.entry("vangogh").kind_label == "builtin 19"
     assert catalog.entry("starry-ember").kind_label == "blend vangogh 50% + autumn-fire 50%"
