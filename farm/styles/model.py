@@ -130,8 +130,8 @@ class Stylizer:
     """The network for one style, loaded once; call it with batches of frames."""
 
     def __init__(self, style: StyleChoice, *, device: str = "auto", threads: int | None = None,
-                 half: bool | None = None, batch: int = 4, compile: bool = False):
-        if batch < 1:
+                 half: bool | None = None, batch: int | None = None, compile: bool = False):
+        if batch is not None and batch < 1:
             raise ConfigError(f"batch must be at least 1, got {batch}")
         if threads is not None:
             if threads < 1:
@@ -141,7 +141,7 @@ class Stylizer:
         self.device = pick_device(device)
         self.half = self.device.type == "cuda" if half is None else bool(half)
         self.dtype = torch.float16 if self.half else torch.float32
-        self.batch = batch
+        self.batch = batch or default_batch(self.device)
         self._weights_hash = weights_hash(style)
         net = load_network(style).to(device=self.device, dtype=self.dtype)
         # channels_last measured slower for the 26-style network on CPU, faster for the arbitrary one and on GPU
@@ -197,6 +197,12 @@ class Stylizer:
             self.compiled = None
             return self._run(chunk)
         return styled[:n]
+
+
+def default_batch(device: torch.device) -> int:
+    """Frames per network call: 1 on a CPU (140 ms/frame compiled at 640x272 on one thread vs 166-172 ms
+    for batches of 2-8: cache locality wins), 4 on a GPU, where batches fill the device."""
+    return 4 if device.type == "cuda" else 1
 
 
 def compiled_network(net: torch.nn.Module, device: torch.device) -> torch.nn.Module | None:
