@@ -60,12 +60,23 @@ class PoolShape:
         return "cuda" if self.num_gpus > 0 else "cpu"
 
 
-def pool_shape(options: ClusterOptions, resources: dict[str, float], node_cpus: list[float] | None = None) -> PoolShape:
+def pool_shape(options: ClusterOptions, resources: dict[str, float], node_cpus: list[float] | None = None,
+               chunks: int | None = None) -> PoolShape:
     """One actor per GPU (or per ``gpus_per_worker``), else CPU actors sized to fit on single nodes.
 
     ``node_cpus`` lists each alive node's CPUs: an actor must fit on one node, so
-    two 1-CPU nodes hold two 1-thread actors, not one 2-thread actor.
+    two 1-CPU nodes hold two 1-thread actors, not one 2-thread actor. Never more
+    actors than ``chunks``: with fewer chunks than actors, CPU actors share the
+    cores the missing ones would have had (a one-chunk clip on 2 cores gets one
+    2-thread actor, not one 1-thread actor beside an idle core).
     """
+    shape = _pool_shape(options, resources, node_cpus)
+    if chunks is None or chunks >= shape.workers or options.workers:
+        return shape
+    return _pool_shape(options.model_copy(update={"workers": max(1, chunks)}), resources, node_cpus)
+
+
+def _pool_shape(options: ClusterOptions, resources: dict[str, float], node_cpus: list[float] | None) -> PoolShape:
     gpus, cpus = resources.get("GPU", 0.0), max(1.0, resources.get("CPU", 1.0))
     if gpus >= options.gpus_per_worker:
         workers = options.workers or int(gpus // options.gpus_per_worker)

@@ -198,7 +198,7 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
     scheduler = None
     try:
         cluster.connect(options.address)
-        shape = cluster.pool_shape(options, cluster.cluster_resources(), cluster.node_cpus())
+        shape = cluster.pool_shape(options, cluster.cluster_resources(), cluster.node_cpus(), chunks=len(todo))
         feeder.resize(options.max_in_flight or shape.workers + 1)
         compile = cluster.wants_compile(options, shape, sum(c.frames + c.warmup for c in todo))
         scheduler = cluster.Scheduler(

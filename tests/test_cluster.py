@@ -35,6 +35,17 @@ def test_pool_follows_the_cluster(options, resources, nodes, shape):
     assert pool_shape(options, resources, nodes) == shape
 
 
+@pytest.mark.parametrize("options, resources, nodes, chunks, shape", [
+    (ClusterOptions(), {"CPU": 2}, [2], 1, PoolShape(1, 0.0, 2.0)),  # one chunk: one actor with both cores
+    (ClusterOptions(), {"CPU": 2}, [2], 5, PoolShape(2, 0.0, 1.0)),
+    (ClusterOptions(), {"CPU": 64}, [32, 32], 4, PoolShape(4, 0.0, 16.0)),
+    (ClusterOptions(), {"CPU": 16, "GPU": 4}, [16], 2, PoolShape(2, 1.0, 1.0)),  # no idle GPU actors
+    (ClusterOptions(workers=2), {"CPU": 2}, [2], 1, PoolShape(2, 0.0, 1.0)),  # what the user asked for
+])
+def test_never_more_actors_than_chunks(options, resources, nodes, chunks, shape):
+    assert pool_shape(options, resources, nodes, chunks=chunks) == shape
+
+
 @pytest.mark.parametrize("compile, shape, frames, expected", [
     ("auto", PoolShape(2, 0.0, 1.0), 274, True),  # bikes.mp4 with warm-up frames: 137 frames per actor
     ("auto", PoolShape(2, 0.0, 1.0), 60, False),  # a short clip: compiling would cost more than it saves
