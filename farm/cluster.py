@@ -263,12 +263,13 @@ class Scheduler:
             self._fail(chunk, attempt, f"worker died: {type(exc).__name__}")
             self._start_actor()
             return None
-        except UserError:
-            raise
         except Exception as exc:  # a task error: the actor itself is still usable
+            # back among the idle first: _fail may raise, and close() must still find (and stop) the actor
+            self.idle.append(actor)
+            if isinstance(exc, UserError):
+                raise
             log.warning("chunk %d failed (attempt %d): %s", chunk.index, attempt, exc)
             self._fail(chunk, attempt, _one_line(exc))
-            self.idle.append(actor)
             return None
         self.idle.append(actor)
         return receipt

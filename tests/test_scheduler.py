@@ -47,9 +47,15 @@ def chunks(n: int) -> list[Chunk]:
     return [Chunk(index=i, start=10 * i, end=10 * i + 10) for i in range(n)]
 
 
-def run(tmp_path, *, workers: int = 2, poison=None, broken=lambda i: False, n: int = 6):
+def run(tmp_path, *, workers: int = 2, poison=None, broken=lambda i: False, n: int = 6, actors=None):
     log, started = str(tmp_path / "calls.log"), iter(range(1000))
-    scheduler = Scheduler(lambda: StandIn.remote(log, broken(next(started))), workers=workers,
+    actors = [] if actors is None else actors
+
+    def new_actor():
+        actors.append(StandIn.remote(log, broken(next(started))))
+        return actors[-1]
+
+    scheduler = Scheduler(new_actor, workers=workers,
                           call=lambda actor, chunk: actor.render.remote(chunk, poison or {}), max_attempts=3)
     try:
         receipts = {r.chunk: r for r in scheduler.run(Feeder(iter(chunks(n)), depth=workers + 1))}
@@ -65,8 +71,12 @@ def test_every_chunk_once_when_all_is_well(ray_local, tmp_path):
 
 
 def test_poisoned_chunk_stops_the_job_after_bounded_attempts_naming_it(ray_local, tmp_path):
+    actors: list = []
     with pytest.raises(ChunkFailedError) as failed:
-        run(tmp_path, poison={3: "raise"})
+        run(tmp_path, poison={3: "raise"}, actors=actors)
+    for actor in actors:  # every actor is stopped, the one that failed last too (it would hold its CPUs)
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(actor.ping.remote(), timeout=30)
     assert failed.value.chunk == 3 and failed.value.attempts == 3
     assert str(failed.value).startswith("chunk 3 failed 3 times: ValueError: cannot decode frame 30")
     calls = [int(line) for line in open(tmp_path / "calls.log")]
