@@ -158,8 +158,10 @@ class Stylizer:
 
     def with_style(self, style: StyleChoice) -> Stylizer:
         """Another style on the same loaded network (no reload): contact sheets, multi-job workers."""
-        if style.network != self.style.network or style.model_sha256 != self.style.model_sha256:
+        if style.network != self.style.network:
             raise ConfigError(f"a {self.style.network} stylizer cannot run a {style.network} style")
+        if style.model_sha256 != self.style.model_sha256:
+            raise ConfigError("a checkpoint's stylizer cannot run another checkpoint: load it with its own Stylizer")
         other = copy.copy(self)
         other._set_style(style)
         return other
