@@ -76,11 +76,8 @@ def style_label(request: SubmitRequest) -> str:
 def resolve_style(request: SubmitRequest, local: Path, info: VideoInfo) -> StyleChoice:
     """The request's style as a job carries it; a painting's embedding is computed once, here."""
     from farm.styles import resolve
-    from farm.video import iter_frames
 
-    def first_frame():
-        return next(iter(iter_frames(local, info))).rgb
-
+    first_frame = lambda: video_first_frame(local, info)  # noqa: E731  (read only when strength < 1)
     label = style_label(request)
     if request.model:
         return resolve.checkpoint_style(request.model, request.strength)
@@ -88,6 +85,13 @@ def resolve_style(request: SubmitRequest, local: Path, info: VideoInfo) -> Style
         vector = resolve.painting_vector(request.style_images)
         return resolve.painting_style(label, vector, request.strength, first_frame)
     return resolve.named_style(label, request.strength, first_frame)
+
+
+def video_first_frame(path: Path, info: VideoInfo):
+    """The first frame as RGB: a painting's strength mixes toward the clip's own style, read from it."""
+    from farm.video import iter_frames
+
+    return next(iter(iter_frames(path, info))).rgb
 
 
 def stage_model(style: StyleChoice, store) -> StyleChoice:
@@ -236,7 +240,7 @@ def flicker(input: Path, stylized: Path, style: str | None = None):
     outputs = (f.rgb for f in video.iter_frames(stylized, out_info))
     reference = None
     if style is not None:
-        stylizer = Stylizer(named_style(style, 1.0, lambda: next(iter(video.iter_frames(input, src_info))).rgb))
+        stylizer = Stylizer(named_style(style, 1.0, lambda: video_first_frame(input, src_info)))
         reference = (to_uint8(stylizer(f.rgb[None])[0]) for f in video.iter_frames(input, src_info))
     return metrics.flicker_report(inputs, outputs, reference)
 

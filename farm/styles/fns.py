@@ -127,8 +127,12 @@ class TransformerNet(nn.Module):
         Odd sizes would come back a few pixels larger (two stride-2 convs, two
         ×2 upsamplings), so frames are reflect-padded to a multiple of 4 and cropped.
         """
-        padded, h, w = pad_to_multiple(x * 255.0, MULTIPLE)
-        return self(padded)[..., :h, :w].clamp(0.0, 255.0) / 255.0
+        padded, h, w = pad_to_multiple(x, MULTIPLE)
+        return self.unit_range(padded)[..., :h, :w]
+
+    def unit_range(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on [0,1] frames whose sides are multiples of 4: ×255 in, clamp to 0–255 and ÷255 out."""
+        return self(x * 255.0).clamp(0.0, 255.0) / 255.0
 
 
 def drop_legacy_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -208,17 +212,23 @@ class CheckpointNetwork(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x * 255.0).clamp(0.0, 255.0) / 255.0
+        return self.net.unit_range(x)
 
 
-def fetch_checkpoint(uri: str, sha256: str) -> Path:
-    """The checkpoint as a local file (fetched when it is an ``s3://`` object), checked against the job's hash."""
+def local_checkpoint(uri: str) -> Path:
+    """The checkpoint as a local file: the path itself, or an ``s3://`` object fetched to scratch."""
     try:
         path = localize(uri)
     except InputError:
         raise StyleError(f"model file not found: {uri}") from None
     if path.is_dir():
         raise StyleError(f"{uri} is a folder, not a model file")
+    return path
+
+
+def fetch_checkpoint(uri: str, sha256: str) -> Path:
+    """:func:`local_checkpoint`, checked against the hash the job recorded."""
+    path = local_checkpoint(uri)
     actual = sha256_file(path)
     if actual != sha256:
         raise StyleError(f"{uri} changed since the style was recorded (sha256 {actual[:12]}, expected {sha256[:12]}); "

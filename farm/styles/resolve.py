@@ -17,7 +17,7 @@ frame: callers pass it lazily, since the other networks never need it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
@@ -63,14 +63,11 @@ def painting_style(name: str, vector: Sequence[float], strength: float, content:
 
 def checkpoint_style(uri: str, strength: float, name: str | None = None) -> StyleChoice:
     """A fast-neural-style checkpoint (a path or ``s3://``), opened safely and pinned by its SHA-256."""
-    from farm.sources import is_remote, localize
+    from farm.sources import is_remote
     from farm.store import sha256_file
-    from farm.styles.fns import load_fns
+    from farm.styles.fns import load_fns, local_checkpoint
 
-    try:
-        path = localize(uri)
-    except InputError:
-        raise StyleError(f"model file not found: {uri}") from None
+    path = local_checkpoint(uri)
     load_fns(path)  # refuses anything but a TransformerNet state dict, without running pickled code
     where = uri if is_remote(uri) else str(path)
     return StyleChoice(name=name or model_label(uri), network="fast-neural-style", strength=strength,
@@ -79,7 +76,9 @@ def checkpoint_style(uri: str, strength: float, name: str | None = None) -> Styl
 
 def model_label(uri: str) -> str:
     """``udnie`` for ``path/to/udnie.pth`` or ``s3://bucket/udnie.pth``: the style's name in file names."""
-    return PurePosixPath(uri).stem if uri.startswith("s3://") else Path(uri).stem
+    from farm.sources import source_name
+
+    return Path(source_name(uri)).stem
 
 
 def named_style(name: str, strength: float, content: Content) -> StyleChoice:
