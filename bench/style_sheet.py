@@ -25,7 +25,7 @@ from farm.styles.catalog import load_catalog
 from farm.styles.model import Stylizer
 from farm.styles.resolve import painting_style, painting_vector
 from farm.styles.sheet import compose, fit_tile, save_atomic
-from farm.video import iter_frames, probe
+from farm.video import iter_frames, probe, to_uint8
 
 
 def frames_of(clip: Path, wanted: list[int]) -> list[np.ndarray]:
@@ -44,7 +44,7 @@ def stand_in_images(folder: Path) -> list[Path]:
     frame = frames_of(sample("bigbuckbunny"), [60])[0]
     painted = Stylizer(load_catalog().resolve("vangogh"), device="cpu")(frame[None])[0]
     first = folder / "bbb-vangogh.png"
-    Image.fromarray((painted * 255 + 0.5).astype(np.uint8)).save(first)
+    Image.fromarray(to_uint8(painted)).save(first)
     y, x = np.mgrid[0:384, 0:384]
     stripes = np.stack([(np.sin((x + 0.6 * y) / 6.0) > 0) * 230, (np.sin(y / 11.0) > 0) * 120 + 60,
                         ((x // 48 + y // 48) % 2) * 200 + 30], axis=-1).astype(np.uint8)
@@ -84,7 +84,7 @@ def main() -> None:
     rows = [(s.name, Stylizer(s, device="cpu")(batch)) for s in styles]
     rows.append(("vangogh", Stylizer(load_catalog().resolve("vangogh"), device="cpu")(batch)))
     for name, painted in rows:
-        tiles += [(name, (p * 255 + 0.5).astype(np.uint8)) for p in painted]
+        tiles += [(name, to_uint8(p)) for p in painted]
     save_atomic(compose(tiles, columns=len(frames)), args.out)
     print(f"wrote {args.out} ({len(rows) + 1} rows x {len(frames)} frames of bikes.mp4; styles: "
           f"{', '.join(str(p) for p in images)})")

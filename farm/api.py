@@ -229,7 +229,6 @@ def flicker(input: Path, stylized: Path, style: str | None = None):
     from farm import metrics, video
     from farm.styles.model import Stylizer
     from farm.styles.resolve import named_style
-    from farm.worker import to_uint8
 
     src_info, out_info = video.probe(input), video.probe(stylized)
     src_shape = (src_info.frames, src_info.out_width, src_info.out_height)
@@ -241,6 +240,6 @@ def flicker(input: Path, stylized: Path, style: str | None = None):
     reference = None
     if style is not None:
         stylizer = Stylizer(named_style(style, 1.0, lambda: video_first_frame(input, src_info)))
-        reference = (to_uint8(stylizer(f.rgb[None])[0]) for f in video.iter_frames(input, src_info))
+        reference = (video.to_uint8(stylizer(f.rgb[None])[0]) for f in video.iter_frames(input, src_info))
     return metrics.flicker_report(inputs, outputs, reference)
 

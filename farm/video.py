@@ -73,6 +73,11 @@ _CONTAINER_MAGIC: tuple[tuple[int, bytes], ...] = (
 )
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float RGB in [0,1] (a painted frame) → uint8, rounded, out-of-range values clipped."""
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
 # --------------------------------------------------------------------------- probe
 
 

@@ -66,10 +66,6 @@ def timed(items: Iterator, timer: Timer, stage: str) -> Iterator:
         yield item
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
 class StyleWorker:
     """Renders chunks of one job with one loaded network."""
 
@@ -134,7 +130,7 @@ class StyleWorker:
                             image = coherence.step(frame.rgb, image)
                     if seen >= chunk.warmup:
                         with timer.stage("encode"):
-                            writer.write(to_uint8(image), frame.pts)
+                            writer.write(video.to_uint8(image), frame.pts)
                         emitted += 1
                     seen += 1
         return emitted

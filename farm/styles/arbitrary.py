@@ -52,6 +52,7 @@ from torch.nn import functional as F
 
 from farm.errors import StyleError
 from farm.styles.multistyle import onnx_path, pad_to_multiple
+from farm.video import to_uint8
 
 STYLE_DIM = 100
 #: the predictor's fixed input side (the style image is centre-cropped and resized to it)
@@ -481,7 +482,7 @@ def to_uint8_image(image: np.ndarray) -> np.ndarray:
         return array
     if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
         raise StyleError(f"a style image must be uint8 or float in [0,1], got {array.dtype}")
-    return (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return to_uint8(array)
 
 
 def prepare_style(image: np.ndarray, size: int = PREDICT_SIZE) -> torch.Tensor:

