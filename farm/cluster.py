@@ -39,12 +39,30 @@ DEFAULT_CPU_THREADS = 4
 COMPILE_MIN_FRAMES = 100
 
 
+_owned = False  # whether connect() started this process's Ray connection (and so disconnect() ends it)
+
+
 def connect(address: str | None) -> None:
     """Join a cluster at ``address``, or start an embedded local Ray when there is none."""
+    global _owned
     if ray.is_initialized():
         return
     ray.init(address=address, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR, configure_logging=True)
+    _owned = True
+
+
+def disconnect() -> None:
+    """End a connection that :func:`connect` made; one the caller made stays theirs.
+
+    Ray's driver prints the cluster's error notices (a lost node's last raylet lines) on stdout from
+    a background thread; ending the connection while the job is still ours stops that thread, so
+    nothing lands after the result a ``--json`` caller parses.
+    """
+    global _owned
+    if _owned and ray.is_initialized():
+        ray.shutdown()
+    _owned = False
 
 
 @dataclass(frozen=True)

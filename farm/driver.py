@@ -117,6 +117,8 @@ def submit(spec: JobSpec, options: ClusterOptions, *, source: Path, info: video.
     except BaseException as exc:
         write_state(store, layout, state="failed", error=f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        cluster.disconnect()
     write_state(store, layout, state="done", output=store.describe(layout.final(output.name)),
                 gif=store.describe(layout.final(gif.name)) if gif else None)
     return JobResult(job_id=spec.job_id, output=str(output), gif=str(gif) if gif else None, frames=info.frames,
