@@ -24,7 +24,7 @@ from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks
 from farm.reduce import deliver, write_gif, write_video
 from farm.shard import shard
 from farm.store import ObjectStore, open_store
-from farm.styles.model import model_identity
+from farm.styles.identity import model_identity
 
 #: called with (frames done, frames total) as chunks finish
 ProgressFn = Callable[[int, int], None]

