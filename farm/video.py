@@ -496,13 +496,17 @@ class SegmentClock(NamedTuple):
         return cls(Fraction(fields["time_base"]), int(fields["origin"]))
 
 
-def read_segment(path: str | Path) -> Iterator[Frame]:
-    """Decode a segment written by SegmentWriter; pts come back exactly, in the writer's time base."""
+def read_segment(path: str | Path, threads: int = 0) -> Iterator[Frame]:
+    """Decode a segment written by SegmentWriter; pts come back exactly, in the writer's time base.
+
+    ``threads`` caps the decoder's threads (0: FFmpeg's choice, one per core).
+    """
     path = Path(path)
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.codec_context.thread_type = "AUTO"
+            stream.codec_context.thread_count = threads
             clock = SegmentClock.read(container, path)
             for frame in container.decode(stream):
                 rgb = frame.to_ndarray(format="rgb24", interpolation=_TO_RGB)

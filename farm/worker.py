@@ -79,6 +79,13 @@ class StyleWorker:
 
         self.store = open_store(store_uri)
         self.render_options = render
+        #: the actor's CPU share also caps OpenCV's and FFmpeg's thread pools: left to themselves each
+        #: starts one thread per core, and two 1-CPU actors on 2 cores then slow each other's network
+        self.threads = threads or 0
+        if threads:
+            import cv2
+
+            cv2.setNumThreads(threads)
         self.stylizer = Stylizer(render.style, device=device, threads=threads, compile=compile,
                                  **({"batch": batch} if batch else {}))
         if compile and frame_size:  # compile now, while the driver is still cutting the first chunk
@@ -125,9 +132,9 @@ class StyleWorker:
         coherence: Coherence | None = Coherence(self.render_options.temporal) if self.render_options.temporal.enabled else None
         enc = self.render_options.encode
         emitted, seen = 0, 0
-        frames = timed(video.read_segment(src), timer, "decode")
+        frames = timed(video.read_segment(src, threads=self.threads), timer, "decode")
         with video.SegmentWriter(out, width, height, time_base, lossless=False, codec=enc.codec,
-                                 crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt) as writer:
+                                 crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt, threads=self.threads) as writer:
             for batch in batched(frames, self.stylizer.batch):
                 with timer.stage("network"):
                     styled = self.stylizer(np.stack([f.rgb for f in batch]))
