@@ -39,7 +39,7 @@ class SubmitRequest(BaseModel):
     make_gif: bool = True
     temporal: TemporalOptions = TemporalOptions()
     encode: EncodeOptions = EncodeOptions()
-    chunk_frames: int = RenderOptions.model_fields["chunk_frames"].default
+    chunk_frames: int | None = None
     gif_options: GifOptions = GifOptions()
     store: str | None = None
     job_id: str | None = None

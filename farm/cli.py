@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from farm.config import ClusterOptions, EncodeOptions, GifOptions, RenderOptions, TemporalOptions
+from farm.config import ClusterOptions, EncodeOptions, GifOptions, TemporalOptions
 from farm.errors import FarmError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -89,7 +89,7 @@ def submit(
     strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="Mix with the original frame (1 = all paint).")] = 1.0,
     temporal: Annotated[bool, typer.Option("--temporal/--no-temporal", help="Flow-guided coherence (anti-flicker).")] = True,
     coherence: Annotated[float, typer.Option(min=0.0, max=1.0, help="How strongly paint follows the motion.")] = TemporalOptions().strength,
-    chunk_frames: Annotated[int, typer.Option(min=1, help="Frames per chunk (the unit of parallel work).")] = RenderOptions.model_fields["chunk_frames"].default,
+    chunk_frames: Annotated[Optional[int], typer.Option(min=1, help="Frames per chunk, the unit of parallel work [up to 150, balanced over the workers].")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Style workers [one per GPU, else by CPU count].")] = None,
     gpus_per_worker: GpusPerWorker = ClusterOptions().gpus_per_worker,
     threads: Threads = None,

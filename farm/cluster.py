@@ -34,9 +34,10 @@ log = logging.getLogger(__name__)
 #: poorly on this network: on 2 cores, two 1-thread actors ran 1.57 fps vs 1.09 fps for one 2-thread
 #: actor (bench/scaling.py); past 4 threads the memory of one model per actor is the better trade.
 DEFAULT_CPU_THREADS = 4
-#: frames per CPU actor from which compiling pays even with a cold cache (bikes.mp4, 137 frames per actor:
-#: 83.7 s compiled cold, 58.3 s warm, 86.7 s eager)
-COMPILE_MIN_FRAMES = 100
+#: pixels per CPU actor (frames x width x height) from which compiling pays even with a cold cache: a
+#: compile costs about the same at any size, the time it saves grows with the pixels. bikes.mp4 (640x272),
+#: 137 frames per actor: 83.7 s compiled cold, 58.3 s warm, 86.7 s eager; so 100 frames of that size
+COMPILE_MIN_PIXELS = 100 * 640 * 272
 
 
 _owned = False  # whether connect() started this process's Ray connection (and so disconnect() ends it)
@@ -138,13 +139,14 @@ def make_actor(shape: PoolShape, store_uri: str, render: RenderOptions, compile:
                          frame_size=frame_size)
 
 
-def wants_compile(options: ClusterOptions, shape: PoolShape, frames: int) -> bool:
+def wants_compile(options: ClusterOptions, shape: PoolShape, frames: int, frame_size: tuple[int, int]) -> bool:
     """Whether actors should torch.compile their network: ``auto`` does on CPU when each actor has
-    enough frames to win back the compile (about 30 s cold, 7 s from inductor's on-disk cache, for
+    enough pixels to win back the compile (about 28 s cold, 8 s from the on-disk cache, for about
     half the time per frame: bench/profile_stages.py). GPUs stay eager until measured there."""
     if options.compile != "auto":
         return options.compile == "on"
-    return shape.device == "cpu" and frames / max(1, shape.workers) >= COMPILE_MIN_FRAMES
+    pixels = frames * frame_size[0] * frame_size[1]
+    return shape.device == "cpu" and pixels / max(1, shape.workers) >= COMPILE_MIN_PIXELS
 
 
 class Feeder:

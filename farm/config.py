@@ -90,8 +90,9 @@ class RenderOptions(Model):
     style: StyleChoice
     temporal: TemporalOptions = TemporalOptions()
     encode: EncodeOptions = EncodeOptions()
-    #: 120 frames keep the warm-up overhead (temporal.warmup frames rendered twice) near 10%
-    chunk_frames: int = Field(120, ge=1, le=100_000)
+    #: frames per chunk; None: up to plan.MAX_CHUNK_FRAMES, the length that finishes soonest on the pool
+    #: the job first runs on (a resume keeps the stored plan)
+    chunk_frames: int | None = Field(None, ge=1, le=100_000)
 
 
 class ClusterOptions(Model):

@@ -49,9 +49,10 @@ class JobResult(BaseModel):
     notes: list[str] = []
 
 
-def build_manifest(spec: JobSpec, info: video.VideoInfo) -> Manifest:
+def build_manifest(spec: JobSpec, info: video.VideoInfo, workers: int = 1) -> Manifest:
     render = spec.render
-    chunks = plan_chunks(info.frames, render.chunk_frames, render.temporal.warmup if render.temporal.enabled else 0)
+    warmup = render.temporal.warmup if render.temporal.enabled else 0
+    chunks = plan_chunks(info.frames, render.chunk_frames, warmup, workers)
     return Manifest(spec=spec, source_info=info.model_dump(mode="json"), chunks=chunks,
                     model_id=model_identity(render.style), created=datetime.now(timezone.utc).isoformat())
 
@@ -107,7 +108,9 @@ def submit(spec: JobSpec, options: ClusterOptions, *, source: Path, info: video.
     gif = Path(spec.gif_output) if spec.gif_output else None
     info = info or video.probe(source)
     store, layout = open_store(spec.store), Layout(spec.job_id)
-    manifest = open_manifest(store, layout, build_manifest(spec, info))
+    # an automatic chunk length is planned for the pool this cluster holds (a resume keeps its plan)
+    planning = spec.render.chunk_frames is None and not store.exists(layout.manifest)
+    manifest = open_manifest(store, layout, build_manifest(spec, info, pool_width(options) if planning else 1))
     write_state(store, layout, state="running")
     try:
         receipts, rendered = _render_all(store, layout, manifest, source, info, options, progress)
@@ -185,6 +188,12 @@ def job_status(store: ObjectStore, job_id: str) -> JobStatus:
                               "stored_video": state.get("output"), "stored_gif": state.get("gif")})
 
 
+def pool_width(options: ClusterOptions) -> int:
+    """How many actors the cluster holds for this job (connecting to it, or starting the local Ray)."""
+    cluster.connect(options.address)
+    return cluster.pool_shape(options, cluster.cluster_resources(), cluster.node_cpus()).workers
+
+
 def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: Path, info: video.VideoInfo,
                 options: ClusterOptions, progress: ProgressFn | None) -> tuple[dict[int, Receipt], int]:
     """Render every chunk without a valid receipt; returns all receipts and how many were rendered now."""
@@ -202,7 +211,8 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
         cluster.connect(options.address)
         shape = cluster.pool_shape(options, cluster.cluster_resources(), cluster.node_cpus(), chunks=len(todo))
         feeder.resize(options.max_in_flight or shape.workers + 1)
-        compile = cluster.wants_compile(options, shape, sum(c.frames + c.warmup for c in todo))
+        compile = cluster.wants_compile(options, shape, sum(c.frames + c.warmup for c in todo),
+                                        (info.out_height, info.out_width))
         scheduler = cluster.Scheduler(
             lambda: cluster.make_actor(shape, store.uri, manifest.spec.render, compile,
                                        frame_size=(info.out_height, info.out_width)),

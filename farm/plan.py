@@ -8,6 +8,7 @@ single sequential run (DESIGN.md, "Temporal coherence").
 
 from __future__ import annotations
 
+import heapq
 import re
 from datetime import datetime, timezone
 
@@ -38,12 +39,43 @@ class Chunk(Model):
         return self.start - self.warmup
 
 
-def plan_chunks(frames: int, chunk_frames: int, warmup: int) -> list[Chunk]:
-    """Split ``frames`` into chunks of at most ``chunk_frames``, each with up to ``warmup`` lead-in frames."""
+#: the longest chunk an automatic plan makes: 12 warm-up frames cost 8% of it, and a chunk lost with its
+#: worker is at most this much work again
+MAX_CHUNK_FRAMES = 150
+#: what starting a chunk costs beside its frames (fetch, open the encoder, store the output), in frames
+CHUNK_OVERHEAD_FRAMES = 2
+
+
+def plan_chunks(frames: int, chunk_frames: int | None, warmup: int, workers: int = 1) -> list[Chunk]:
+    """Split ``frames`` into chunks, each with up to ``warmup`` lead-in frames.
+
+    ``chunk_frames`` fixes the length; None picks it with :func:`balanced_length` for ``workers``.
+    """
+    length = chunk_frames or balanced_length(frames, warmup, workers)
     return [
-        Chunk(index=i, start=start, end=min(start + chunk_frames, frames), warmup=min(warmup, start))
-        for i, start in enumerate(range(0, frames, chunk_frames))
+        Chunk(index=i, start=start, end=min(start + length, frames), warmup=min(warmup, start))
+        for i, start in enumerate(range(0, frames, length))
     ]
+
+
+def balanced_length(frames: int, warmup: int, workers: int, longest: int = MAX_CHUNK_FRAMES) -> int:
+    """The chunk length, at most ``longest``, whose plan finishes soonest on ``workers`` actors.
+
+    Chunks go to whichever actor is free first, in plan order (as the Scheduler hands them out), and
+    cost their frames plus their warm-up; ties go to the longer length (fewer frames rendered twice).
+    A short clip on two actors is cut in two near-halves rather than into 120 frames and a remnant.
+    """
+    shortest = min(longest, max(warmup, 1))  # below its warm-up a chunk renders more frames twice than once
+    return min(range(longest, shortest - 1, -1), key=lambda n: makespan(frames, n, warmup, workers))
+
+
+def makespan(frames: int, length: int, warmup: int, workers: int) -> int:
+    """Frames the busiest of ``workers`` actors renders, for chunks of ``length`` handed out in order."""
+    loads = [0] * max(workers, 1)
+    for start in range(0, frames, length):
+        cost = min(length, frames - start) + min(warmup, start) + CHUNK_OVERHEAD_FRAMES
+        heapq.heapreplace(loads, loads[0] + cost)
+    return max(loads)
 
 
 def validate_job_id(job_id: str) -> str:
@@ -99,13 +131,16 @@ class Manifest(Model):
     created: str
 
     def identity(self) -> dict:
-        """The parts that must match for a resume to reuse finished chunks."""
+        """The parts that must match for a resume to reuse finished chunks.
+
+        The chunk plan is not among them: it follows from these (and, for an automatic length, from
+        the pool the job first ran on), and a resume keeps the stored plan whatever pool it finds.
+        """
         return {
             "schema_version": self.schema_version,
             "render": self.spec.render.model_dump(),
             # where the file sits may change (a fetched copy, another machine); what it holds may not
             "source_info": {k: v for k, v in self.source_info.items() if k != "path"},
-            "chunks": [c.model_dump() for c in self.chunks],
             "model_id": self.model_id,
         }
 

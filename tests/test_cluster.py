@@ -46,15 +46,19 @@ def test_never_more_actors_than_chunks(options, resources, nodes, chunks, shape)
     assert pool_shape(options, resources, nodes, chunks=chunks) == shape
 
 
-@pytest.mark.parametrize("compile, shape, frames, expected", [
-    ("auto", PoolShape(2, 0.0, 1.0), 274, True),  # bikes.mp4 with warm-up frames: 137 frames per actor
-    ("auto", PoolShape(2, 0.0, 1.0), 60, False),  # a short clip: compiling would cost more than it saves
-    ("auto", PoolShape(4, 1.0, 1.0), 100_000, False),  # GPUs: not measured yet, eager
-    ("on", PoolShape(2, 0.0, 1.0), 10, True),
-    ("off", PoolShape(1, 0.0, 2.0), 100_000, False),
+BIKES, HD = (272, 640), (720, 1280)
+
+
+@pytest.mark.parametrize("compile, shape, frames, size, expected", [
+    ("auto", PoolShape(2, 0.0, 1.0), 274, BIKES, True),  # bikes.mp4 with warm-up frames: 137 frames per actor
+    ("auto", PoolShape(2, 0.0, 1.0), 60, BIKES, False),  # a short clip: compiling would cost more than it saves
+    ("auto", PoolShape(2, 0.0, 1.0), 60, HD, True),  # the same at 720p: 5x the pixels, 5x the time saved
+    ("auto", PoolShape(4, 1.0, 1.0), 100_000, HD, False),  # GPUs: not measured yet, eager
+    ("on", PoolShape(2, 0.0, 1.0), 10, BIKES, True),
+    ("off", PoolShape(1, 0.0, 2.0), 100_000, BIKES, False),
 ])
-def test_compile_where_it_pays(compile, shape, frames, expected):
-    assert wants_compile(ClusterOptions(compile=compile), shape, frames) is expected
+def test_compile_where_it_pays(compile, shape, frames, size, expected):
+    assert wants_compile(ClusterOptions(compile=compile), shape, frames, size) is expected
 
 
 def store_receipts(store_uri: str, job_id: str) -> dict[int, Receipt]:

@@ -1,0 +1,26 @@
+"""Chunk plans: every frame in exactly one chunk, and automatic lengths that keep every worker busy."""
+
+from __future__ import annotations
+
+import pytest
+
+from farm.plan import MAX_CHUNK_FRAMES, makespan, plan_chunks
+
+
+@pytest.mark.parametrize("frames,workers", [(1, 1), (10, 2), (48, 2), (132, 2), (250, 2), (3000, 8), (4321, 3)])
+def test_automatic_plans_cover_every_frame_once(frames, workers):
+    chunks = plan_chunks(frames, None, 12, workers)
+    assert [c.start for c in chunks] == [0] + [c.end for c in chunks[:-1]] and chunks[-1].end == frames
+    assert all(c.frames <= MAX_CHUNK_FRAMES and c.warmup == min(12, c.start) for c in chunks)
+
+
+def test_a_short_clip_is_cut_into_near_halves_for_two_workers():
+    # 120 frames and a 12-frame remnant would leave one worker idle most of the job
+    chunks = plan_chunks(132, None, 12, workers=2)
+    assert [c.frames for c in chunks] == [72, 60]  # 72 frames vs 60 + 12 warm-up: both busy alike
+    assert makespan(132, 72, 12, 2) < makespan(132, 120, 12, 2)
+
+
+def test_one_worker_gets_the_longest_chunks_and_an_explicit_length_is_kept():
+    assert {c.frames for c in plan_chunks(3000, None, 12, workers=1)} == {MAX_CHUNK_FRAMES}
+    assert [c.frames for c in plan_chunks(26, 5, 12, workers=4)] == [5, 5, 5, 5, 5, 1]
