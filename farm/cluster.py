@@ -15,6 +15,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -77,6 +78,12 @@ class PoolShape:
     @property
     def device(self) -> str:
         return "cuda" if self.num_gpus > 0 else "cpu"
+
+    def ask(self) -> str:
+        """What one actor reserves, for messages: ``1 GPU + 1 CPU``, ``4 CPUs``."""
+        parts = [f"{self.num_gpus:g} GPU"] if self.num_gpus else []
+        parts.append(f"{self.num_cpus:g} CPU{'' if self.num_cpus == 1 else 's'}")
+        return " + ".join(parts)
 
 
 def pool_shape(options: ClusterOptions, resources: dict[str, float], node_cpus: list[float] | None = None,
@@ -212,8 +219,11 @@ class Scheduler:
     """
 
     def __init__(self, new_actor: Callable[[], Any], workers: int, call: Callable[[Any, Chunk], Any],
-                 max_attempts: int):
+                 max_attempts: int, ask: str = "", patience: float = 60.0):
         self.new_actor, self.call, self.max_attempts = new_actor, call, max_attempts
+        #: what one actor reserves, and how long to wait for a place before saying so (then again as often)
+        self.ask, self.patience = ask, patience
+        self._notice_at = time.monotonic() + patience
         self.idle: list[Any] = []
         self.starting: dict[Any, Any] = {}
         self.in_flight: dict[Any, tuple[Chunk, Any, int]] = {}
@@ -236,12 +246,27 @@ class Scheduler:
             waiting = list(self.in_flight) + list(self.starting)
             if not waiting:
                 continue
+            self._notice_if_stalled()
             done, _ = ray.wait(waiting, num_returns=1, timeout=0.2)
             for ref in done:
                 if ref in self.starting:
                     self._started(ref)
                 elif (receipt := self._collect(ref)) is not None:
                     yield receipt
+
+    def _notice_if_stalled(self) -> None:
+        """Say so when no actor has started for a while: an autoscaler still adding nodes, or a cluster
+        without room (a GPU job on CPU nodes) would otherwise look like a hung job."""
+        now = time.monotonic()
+        if self.idle or self.in_flight:  # work goes on: the clock starts again
+            self._notice_at = now + self.patience
+            return
+        if now < self._notice_at:
+            return
+        self._notice_at = now + self.patience
+        each = f" (each asks for {self.ask})" if self.ask else ""
+        log.warning("waiting for the cluster to place %d style worker%s%s; none has started yet",
+                    len(self.starting), "" if len(self.starting) == 1 else "s", each)
 
     def close(self) -> None:
         """Stop this job's actors (their chunks are done or will be retried by a resume)."""

@@ -219,6 +219,7 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
             workers=min(shape.workers, len(todo)),
             call=cluster.render_call(manifest.spec.job_id, info.out_width, info.out_height, info.time_base),
             max_attempts=options.max_attempts,
+            ask=shape.ask(),
         )
         for receipt in scheduler.run(feeder):
             # the input object is no longer needed: a re-render re-shards it from the source

@@ -10,6 +10,7 @@ cannot start are reported, and the ones that can carry the job.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -106,3 +107,36 @@ def test_actors_that_cannot_start_are_reported_and_the_rest_carry_the_job(ray_lo
     assert sorted(receipts) == list(range(6)) and sorted(calls) == list(range(6))
     with pytest.raises(InternalError, match="no style worker could start: .*CUDA out of memory"):
         run(tmp_path, workers=2, broken=lambda i: True)
+
+
+def test_workers_the_cluster_cannot_place_are_reported_not_waited_on_silently(ray_local, tmp_path, caplog):
+    # an actor asking for a resource no node has (a GPU job on a CPU cluster, an autoscaler still adding nodes)
+    unplaceable, actors = StandIn.options(resources={"gpu_node_that_never_comes": 1}), []
+
+    def new_actor():
+        actors.append(unplaceable.remote(str(tmp_path / "calls.log")))
+        return actors[-1]
+
+    scheduler = Scheduler(new_actor, workers=2,
+                          call=lambda actor, chunk: actor.render.remote(chunk, {}), max_attempts=3,
+                          ask="1 GPU + 1 CPU", patience=0.5)
+    outcome: list[BaseException] = []
+
+    def drive() -> None:
+        try:
+            list(scheduler.run(Feeder(iter(chunks(2)), depth=3)))
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            outcome.append(exc)
+
+    with caplog.at_level("WARNING", logger="farm.cluster"):
+        runner = threading.Thread(target=drive)
+        runner.start()
+        deadline = time.monotonic() + 30
+        while "waiting for the cluster" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for actor in actors:  # the pending actors are given up on: the job stops with a clear error
+            ray.kill(actor)
+        runner.join(timeout=30)
+    scheduler.close()
+    assert "waiting for the cluster to place 2 style workers (each asks for 1 GPU + 1 CPU)" in caplog.text
+    assert not runner.is_alive() and isinstance(outcome[0], InternalError)
