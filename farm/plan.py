@@ -70,7 +70,8 @@ def balanced_length(frames: int, warmup: int, workers: int, longest: int = MAX_C
 
 
 def makespan(frames: int, length: int, warmup: int, workers: int) -> int:
-    """Frames the busiest of ``workers`` actors renders, for chunks of ``length`` handed out in order."""
+    """The busiest of ``workers`` actors' work, in frames (warm-up and per-chunk overhead included),
+    for chunks of ``length`` handed out in order to whichever actor is free first."""
     loads = [0] * max(workers, 1)
     for start in range(0, frames, length):
         cost = min(length, frames - start) + min(warmup, start) + CHUNK_OVERHEAD_FRAMES
