@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,10 +24,6 @@ from farm.config import RenderOptions
 from farm.plan import Chunk, Layout, Receipt
 from farm.store import open_store, sha256_file
 from farm import video
-
-if TYPE_CHECKING:  # torch and OpenCV load in the actor, not in the driver that only names this class
-    from farm.styles.model import Stylizer  # noqa: F401
-    from farm.temporal import Coherence
 
 
 class Timer:
@@ -75,7 +70,7 @@ class StyleWorker:
     def __init__(self, store_uri: str, render: RenderOptions, *, device: str = "auto",
                  threads: int | None = None, batch: int | None = None, compile: bool = False,
                  frame_size: tuple[int, int] | None = None):
-        from farm.styles.model import Stylizer
+        from farm.styles.model import Stylizer  # torch loads in the actor, not in the driver that names this class
 
         self.store = open_store(store_uri)
         self.render_options = render
@@ -129,7 +124,7 @@ class StyleWorker:
                        time_base: Fraction, timer: Timer) -> int:
         from farm.temporal import Coherence
 
-        coherence: Coherence | None = Coherence(self.render_options.temporal) if self.render_options.temporal.enabled else None
+        coherence = Coherence(self.render_options.temporal) if self.render_options.temporal.enabled else None
         enc = self.render_options.encode
         emitted, seen = 0, 0
         frames = timed(video.read_segment(src, threads=self.threads), timer, "decode")

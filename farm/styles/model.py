@@ -177,7 +177,7 @@ def compiled_network(net: torch.nn.Module, device: torch.device) -> torch.nn.Mod
 def compile_cache_dir() -> Path:
     """Where compiled kernels are kept between jobs: the user's cache, not torch's default under /tmp.
 
-    A cold compile of the 26-style network costs 20-30 s of CPU per shape, a warm one about 4 s; /tmp
+    A cold compile of the 26-style network costs 20-30 s of CPU per shape, a warm one about 7 s; /tmp
     is emptied at boot, so farm keeps them beside its store (``TORCHINDUCTOR_CACHE_DIR`` overrides).
     """
     from platformdirs import user_cache_path
