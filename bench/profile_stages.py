@@ -85,8 +85,11 @@ t2 = time.perf_counter()
 shape = cluster.pool_shape(ClusterOptions(), cluster.cluster_resources())
 render = RenderOptions(style=load_catalog().resolve("vangogh"))
 import ray
-actor = cluster.make_actor(shape, sys.argv[1], render)
-ray.get(actor.ping.remote())
+from fractions import Fraction
+from farm.worker import JobContext
+actor = cluster.make_actor(shape)
+ray.get(actor.prepare.remote(JobContext(job_id="startup", store_uri=sys.argv[1], render=render, width=640,
+                                        height=272, time_base=Fraction(1, 25))))
 t3 = time.perf_counter()
 ray.shutdown()
 t4 = time.perf_counter()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from farm.config import StyleChoice, ClusterOptions, EncodeOptions, GifOptions, JobSpec, RenderOptions, TemporalOptions
 from farm.driver import JobResult, ProgressFn
@@ -43,7 +43,7 @@ class SubmitRequest(BaseModel):
     gif_options: GifOptions = GifOptions()
     store: str | None = None
     job_id: str | None = None
-    cluster: ClusterOptions = ClusterOptions()
+    cluster: ClusterOptions = Field(default_factory=ClusterOptions)
 
 
 def default_outputs(request: SubmitRequest) -> tuple[Path, Path | None]:

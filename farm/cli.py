@@ -75,6 +75,12 @@ class CompileMode(str, Enum):
 GpusPerWorker = Annotated[float, typer.Option(min=0.01, max=8.0, help="GPUs per worker; below 1 shares a GPU so decode/encode overlap compute.")]
 Compile = Annotated[CompileMode, typer.Option(help="torch.compile the network [auto: CPU workers with enough frames to amortise it].")]
 Threads = Annotated[Optional[int], typer.Option(min=1, help="Torch threads per CPU worker [1 on 2-core machines, else 4].")]
+KeepWarm = Annotated[Optional[float], typer.Option(min=0.0, help="Seconds the workers stay loaded for the next job on a cluster that outlives this one (`ray start`, a cloud cluster); 0 stops them with the job [$FARM_KEEP_WARM, else 300].")]
+
+
+def cluster_options(**given) -> ClusterOptions:
+    """ClusterOptions from the flags given; the ones left out keep their defaults (some read the environment)."""
+    return ClusterOptions(**{k: v for k, v in given.items() if v is not None})
 
 
 @app.command()
@@ -91,9 +97,10 @@ def submit(
     coherence: Annotated[float, typer.Option(min=0.0, max=1.0, help="How strongly paint follows the motion.")] = TemporalOptions().strength,
     chunk_frames: Annotated[Optional[int], typer.Option(min=1, help="Frames per chunk, the unit of parallel work [up to 150, balanced over the workers].")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Style workers [one per GPU, else by CPU count].")] = None,
-    gpus_per_worker: GpusPerWorker = ClusterOptions().gpus_per_worker,
+    gpus_per_worker: GpusPerWorker = ClusterOptions.model_fields["gpus_per_worker"].default,
     threads: Threads = None,
     compile: Compile = CompileMode.auto,
+    keep_warm: KeepWarm = None,
     store: Annotated[Optional[str], typer.Option(help="Object store: a directory, file://… or s3://bucket/prefix.")] = None,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address [embedded local Ray].")] = None,
     job_id: Annotated[Optional[str], typer.Option(help="Job id; the same id again resumes the job.")] = None,
@@ -112,8 +119,8 @@ def submit(
         strength=strength, temporal=TemporalOptions(enabled=temporal, strength=coherence),
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames,
         gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id,
-        cluster=ClusterOptions(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
-                             compile=compile.value),
+        cluster=cluster_options(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
+                                compile=compile.value, keep_warm=keep_warm),
     )
     _render(api.prepare(request), as_json, detach)
 
@@ -150,16 +157,17 @@ def resume(
     store: Annotated[Optional[str], typer.Option(help="The job's object store [the default local store].")] = None,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster address [embedded local Ray].")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Style workers.")] = None,
-    gpus_per_worker: GpusPerWorker = ClusterOptions().gpus_per_worker,
+    gpus_per_worker: GpusPerWorker = ClusterOptions.model_fields["gpus_per_worker"].default,
     threads: Threads = None,
     compile: Compile = CompileMode.auto,
+    keep_warm: KeepWarm = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object at the end.")] = False,
 ) -> None:
     """Finish an interrupted job: finished chunks are kept, the rest are rendered."""
     from farm import api
 
-    options = ClusterOptions(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
-                             compile=compile.value)
+    options = cluster_options(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
+                              compile=compile.value, keep_warm=keep_warm)
     _render(api.prepare_resume(job_id, store, options), as_json)
 
 

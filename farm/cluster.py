@@ -11,23 +11,27 @@ is the backpressure), and owns the retry policy that resume relies on.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import uuid
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
 from ray.exceptions import RayActorError
 
-from farm.config import ClusterOptions, RenderOptions
+from farm.config import ClusterOptions
 from farm.errors import ChunkFailedError, InternalError, UserError
 from farm.plan import Chunk, Receipt
-from farm.worker import StyleWorker
+from farm.worker import JobContext, StyleWorker
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +49,24 @@ _owned = False  # whether connect() started this process's Ray connection (and s
 
 
 def connect(address: str | None) -> None:
-    """Join a cluster at ``address``, or start an embedded local Ray when there is none."""
+    """Join a cluster at ``address``, else the local one ``ray start`` left running, else start an
+    embedded local Ray that ends with this process (Ray's own order for ``ray.init()``)."""
     global _owned
     if ray.is_initialized():
         return
     ray.init(address=address, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR, configure_logging=True)
     _owned = True
+
+
+def outlives_driver() -> bool:
+    """Whether the connected cluster goes on after this process: joined, not started here.
+
+    Ray tells only through its node object (public API has no such flag): a driver that started the
+    local instance holds the head node; one that joined holds a connect-only view of it.
+    """
+    node = getattr(ray._private.worker, "_global_node", None)
+    return not (node is not None and node.is_head())
 
 
 def disconnect() -> None:
@@ -127,6 +142,9 @@ class _RayStyleWorker(StyleWorker):
     def node_label(self) -> str:
         return ray.get_runtime_context().get_node_id()[:12]
 
+    def retire(self) -> None:
+        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+
 
 #: environment the workers need to reach the same object store as the driver (boto3's standard chain)
 FORWARDED_ENV = ("AWS_", "FARM_")
@@ -137,13 +155,89 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
 
 
-def make_actor(shape: PoolShape, store_uri: str, render: RenderOptions, compile: bool = False,
-               frame_size: tuple[int, int] | None = None) -> Any:
-    """Start one StyleWorker actor; the network loads (and compiles, for ``frame_size``) in its constructor."""
+def make_actor(shape: PoolShape, warm: WarmPool | None = None) -> Any:
+    """Start one StyleWorker actor (networks load in its ``prepare``); with ``warm``, join or start
+    one of that pool's named workers, which outlive the job."""
+    options: dict[str, Any] = {}
+    if warm is not None:
+        options = {"name": warm.next_name(), "namespace": WARM_NAMESPACE, "lifetime": "detached",
+                   "get_if_exists": True}
     remote = ray.remote(_RayStyleWorker).options(num_gpus=shape.num_gpus, num_cpus=shape.num_cpus, max_restarts=0,
-                                             runtime_env={"env_vars": forwarded_env()})
-    return remote.remote(store_uri, render, device=shape.device, threads=max(1, int(shape.num_cpus)), compile=compile,
-                         frame_size=frame_size)
+                                             runtime_env={"env_vars": forwarded_env()}, **options)
+    return remote.remote(device=shape.device, threads=max(1, int(shape.num_cpus)),
+                         keep_warm=warm.keep_warm if warm else 0.0)
+
+
+#: the Ray namespace of workers kept warm between jobs, whatever namespace a driver runs in
+WARM_NAMESPACE = "farm"
+WARM_PREFIX = "style-worker-"
+#: how long a warm worker of another pool must have been idle for a new job to retire it (a busy one, or
+#: one between two chunks of a running job, has had a call within milliseconds)
+RETIRE_IDLE_SECONDS = 2.0
+
+
+def code_fingerprint() -> str:
+    """Hash of farm's own source: workers left warm by other code are not reused by this code."""
+    digest = hashlib.sha256()
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+class WarmPool:
+    """Style workers that outlive a job, on a cluster that outlives it: the next job starts painting at once.
+
+    Workers are detached named actors, ``style-worker-<key>-<id>``; the key covers everything fixed at
+    an actor's creation (its resources, the environment it was handed, farm's code), so a job joins
+    only workers that are what it would have started. Each retires itself after ``keep_warm`` idle
+    seconds. Networks are loaded per job by ``prepare`` and kept, so any style can reuse a worker.
+    """
+
+    def __init__(self, shape: PoolShape, keep_warm: float):
+        self.keep_warm = keep_warm
+        fields = {"cpus": shape.num_cpus, "gpus": shape.num_gpus, "env": forwarded_env(), "code": code_fingerprint()}
+        self.key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+        self.prefix = f"{WARM_PREFIX}{self.key}-"
+        existing = [n for n in _warm_names() if n.startswith(self.prefix)]
+        self._names = iter(sorted(existing))
+
+    def next_name(self) -> str:
+        """A warm worker's name not yet handed out in this job, else a fresh one."""
+        return next(self._names, None) or f"{self.prefix}{uuid.uuid4().hex[:8]}"
+
+    def retire_others(self, keep_own: bool = True) -> int:
+        """Ask idle warm workers of other pools (and of this one, unless ``keep_own``) to retire: they
+        hold resources this job's workers need. Returns how many were asked."""
+        asked = 0
+        for name in _warm_names():
+            if keep_own and name.startswith(self.prefix):
+                continue
+            try:
+                ray.get_actor(name, namespace=WARM_NAMESPACE).retire_if_idle.remote(RETIRE_IDLE_SECONDS)
+                asked += 1
+            except ValueError:  # gone meanwhile
+                continue
+        return asked
+
+
+def _warm_names() -> list[str]:
+    return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if a.get("namespace") == WARM_NAMESPACE and a["name"].startswith(WARM_PREFIX)]
+
+
+def warm_pool(options: ClusterOptions, shape: PoolShape) -> WarmPool | None:
+    """The pool this job's workers join, or None when they stop with the job: asked (``keep_warm`` 0),
+    or nothing to keep them for (the Ray this driver started ends with it).
+
+    Idle warm workers that this job will not use are asked to retire first, so they make room.
+    """
+    if not outlives_driver():
+        return None
+    pool = WarmPool(shape, options.keep_warm)
+    pool.retire_others(keep_own=options.keep_warm > 0)
+    return pool if options.keep_warm > 0 else None
 
 
 def wants_compile(options: ClusterOptions, shape: PoolShape, frames: int, frame_size: tuple[int, int]) -> bool:
@@ -219,8 +313,12 @@ class Scheduler:
     """
 
     def __init__(self, new_actor: Callable[[], Any], workers: int, call: Callable[[Any, Chunk], Any],
-                 max_attempts: int, ask: str = "", patience: float = 60.0):
-        self.new_actor, self.call, self.max_attempts = new_actor, call, max_attempts
+                 max_attempts: int, ask: str = "", patience: float = 60.0,
+                 prepare: Callable[[Any], Any] = lambda actor: actor.ping.remote(), restarts: int = 0):
+        self.new_actor, self.call, self.max_attempts, self.prepare = new_actor, call, max_attempts, prepare
+        #: how many actors whose start failed may be replaced, in all: a warm worker can retire just as a
+        #: job reaches it; otherwise a failed start is reported, and the actors that did start carry the job
+        self.restarts_left = restarts
         #: what one actor reserves, and how long to wait for a place before saying so (then again as often)
         self.ask, self.patience = ask, patience
         self._notice_at = time.monotonic() + patience
@@ -234,7 +332,7 @@ class Scheduler:
 
     def _start_actor(self) -> None:
         actor = self.new_actor()
-        self.starting[actor.ping.remote()] = actor
+        self.starting[self.prepare(actor)] = actor
 
     def run(self, feeder: Feeder) -> Iterator[Receipt]:
         while True:
@@ -268,10 +366,11 @@ class Scheduler:
         log.warning("waiting for the cluster to place %d style worker%s%s; none has started yet",
                     len(self.starting), "" if len(self.starting) == 1 else "s", each)
 
-    def close(self) -> None:
-        """Stop this job's actors (their chunks are done or will be retried by a resume)."""
-        actors = self.idle + list(self.starting.values()) + [actor for _, actor, _ in self.in_flight.values()]
-        for actor in actors:
+    def close(self, keep_idle: bool = False) -> None:
+        """Stop this job's actors (their chunks are done or will be retried by a resume); with
+        ``keep_idle``, idle ones are left running for the next job (warm workers retire themselves)."""
+        actors = list(self.starting.values()) + [actor for _, actor, _ in self.in_flight.values()]
+        for actor in actors + ([] if keep_idle else self.idle):
             ray.kill(actor)
         self.idle.clear()
         self.starting.clear()
@@ -281,9 +380,12 @@ class Scheduler:
         actor = self.starting.pop(ref)
         try:
             ray.get(ref)
-        except Exception as exc:  # the constructor failed (no weights, no GPU...): not replaced, reported
+        except Exception as exc:  # the constructor failed (no weights, no GPU...), or a warm worker retired
             self.start_failure = _one_line(exc)
             log.warning("a style worker failed to start: %s", self.start_failure)
+            if self.restarts_left > 0:
+                self.restarts_left -= 1
+                self._start_actor()
             return
         self.idle.append(actor)
 
@@ -335,8 +437,13 @@ def cluster_resources() -> dict[str, float]:
     return dict(ray.cluster_resources())
 
 
-def render_call(job_id: str, width: int, height: int, time_base: Any) -> Callable[[Any, Chunk], Any]:
+def render_call(job: JobContext) -> Callable[[Any, Chunk], Any]:
     """The remote call for one chunk, bound to one job's constants."""
-    return lambda actor, chunk: actor.render.remote(job_id, chunk, width, height, time_base)
+    return lambda actor, chunk: actor.render.remote(job, chunk)
+
+
+def prepare_call(job: JobContext) -> Callable[[Any], Any]:
+    """The remote call that readies an actor for the job (its network loaded and compiled)."""
+    return lambda actor: actor.prepare.remote(job)
 
 

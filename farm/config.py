@@ -6,6 +6,7 @@ error that names the key rather than a silently ignored setting.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -95,6 +96,21 @@ class RenderOptions(Model):
     chunk_frames: int | None = Field(None, ge=1, le=100_000)
 
 
+#: how long warm workers wait for the next job unless told: long enough to line up a few clips
+KEEP_WARM_SECONDS = 300.0
+
+
+def default_keep_warm() -> float:
+    """``$FARM_KEEP_WARM`` seconds, else :data:`KEEP_WARM_SECONDS`."""
+    raw = os.environ.get("FARM_KEEP_WARM")
+    if raw is None:
+        return KEEP_WARM_SECONDS
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise ConfigError(f"FARM_KEEP_WARM must be a number of seconds, got {raw!r}") from None
+
+
 class ClusterOptions(Model):
     """Where and how wide to run; not part of a job's identity."""
 
@@ -107,6 +123,9 @@ class ClusterOptions(Model):
     max_attempts: int = Field(3, ge=1, le=20)
     #: torch.compile the network: "auto" where it pays (CPU actors with enough frames to amortise compiling)
     compile: Literal["auto", "on", "off"] = "auto"
+    #: seconds a job's style workers stay loaded, idle, for the next job, on a cluster that outlives the
+    #: job (``ray start``, a cloud cluster); 0 stops them with the job. Default: $FARM_KEEP_WARM, else 300
+    keep_warm: float = Field(default_factory=default_keep_warm, ge=0.0)
 
 
 class JobSpec(Model):

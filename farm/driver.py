@@ -24,6 +24,7 @@ from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks
 from farm.reduce import deliver, write_gif, write_video
 from farm.shard import shard
 from farm.store import ObjectStore, open_store
+from farm.worker import JobContext
 from farm.styles.identity import model_identity
 
 #: called with (frames done, frames total) as chunks finish
@@ -206,18 +207,22 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
         return done, 0
     # the sharder starts before Ray does: the first chunks are being cut while Ray and the actors start
     feeder = cluster.Feeder(shard(source, info, todo, store, layout), depth=options.max_in_flight or 2)
-    scheduler = None
+    scheduler, warm, finished = None, None, False
     try:
         cluster.connect(options.address)
         shape = cluster.pool_shape(options, cluster.cluster_resources(), cluster.node_cpus(), chunks=len(todo))
         feeder.resize(options.max_in_flight or shape.workers + 1)
-        compile = cluster.wants_compile(options, shape, sum(c.frames + c.warmup for c in todo),
-                                        (info.out_height, info.out_width))
+        job = JobContext(job_id=manifest.spec.job_id, store_uri=store.uri, render=manifest.spec.render,
+                         width=info.out_width, height=info.out_height, time_base=info.time_base,
+                         compile=cluster.wants_compile(options, shape, sum(c.frames + c.warmup for c in todo),
+                                                       (info.out_height, info.out_width)))
+        warm = cluster.warm_pool(options, shape)
         scheduler = cluster.Scheduler(
-            lambda: cluster.make_actor(shape, store.uri, manifest.spec.render, compile,
-                                       frame_size=(info.out_height, info.out_width)),
+            lambda: cluster.make_actor(shape, warm),
             workers=min(shape.workers, len(todo)),
-            call=cluster.render_call(manifest.spec.job_id, info.out_width, info.out_height, info.time_base),
+            call=cluster.render_call(job),
+            prepare=cluster.prepare_call(job),
+            restarts=shape.workers if warm else 0,  # a warm worker may retire just as this job reaches it
             max_attempts=options.max_attempts,
             ask=shape.ask(),
         )
@@ -228,10 +233,11 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
             frames_done += receipt.frames
             if progress:
                 progress(frames_done, info.frames)
+        finished = True
     finally:
         feeder.close()
         if scheduler is not None:
-            scheduler.close()
+            scheduler.close(keep_idle=finished and warm is not None)
     return done, len(todo)
 
 

@@ -1,10 +1,11 @@
-"""StyleWorker: holds a loaded style network and renders chunks.
+"""StyleWorker: holds loaded style networks and renders chunks.
 
 A plain class: Ray wraps it in farm/cluster.py only. One instance renders
-many chunks; the network is loaded once in ``__init__``. Per chunk it fetches
-the input object, stylizes the frames in batches, runs the sequential
-temporal pass (warm-up frames are processed, not emitted), encodes the output
-chunk, stores it, and returns a small :class:`Receipt`.
+many chunks, of one job or of job after job (a worker kept warm); each
+network is loaded once, by ``prepare``. Per chunk it fetches the input
+object, stylizes the frames in batches, runs the sequential temporal pass
+(warm-up frames are processed, not emitted), encodes the output chunk,
+stores it, and returns a small :class:`Receipt`.
 """
 
 from __future__ import annotations
@@ -13,17 +14,21 @@ import os
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
+import threading
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
-from farm.config import RenderOptions
-from farm.plan import Chunk, Layout, Receipt
-from farm.store import open_store, sha256_file
 from farm import video
+from farm.config import RenderOptions, StyleChoice
+from farm.plan import Chunk, Layout, Receipt
+from farm.store import ObjectStore, open_store, sha256_file
 
 
 class Timer:
@@ -64,16 +69,67 @@ def timed(items: Iterator, timer: Timer, stage: str) -> Iterator:
         yield item
 
 
+@dataclass(frozen=True)
+class JobContext:
+    """What a worker needs to know about the job a chunk belongs to (one per job, sent with each chunk)."""
+
+    job_id: str
+    store_uri: str
+    render: RenderOptions
+    width: int
+    height: int
+    time_base: Fraction
+    #: torch.compile the network (for frames of this size): see cluster.wants_compile
+    compile: bool = False
+
+
+class IdleClock:
+    """How long a worker has gone without a call, and the watchdog that retires it after too long."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._since = time.monotonic()
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        with self._lock:
+            self._calls += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._calls -= 1
+                self._since = time.monotonic()
+
+    def idle_for(self, seconds: float) -> bool:
+        with self._lock:
+            return self._calls == 0 and time.monotonic() - self._since >= seconds
+
+    def retire_after(self, seconds: float, retire: Callable[[], None], poll: float = 1.0) -> None:
+        """Call ``retire`` from a daemon thread once ``seconds`` pass without a call."""
+        def watch() -> None:
+            while not self.idle_for(seconds):
+                time.sleep(min(poll, seconds))
+            retire()
+
+        threading.Thread(target=watch, daemon=True, name="farm-idle").start()
+
+
 class StyleWorker:
-    """Renders chunks of one job with one loaded network."""
+    """Renders chunks with loaded networks; one worker serves job after job.
 
-    def __init__(self, store_uri: str, render: RenderOptions, *, device: str = "auto",
-                 threads: int | None = None, batch: int | None = None, compile: bool = False,
-                 frame_size: tuple[int, int] | None = None):
-        from farm.styles.model import Stylizer  # torch loads in the actor, not in the driver that names this class
+    The constructor only claims the device. :meth:`prepare` loads (and
+    compiles) the network a job's style runs on, once per network: a worker
+    kept warm between jobs paints the next job's first frame without loading
+    anything, whatever the style, as long as the network is the same. With
+    ``keep_warm`` seconds, the worker retires itself after that long without a
+    call (it then frees its share of the cluster).
+    """
 
-        self.store = open_store(store_uri)
-        self.render_options = render
+    def __init__(self, *, device: str = "auto", threads: int | None = None, batch: int | None = None,
+                 keep_warm: float = 0.0):
+        self.device, self.batch = device, batch
         #: the actor's CPU share also caps OpenCV's and FFmpeg's thread pools: left to themselves each
         #: starts one thread per core, and two 1-CPU actors on 2 cores then slow each other's network
         self.threads = threads or 0
@@ -81,10 +137,11 @@ class StyleWorker:
             import cv2
 
             cv2.setNumThreads(threads)
-        self.stylizer = Stylizer(render.style, device=device, threads=threads, compile=compile,
-                                 **({"batch": batch} if batch else {}))
-        if compile and frame_size:  # compile now, while the driver is still cutting the first chunk
-            self.stylizer(np.zeros((self.stylizer.batch, *frame_size, 3), dtype=np.uint8))
+        self._networks: dict[tuple[str, str, bool], Any] = {}
+        self._stores: dict[str, ObjectStore] = {}
+        self._idle = IdleClock()
+        if keep_warm > 0:
+            self._idle.retire_after(keep_warm, self.retire)
 
     def node_label(self) -> str:
         """Which machine rendered a chunk (receipts carry it; the Ray layer names the node instead)."""
@@ -92,47 +149,88 @@ class StyleWorker:
 
     def ping(self) -> str:
         """Cheap call the driver uses to learn an actor has started."""
-        return f"{socket.gethostname()}:{os.getpid()}"
+        with self._idle.busy():
+            return f"{socket.gethostname()}:{os.getpid()}"
 
-    def render(self, job_id: str, chunk: Chunk, width: int, height: int, time_base: Fraction) -> Receipt:
+    def prepare(self, job: JobContext) -> str:
+        """Load the network the job's style runs on (kept for later jobs) and compile it for the job's
+        frame size now, while the driver is still cutting the first chunk. Returns what :meth:`ping` does."""
+        with self._idle.busy():
+            stylizer = self._stylizer(job.render.style, job.compile)
+            if stylizer.compiled is not None:
+                stylizer(np.zeros((stylizer.batch, job.height, job.width, 3), dtype=np.uint8))
+            return f"{socket.gethostname()}:{os.getpid()}"
+
+    def retire(self) -> None:
+        """Stop this worker (a plain worker has nothing to stop; the Ray actor ends its process)."""
+
+    def retire_if_idle(self, seconds: float) -> bool:
+        """Retire if no call came for ``seconds`` (a job about to need this worker's place asks)."""
+        if not self._idle.idle_for(seconds):
+            return False
+        self.retire()
+        return True
+
+    def _stylizer(self, style: StyleChoice, compile: bool):
+        from farm.styles.identity import weights_hash
+        from farm.styles.model import Stylizer  # torch loads in the worker, not in the driver that names this class
+
+        key = (style.network, weights_hash(style), compile)
+        if key not in self._networks:
+            self._networks[key] = Stylizer(style, device=self.device, threads=self.threads or None,
+                                           compile=compile, **({"batch": self.batch} if self.batch else {}))
+        return self._networks[key].with_style(style)
+
+    def _store(self, uri: str) -> ObjectStore:
+        if uri not in self._stores:
+            self._stores[uri] = open_store(uri)
+        return self._stores[uri]
+
+    def render(self, job: JobContext, chunk: Chunk) -> Receipt:
         """Render one chunk; idempotent: a retry rewrites the same key with the same meaning."""
-        layout, timer = Layout(job_id), Timer()
+        with self._idle.busy():
+            return self._render(job, chunk)
+
+    def _render(self, job: JobContext, chunk: Chunk) -> Receipt:
+        layout, timer, store = Layout(job.job_id), Timer(), self._store(job.store_uri)
+        stylizer = self._stylizer(job.render.style, job.compile)
         with tempfile.TemporaryDirectory(prefix="farm-chunk-") as tmp:
-            src = self._fetch(layout.input(chunk.index, video.SEGMENT_EXT), Path(tmp), timer)
+            src = self._fetch(store, layout.input(chunk.index, video.SEGMENT_EXT), Path(tmp), timer)
             out = Path(tmp) / f"out{video.SEGMENT_EXT}"
-            emitted = self._render_frames(src, out, chunk, width, height, time_base, timer)
+            emitted = self._render_frames(stylizer, job, src, out, chunk, timer)
             key = layout.output(chunk.index, video.SEGMENT_EXT)
             with timer.stage("upload"):
                 size, digest = out.stat().st_size, sha256_file(out)
-                self.store.put_file(key, out)
+                store.put_file(key, out)
         receipt = Receipt(chunk=chunk.index, key=key, frames=emitted, size=size, sha256=digest,
                           node=self.node_label(), pid=os.getpid(), seconds=timer.seconds)
         # the receipt is written after the chunk: its presence is what marks the chunk done
-        self.store.put_bytes(layout.receipt(chunk.index), receipt.model_dump_json().encode())
+        store.put_bytes(layout.receipt(chunk.index), receipt.model_dump_json().encode())
         return receipt
 
-    def _fetch(self, key: str, tmp: Path, timer: Timer) -> Path:
+    @staticmethod
+    def _fetch(store: ObjectStore, key: str, tmp: Path, timer: Timer) -> Path:
         with timer.stage("fetch"):
-            local = self.store.local_path(key)
+            local = store.local_path(key)
             if local is not None:
                 return local
             path = tmp / f"in{video.SEGMENT_EXT}"
-            self.store.get_file(key, path)
+            store.get_file(key, path)
             return path
 
-    def _render_frames(self, src: Path, out: Path, chunk: Chunk, width: int, height: int,
-                       time_base: Fraction, timer: Timer) -> int:
+    def _render_frames(self, stylizer, job: JobContext, src: Path, out: Path, chunk: Chunk, timer: Timer) -> int:
         from farm.temporal import Coherence
 
-        coherence = Coherence(self.render_options.temporal) if self.render_options.temporal.enabled else None
-        enc = self.render_options.encode
+        render = job.render
+        coherence = Coherence(render.temporal) if render.temporal.enabled else None
+        enc = render.encode
         emitted, seen = 0, 0
         frames = timed(video.read_segment(src, threads=self.threads), timer, "decode")
-        with video.SegmentWriter(out, width, height, time_base, lossless=False, codec=enc.codec,
+        with video.SegmentWriter(out, job.width, job.height, job.time_base, lossless=False, codec=enc.codec,
                                  crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt, threads=self.threads) as writer:
-            for batch in batched(frames, self.stylizer.batch):
+            for batch in batched(frames, stylizer.batch):
                 with timer.stage("network"):
-                    styled = self.stylizer(np.stack([f.rgb for f in batch]))
+                    styled = stylizer(np.stack([f.rgb for f in batch]))
                 for frame, image in zip(batch, styled):
                     if coherence is not None:
                         with timer.stage("temporal"):

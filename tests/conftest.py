@@ -34,6 +34,13 @@ def user_styles_dir(tmp_path_factory, monkeypatch) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def workers_stop_with_the_job(monkeypatch) -> None:
+    """Style workers are not kept warm between tests' jobs unless a test asks (``--keep-warm``): each
+    test's cluster starts from the same state. Subprocess drivers inherit this."""
+    monkeypatch.setenv("FARM_KEEP_WARM", "0")
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     """One embedded Ray for the whole session (starting Ray costs seconds)."""

@@ -7,16 +7,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from farm.cluster import PoolShape, pool_shape, wants_compile
+from farm.cluster import WARM_NAMESPACE, WARM_PREFIX, PoolShape, pool_shape, wants_compile
 from farm.config import ClusterOptions
 from farm.plan import Receipt
 from farm.store import open_store
+from farm.worker import IdleClock
 from tests.clips import make_clip
 from tests.conftest import BUCKET
 from tests.test_cli import video_facts
@@ -139,3 +141,40 @@ def test_node_lost_mid_job_the_job_completes(two_nodes, tmp_path, private_store)
         check_complete(driver, clip)
     finally:
         two_nodes.start_node_b()
+
+
+def warm_workers(ray_local) -> list[str]:
+    return [a["name"] for a in ray_local.util.list_named_actors(all_namespaces=True)
+            if a["namespace"] == WARM_NAMESPACE and a["name"].startswith(WARM_PREFIX)]
+
+
+@pytest.mark.slow
+def test_workers_stay_warm_for_the_next_job_then_retire(ray_local, tmp_path, private_store):
+    # drivers in their own processes join the test session's Ray: a cluster that outlives each of them
+    clip = make_clip(tmp_path / "w.mp4", frames=24, width=128, height=96)
+    address = ray_local.get_runtime_context().gcs_address
+
+    def job(job_id: str, *extra: str) -> set[int]:
+        check_complete(start_driver(clip, tmp_path, job_id, address, *extra), clip)
+        return {r.pid for r in store_receipts(str(private_store), job_id).values()}
+
+    first = job("warm1", "--keep-warm", "120")
+    assert len(warm_workers(ray_local)) == len(first) >= 1  # left loaded, named, for the next job
+    # another job, another style: the same worker processes paint it (networks load per job, once)
+    assert job("warm2", "--keep-warm", "120", "--style", "night-glow") <= first
+    # a pool of another shape: the idle workers above make room for it, and it retires 3 s after its job
+    assert not job("warm3", "--keep-warm", "3", "--workers", "1") & first
+    deadline = time.monotonic() + 60
+    while warm_workers(ray_local) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert warm_workers(ray_local) == []
+
+
+def test_a_warm_worker_retires_only_after_its_idle_time_and_never_mid_call():
+    clock, retired = IdleClock(), threading.Event()
+    with clock.busy():
+        clock.retire_after(0.2, retired.set, poll=0.05)
+        time.sleep(0.5)
+        assert not retired.is_set() and not clock.idle_for(0.2)  # a long call is not idleness
+    assert not clock.idle_for(0.2)
+    assert retired.wait(timeout=5) and clock.idle_for(0.2)
