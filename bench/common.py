@@ -10,6 +10,7 @@ the numbers are only as good as the load was low).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -184,6 +185,22 @@ def farm_submit(clip: Path, workdir: Path, *, job_id: str, gif: bool = False, ex
     result["json"] = json.loads(result["stdout"].strip().splitlines()[-1])
     result["farm_rev"] = rev
     return result
+
+
+@contextlib.contextmanager
+def local_ray_cluster(num_cpus: int | None = None):
+    """A local Ray that outlives each job, as a user keeps one: ``ray start --head``, then ``ray stop``.
+
+    ``farm submit`` joins it (Ray's own lookup of the last ``ray start`` on this machine), so its
+    workers stay warm between jobs. ``ray stop`` stops every Ray on the machine: run benches alone.
+    """
+    cpus = [f"--num-cpus={num_cpus}"] if num_cpus else []
+    check(run([tool("ray"), "start", "--head", "--include-dashboard=false", "--disable-usage-stats", *cpus],
+              env={"RAY_AUTH_MODE": "disabled"}), "ray start --head")
+    try:
+        yield
+    finally:
+        run([tool("ray"), "stop", "--force"])
 
 
 def stl_video(clip: Path, workdir: Path, *, style: int = 19) -> dict:

