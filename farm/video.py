@@ -340,8 +340,8 @@ class SegmentWriter:
     to ``time_base``'s denominator, so every pts is stored exactly (VFR too);
     see SegmentClock for how the writer's time base and first pts are kept.
 
-    Input chunks are ``lossless`` (x264 at qp 0, preset veryfast: exact for the YUV
-    planes it is given); output chunks use the final codec settings, so the
+    Input chunks are ``lossless`` (x264 at qp 0, preset veryfast, tune fastdecode:
+    exact for the YUV planes it is given); output chunks use the final codec settings, so the
     reducer can stream-copy them. Every segment starts with a keyframe and
     carries its own parameter sets; nothing depends on process state.
     """
@@ -465,8 +465,8 @@ class SegmentWriter:
 
 def _encoder_options(lossless: bool, crf: int, preset: str) -> dict[str, str]:
     """x264-style options; the writer keeps only those the chosen encoder knows."""
-    if lossless:
-        return {"qp": "0", "preset": "veryfast"}
+    if lossless:  # tune fastdecode (CAVLC, no deblocking): bench in README's Speed section
+        return {"qp": "0", "preset": "veryfast", "tune": "fastdecode"}
     return {"crf": str(crf), "preset": preset}
 
 
