@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-
-import threading
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -67,6 +67,10 @@ def timed(items: Iterator, timer: Timer, stage: str) -> Iterator:
         if item is None:
             return
         yield item
+
+
+#: networks a worker keeps loaded (the least recently used goes first): a few MB each on the CPU
+MAX_NETWORKS = 4
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,7 @@ class StyleWorker:
             import cv2
 
             cv2.setNumThreads(threads)
-        self._networks: dict[tuple[str, str, bool], Any] = {}
+        self._networks: OrderedDict[tuple[str, str | None, bool], Any] = OrderedDict()
         self._stores: dict[str, ObjectStore] = {}
         self._idle = IdleClock()
         if keep_warm > 0:
@@ -172,13 +176,16 @@ class StyleWorker:
         return True
 
     def _stylizer(self, style: StyleChoice, compile: bool):
-        from farm.styles.identity import weights_hash
+        """The loaded network for ``style`` (loading it on first use), set to that style."""
         from farm.styles.model import Stylizer  # torch loads in the worker, not in the driver that names this class
 
-        key = (style.network, weights_hash(style), compile)
+        key = (style.network, style.model_sha256, compile)  # a checkpoint is its own network
         if key not in self._networks:
             self._networks[key] = Stylizer(style, device=self.device, threads=self.threads or None,
                                            compile=compile, **({"batch": self.batch} if self.batch else {}))
+            while len(self._networks) > MAX_NETWORKS:
+                self._networks.popitem(last=False)
+        self._networks.move_to_end(key)
         return self._networks[key].with_style(style)
 
     def _store(self, uri: str) -> ObjectStore:
