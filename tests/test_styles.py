@@ -308,6 +308,56 @@ def test_compiled_network_paints_the_same_pixels(catalog, stylizer):
     np.testing.assert_allclose(compiled(batch), stylizer(batch), atol=1e-4)
 
 
+@pytest.mark.slow
+def test_a_compiled_network_is_built_once_then_loaded_by_other_workers(catalog, stylizer, tmp_path, monkeypatch):
+    from farm.styles import aot, model
+
+    monkeypatch.setattr(model, "compile_cache_dir", lambda: tmp_path)
+    batch = frames(2, 24, 36, seed=7)
+    first = Stylizer(catalog.resolve("vangogh"), device="cpu", compile=True)
+    np.testing.assert_allclose(first(batch), stylizer(batch), atol=1e-4)
+    packages = sorted(p.name for p in (tmp_path / "aot").glob("*.pt2"))
+    assert len(packages) == 1  # one frame size, one package; no partial file left beside it
+
+    def no_build(*args):
+        raise AssertionError("a second worker must load the package, not build it")
+
+    monkeypatch.setattr(aot, "build_package", no_build)
+    second = Stylizer(catalog.resolve("starry-ember"), device="cpu", compile=True)  # another style, same network
+    np.testing.assert_allclose(second(batch), stylizer.with_style(catalog.resolve("starry-ember"))(batch), atol=1e-4)
+    assert sorted(p.name for p in (tmp_path / "aot").glob("*.pt2")) == packages
+
+
+def test_a_package_is_named_by_everything_that_decides_its_kernels():
+    from farm.styles.aot import package_key
+
+    x, w = torch.zeros(1, 3, 16, 20), torch.zeros(26)
+    key = package_key("abc", x, w, "code")
+    assert package_key("abc", torch.ones(1, 3, 16, 20), w, "code") == key  # values do not matter, layout does
+    others = [package_key("abd", x, w, "code"), package_key("abc", x, w, "edited"),
+              package_key("abc", torch.zeros(1, 3, 16, 24), w, "code"),
+              package_key("abc", x.contiguous(memory_format=torch.channels_last), w, "code"),
+              package_key("abc", x.half(), w, "code"), package_key("abc", x, torch.zeros(100), "code")]
+    assert len({key, *others}) == 1 + len(others)
+
+
+def test_a_failed_package_build_leaves_nothing_behind(catalog, stylizer, tmp_path, monkeypatch):
+    from farm.styles import model
+
+    monkeypatch.setattr(model, "compile_cache_dir", lambda: tmp_path)
+
+    def half_written(program, package_path):
+        Path(package_path).write_bytes(b"half a package")
+        raise RuntimeError("C++ compile failed")
+
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", half_written)
+    broken = Stylizer(catalog.resolve("vangogh"), device="cpu", compile=True)
+    batch = frames(2, 16, 16, seed=8)
+    np.testing.assert_array_equal(broken(batch), stylizer(batch))  # painted eagerly instead
+    assert broken.compiled is None
+    assert [p.name for p in (tmp_path / "aot").iterdir() if not p.name.endswith(".lock")] == []
+
+
 def test_without_a_compiler_the_network_runs_eagerly(catalog, stylizer, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     eager = Stylizer(catalog.resolve("vangogh"), device="cpu", compile=True)

@@ -11,7 +11,7 @@ import copy
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -106,8 +106,8 @@ class Stylizer:
         self.memory_format = (torch.channels_last if self.device.type == "cuda" or style.network == "arbitrary"
                               else torch.contiguous_format)
         self.net = net.to(memory_format=self.memory_format)
-        #: torch.compile'd network (inductor), or None for eager; every call then gets a full batch
-        self.compiled = compiled_network(self.net, self.device) if compile else None
+        #: the network compiled by inductor (see compiled_network), or None for eager; every call gets a full batch
+        self.compiled = compiled_network(self.net, self.device, self._weights_hash) if compile else None
         self._set_style(style)
 
     def _set_style(self, style: StyleChoice) -> None:
@@ -165,20 +165,27 @@ def default_batch(device: torch.device) -> int:
     return 4 if device.type == "cuda" else 1
 
 
-def compiled_network(net: torch.nn.Module, device: torch.device) -> torch.nn.Module | None:
-    """``torch.compile(net)`` (inductor, static shapes), or None where it cannot work: CPU code needs a C++ compiler."""
+def compiled_network(net: torch.nn.Module, device: torch.device, weights_id: str) -> Callable | None:
+    """The network compiled by inductor for each input shape it meets, or None where that cannot work
+    (CPU code needs a C++ compiler). On a CPU, ahead of time: packages built once per machine and
+    loaded by each worker in milliseconds (:mod:`farm.styles.aot`); on a GPU, ``torch.compile``."""
     if device.type == "cpu" and not any(shutil.which(cc) for cc in ("c++", "g++", "clang++")):
         log.warning("no C++ compiler found; the network runs eagerly")
         return None
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
+    if device.type == "cpu":
+        from farm.styles.aot import AotNetwork
+
+        return AotNetwork(net, weights_id, compile_cache_dir() / "aot")
     return torch.compile(net, dynamic=False)
 
 
 def compile_cache_dir() -> Path:
-    """Where compiled kernels are kept between jobs: the user's cache, not torch's default under /tmp.
+    """Where compiled networks are kept between jobs: the user's cache, not torch's default under /tmp.
 
-    A cold compile of the 26-style network costs 20-30 s of CPU per shape, a warm one about 7 s; /tmp
-    is emptied at boot, so farm keeps them beside its store (``TORCHINDUCTOR_CACHE_DIR`` overrides).
+    A cold compile of the 26-style network costs 15-30 s of CPU per frame size; /tmp is emptied at
+    boot, so farm keeps its CPU packages (``aot/``) and inductor's caches here
+    (``TORCHINDUCTOR_CACHE_DIR`` moves the latter).
     """
     from platformdirs import user_cache_path
 
