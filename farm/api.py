@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from farm.config import StyleChoice, ClusterOptions, EncodeOptions, GifOptions, JobSpec, RenderOptions, TemporalOptions
+from farm.config import ClusterOptions, EncodeOptions, GifOptions, JobSpec, Precision, RenderOptions, StyleChoice, TemporalOptions
 from farm.driver import JobResult, ProgressFn
 from farm.errors import UserError
 from farm.plan import new_job_id, validate_job_id
@@ -40,6 +40,7 @@ class SubmitRequest(BaseModel):
     temporal: TemporalOptions = TemporalOptions()
     encode: EncodeOptions = EncodeOptions()
     chunk_frames: int | None = None
+    precision: Precision = "auto"
     gif_options: GifOptions = GifOptions()
     store: str | None = None
     job_id: str | None = None
@@ -107,7 +108,8 @@ def build_spec(request: SubmitRequest, local: Path, info: VideoInfo, output: Pat
     job_id = validate_job_id(request.job_id) if request.job_id else new_job_id(local.stem)
     store = open_store(request.store)
     render = RenderOptions(style=stage_model(resolve_style(request, local, info), store), temporal=request.temporal,
-                           encode=request.encode, chunk_frames=request.chunk_frames)
+                           encode=request.encode, chunk_frames=request.chunk_frames,
+                           precision=request.precision)
     source = request.input if is_remote(request.input) else str(local.resolve())
     return JobSpec(job_id=job_id, source=source, source_copy=stage(store, local) if not is_remote(source) else None,
                    render=render, gif=request.gif_options, store=store.uri, output=str(output.resolve()),

@@ -85,10 +85,16 @@ class StyleChoice(Model):
         return self
 
 
+#: the network's arithmetic: ``auto`` = the half precision the hardware runs natively (bf16 on AMX
+#: CPUs, fp16 on CUDA GPUs), else float32; ``float32`` everywhere on request (farm/styles/model.py)
+Precision = Literal["auto", "float32"]
+
+
 class RenderOptions(Model):
     """Everything that decides the pixels of the result (part of a job's identity)."""
 
     style: StyleChoice
+    precision: Precision = "auto"
     temporal: TemporalOptions = TemporalOptions()
     encode: EncodeOptions = EncodeOptions()
     #: frames per chunk; None: up to plan.MAX_CHUNK_FRAMES, the length that finishes soonest on the pool

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from farm import video
-from farm.config import RenderOptions, StyleChoice
+from farm.config import RenderOptions
 from farm.plan import Chunk, Layout, Receipt
 from farm.store import ObjectStore, open_store, sha256_file
 
@@ -141,7 +141,7 @@ class StyleWorker:
             import cv2
 
             cv2.setNumThreads(threads)
-        self._networks: OrderedDict[tuple[str, str | None, bool], Any] = OrderedDict()
+        self._networks: OrderedDict[tuple[str, str | None, str, bool], Any] = OrderedDict()
         self._stores: dict[str, ObjectStore] = {}
         self._idle = IdleClock()
         if keep_warm > 0:
@@ -160,7 +160,7 @@ class StyleWorker:
         """Load the network the job's style runs on (kept for later jobs) and compile it for the job's
         frame size now, while the driver is still cutting the first chunk. Returns what :meth:`ping` does."""
         with self._idle.busy():
-            stylizer = self._stylizer(job.render.style, job.compile)
+            stylizer = self._stylizer(job.render, job.compile)
             if stylizer.compiled is not None:
                 stylizer(np.zeros((stylizer.batch, job.height, job.width, 3), dtype=np.uint8))
             return f"{socket.gethostname()}:{os.getpid()}"
@@ -175,14 +175,16 @@ class StyleWorker:
         self.retire()
         return True
 
-    def _stylizer(self, style: StyleChoice, compile: bool):
-        """The loaded network for ``style`` (loading it on first use), set to that style."""
+    def _stylizer(self, render: RenderOptions, compile: bool):
+        """The loaded network for the job's style and precision (loading it on first use), set to that style."""
         from farm.styles.model import Stylizer  # torch loads in the worker, not in the driver that names this class
 
-        key = (style.network, style.model_sha256, compile)  # a checkpoint is its own network
+        style = render.style
+        key = (style.network, style.model_sha256, render.precision, compile)  # a checkpoint is its own network
         if key not in self._networks:
             self._networks[key] = Stylizer(style, device=self.device, threads=self.threads or None,
-                                           compile=compile, **({"batch": self.batch} if self.batch else {}))
+                                           precision=render.precision, compile=compile,
+                                           **({"batch": self.batch} if self.batch else {}))
             while len(self._networks) > MAX_NETWORKS:
                 self._networks.popitem(last=False)
         self._networks.move_to_end(key)
@@ -200,7 +202,7 @@ class StyleWorker:
 
     def _render(self, job: JobContext, chunk: Chunk) -> Receipt:
         layout, timer, store = Layout(job.job_id), Timer(), self._store(job.store_uri)
-        stylizer = self._stylizer(job.render.style, job.compile)
+        stylizer = self._stylizer(job.render, job.compile)
         with tempfile.TemporaryDirectory(prefix="farm-chunk-") as tmp:
             src = self._fetch(store, layout.input(chunk.index, video.SEGMENT_EXT), Path(tmp), timer)
             out = Path(tmp) / f"out{video.SEGMENT_EXT}"
