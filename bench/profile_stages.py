@@ -76,13 +76,13 @@ def render(clip: Path, work: Path) -> dict:
 STARTUP = r"""
 import json, time, sys
 t0 = time.perf_counter()
-from farm import cluster
+from farm import cluster, schedule
 from farm.config import ClusterOptions, RenderOptions
 from farm.styles.catalog import load_catalog
 t1 = time.perf_counter()
 cluster.connect(None)
 t2 = time.perf_counter()
-shape = cluster.pool_shape(ClusterOptions(), cluster.cluster_resources())
+shape = schedule.pool_shape(ClusterOptions(), cluster.cluster_resources())
 render = RenderOptions(style=load_catalog().resolve("vangogh"))
 import ray
 from fractions import Fraction

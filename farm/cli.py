@@ -309,7 +309,12 @@ _USAGE = (click.ClickException, getattr(typer.exceptions, "TyperException", clic
 def main() -> None:
     """Console entry point: map farm's errors to exit codes and one-line messages."""
     try:
-        app(standalone_mode=False)
+        # Typer >= 0.2x turns Ctrl-C into Exit(130), which standalone_mode=False *returns* rather than raises
+        code = app(standalone_mode=False)
+        if code == 130:
+            raise KeyboardInterrupt
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except _EXIT as exc:
         sys.exit(exc.exit_code)
     except _USAGE as exc:  # bad options or arguments: usage and the problem, exit 2

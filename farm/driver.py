@@ -17,11 +17,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from farm import cluster, video
+from farm import cluster, local, video
 from farm.config import ClusterOptions, JobSpec
 from farm.errors import ChunkCorruptError, JobError, MissingObjectError
 from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks
 from farm.reduce import deliver, write_gif, write_video
+from farm.schedule import Feeder, PoolShape, Scheduler, pool_shape, wants_compile
 from farm.shard import shard
 from farm.store import ObjectStore, open_store
 from farm.worker import JobContext
@@ -190,9 +191,17 @@ def job_status(store: ObjectStore, job_id: str) -> JobStatus:
 
 
 def pool_width(options: ClusterOptions) -> int:
-    """How many actors the cluster holds for this job (connecting to it, or starting the local Ray)."""
+    """How many workers this job gets (connecting to its cluster, or starting the local Ray, if it has one)."""
+    return open_pool(options)[0].workers
+
+
+def open_pool(options: ClusterOptions, chunks: int | None = None) -> tuple[PoolShape, bool]:
+    """The pool's shape, and whether its workers are this machine's processes (farm/local.py); otherwise
+    the driver is now connected to the Ray cluster that holds them."""
+    if local.runs_here(options):
+        return pool_shape(options, local.resources(), chunks=chunks), True
     cluster.connect(options.address)
-    return cluster.pool_shape(options, cluster.cluster_resources(), cluster.node_cpus()).workers
+    return pool_shape(options, cluster.cluster_resources(), cluster.node_cpus(), chunks=chunks), False
 
 
 def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: Path, info: video.VideoInfo,
@@ -205,23 +214,26 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
         progress(frames_done, info.frames)
     if not todo:
         return done, 0
-    # the sharder starts before Ray does: the first chunks are being cut while Ray and the actors start
-    feeder = cluster.Feeder(shard(source, info, todo, store, layout), depth=options.max_in_flight or 2)
+    # the sharder starts before the workers do: the first chunks are being cut while they load
+    feeder = Feeder(shard(source, info, todo, store, layout), depth=options.max_in_flight or 2)
     scheduler, warm, finished = None, None, False
     try:
-        cluster.connect(options.address)
-        shape = cluster.pool_shape(options, cluster.cluster_resources(), cluster.node_cpus(), chunks=len(todo))
+        shape, here = open_pool(options, chunks=len(todo))
         feeder.resize(options.max_in_flight or shape.workers + 1)
         job = JobContext(job_id=manifest.spec.job_id, store_uri=store.uri, render=manifest.spec.render,
                          width=info.out_width, height=info.out_height, time_base=info.time_base,
-                         compile=cluster.wants_compile(options, shape, sum(c.frames + c.warmup for c in todo),
-                                                       (info.out_height, info.out_width)))
-        warm = cluster.warm_pool(options, shape)
-        scheduler = cluster.Scheduler(
-            lambda: cluster.make_actor(shape, warm),
+                         compile=wants_compile(options, shape, sum(c.frames + c.warmup for c in todo),
+                                               (info.out_height, info.out_width)))
+        if here:
+            pool = local.LocalWorkers(shape)
+        else:
+            warm = cluster.warm_pool(options, shape)
+            pool = cluster.RayWorkers(lambda: cluster.make_actor(shape, warm))
+        scheduler = Scheduler(
+            pool,
             workers=min(shape.workers, len(todo)),
-            call=cluster.render_call(job),
-            prepare=cluster.prepare_call(job),
+            call=pool.render_call(job),
+            prepare=pool.prepare_call(job),
             restarts=shape.workers if warm else 0,  # a warm worker may retire just as this job reaches it
             max_attempts=options.max_attempts,
             ask=shape.ask(),

@@ -83,7 +83,7 @@ class JobContext:
     width: int
     height: int
     time_base: Fraction
-    #: torch.compile the network (for frames of this size): see cluster.wants_compile
+    #: torch.compile the network (for frames of this size): see schedule.wants_compile
     compile: bool = False
 
 

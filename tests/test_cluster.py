@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from farm.cluster import WARM_NAMESPACE, WARM_PREFIX, PoolShape, pool_shape, wants_compile
+from farm.cluster import WARM_NAMESPACE, WARM_PREFIX
+from farm.schedule import PoolShape, pool_shape, wants_compile
 from farm.config import ClusterOptions
 from farm.plan import Receipt
 from farm.store import open_store

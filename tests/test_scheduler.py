@@ -16,7 +16,8 @@ import time
 import pytest
 import ray
 
-from farm.cluster import Feeder, Scheduler
+from farm.cluster import RayWorkers
+from farm.schedule import Feeder, Scheduler
 from farm.errors import ChunkFailedError, InternalError
 from farm.plan import Chunk, Receipt
 
@@ -45,6 +46,10 @@ class StandIn:
                        sha256="0" * 64, node="test", pid=os.getpid(), seconds={})
 
 
+def ping(actor):
+    return actor.ping.remote()
+
+
 def chunks(n: int) -> list[Chunk]:
     return [Chunk(index=i, start=10 * i, end=10 * i + 10) for i in range(n)]
 
@@ -57,7 +62,7 @@ def run(tmp_path, *, workers: int = 2, poison=None, broken=lambda i: False, n: i
         actors.append(StandIn.remote(log, broken(next(started))))
         return actors[-1]
 
-    scheduler = Scheduler(new_actor, workers=workers,
+    scheduler = Scheduler(RayWorkers(new_actor), workers=workers, prepare=ping,
                           call=lambda actor, chunk: actor.render.remote(chunk, poison or {}), max_attempts=3)
     try:
         receipts = {r.chunk: r for r in scheduler.run(Feeder(iter(chunks(n)), depth=workers + 1))}
@@ -117,7 +122,7 @@ def test_workers_the_cluster_cannot_place_are_reported_not_waited_on_silently(ra
         actors.append(unplaceable.remote(str(tmp_path / "calls.log")))
         return actors[-1]
 
-    scheduler = Scheduler(new_actor, workers=2,
+    scheduler = Scheduler(RayWorkers(new_actor), workers=2, prepare=ping,
                           call=lambda actor, chunk: actor.render.remote(chunk, {}), max_attempts=3,
                           ask="1 GPU + 1 CPU", patience=0.5)
     outcome: list[BaseException] = []
@@ -128,7 +133,7 @@ def test_workers_the_cluster_cannot_place_are_reported_not_waited_on_silently(ra
         except BaseException as exc:  # noqa: BLE001 - the test looks at it
             outcome.append(exc)
 
-    with caplog.at_level("WARNING", logger="farm.cluster"):
+    with caplog.at_level("WARNING", logger="farm.schedule"):
         runner = threading.Thread(target=drive)
         runner.start()
         deadline = time.monotonic() + 30

@@ -1,0 +1,301 @@
+"""Backend-free scheduling: how wide the pool is, and handing chunks to its workers with retries.
+
+The workers are Ray actors (farm/cluster.py) or processes of this machine
+(farm/local.py); both answer the small :class:`Workers` protocol, so the
+rules of a job (chunks handed out in plan order, a bounded queue ahead of the
+workers as backpressure, retries on other workers, a dead worker replaced, a
+chunk that keeps failing stopping the job by name) live here once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from farm.config import ClusterOptions
+from farm.errors import ChunkFailedError, InternalError, UserError
+from farm.plan import Chunk, Receipt
+
+log = logging.getLogger(__name__)
+
+#: CPU threads one CPU actor uses when the options do not say. Torch's intra-op threading scales
+#: poorly on this network: on 2 cores, two 1-thread actors ran 1.57 fps vs 1.09 fps for one 2-thread
+#: actor (bench/scaling.py); past 4 threads the memory of one model per actor is the better trade.
+DEFAULT_CPU_THREADS = 4
+#: pixels per CPU actor (frames x width x height) from which compiling pays even with a cold cache: a
+#: compile costs about the same at any size, the time it saves grows with the pixels. bikes.mp4 (640x272),
+#: 137 frames per actor: 83.7 s compiled cold, 58.3 s warm, 86.7 s eager; so 100 frames of that size
+COMPILE_MIN_PIXELS = 100 * 640 * 272
+
+
+@dataclass(frozen=True)
+class PoolShape:
+    """How many actors, and what each one reserves."""
+
+    workers: int
+    num_gpus: float
+    num_cpus: float
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.num_gpus > 0 else "cpu"
+
+    def ask(self) -> str:
+        """What one actor reserves, for messages: ``1 GPU + 1 CPU``, ``4 CPUs``."""
+        parts = [f"{self.num_gpus:g} GPU"] if self.num_gpus else []
+        parts.append(f"{self.num_cpus:g} CPU{'' if self.num_cpus == 1 else 's'}")
+        return " + ".join(parts)
+
+
+def pool_shape(options: ClusterOptions, resources: dict[str, float], node_cpus: list[float] | None = None,
+               chunks: int | None = None) -> PoolShape:
+    """One actor per GPU (or per ``gpus_per_worker``), else CPU actors sized to fit on single nodes.
+
+    ``node_cpus`` lists each alive node's CPUs: an actor must fit on one node, so
+    two 1-CPU nodes hold two 1-thread actors, not one 2-thread actor. Never more
+    actors than ``chunks``: with fewer chunks than actors, CPU actors share the
+    cores the missing ones would have had (a one-chunk clip on 2 cores gets one
+    2-thread actor, not one 1-thread actor beside an idle core).
+    """
+    shape = _pool_shape(options, resources, node_cpus)
+    if chunks is None or chunks >= shape.workers or options.workers:
+        return shape
+    return _pool_shape(options.model_copy(update={"workers": max(1, chunks)}), resources, node_cpus)
+
+
+def _pool_shape(options: ClusterOptions, resources: dict[str, float], node_cpus: list[float] | None) -> PoolShape:
+    gpus, cpus = resources.get("GPU", 0.0), max(1.0, resources.get("CPU", 1.0))
+    if gpus >= options.gpus_per_worker:
+        workers = options.workers or int(gpus // options.gpus_per_worker)
+        return PoolShape(workers, options.gpus_per_worker, 1.0)
+    nodes = [c for c in (node_cpus or [cpus]) if c >= 1] or [1.0]
+    biggest = max(nodes)
+    if options.workers:  # share the CPUs among the asked-for actors, so every one can be scheduled
+        threads = options.threads or max(1, int(cpus // options.workers))
+        return PoolShape(options.workers, 0.0, float(min(threads, biggest)))
+    threads = float(min(options.threads or (1 if biggest <= 2 else DEFAULT_CPU_THREADS), biggest))
+    return PoolShape(max(1, sum(int(c // threads) for c in nodes)), 0.0, threads)
+
+
+def wants_compile(options: ClusterOptions, shape: PoolShape, frames: int, frame_size: tuple[int, int]) -> bool:
+    """Whether workers should compile their network: ``auto`` does on CPU when each worker has enough
+    pixels to win back a first build of its package (15-30 s once per machine and frame size, then
+    loaded in 0.1 s; farm/styles/aot.py) at a third to a half of the eager time per frame.
+    GPUs stay eager until measured there."""
+    if options.compile != "auto":
+        return options.compile == "on"
+    pixels = frames * frame_size[0] * frame_size[1]
+    return shape.device == "cpu" and pixels / max(1, shape.workers) >= COMPILE_MIN_PIXELS
+
+
+class WorkerLost(Exception):
+    """A worker's process died (or its node went away) with a call in flight."""
+
+
+class Workers(Protocol):
+    """Where workers come from, and how their calls are awaited. A call is whatever the injected
+    ``prepare``/``call`` functions return for a worker: a Ray object ref, a ``Future``."""
+
+    def start(self) -> Any:
+        """Start one worker (it may take a while to be placed); returns its handle."""
+
+    def wait(self, calls: list[Any], timeout: float) -> list[Any]:
+        """The calls among ``calls`` that are finished, waiting up to ``timeout`` seconds for one."""
+
+    def result(self, call: Any) -> Any:
+        """A finished call's value; raises :class:`WorkerLost` if its worker died, else the call's own error."""
+
+    def stop(self, worker: Any) -> None:
+        """Stop a worker now (its chunk, if any, is retried elsewhere or by a resume)."""
+
+
+class Feeder:
+    """Runs a blocking producer (the sharder) in a thread, a bounded queue ahead of the actors."""
+
+    _END = object()
+
+    def __init__(self, items: Iterator[Chunk], depth: int):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._closed = threading.Event()
+        self.exhausted = False
+        self._thread = threading.Thread(target=self._run, args=(items,), daemon=True, name="farm-shard")
+        self._thread.start()
+
+    def _run(self, items: Iterator[Chunk]) -> None:
+        try:
+            for item in items:
+                while not self._closed.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if self._closed.is_set():
+                    return
+        except BaseException as exc:  # handed to the main thread by take()
+            self._error = exc
+        self._queue.put(self._END)
+
+    def close(self) -> None:
+        """Stop producing (the job failed or was interrupted); the chunk being cut is finished first."""
+        self._closed.set()
+
+    def resize(self, depth: int) -> None:
+        """Change how far the producer may run ahead (the pool's size is known only once Ray is up)."""
+        with self._queue.mutex:
+            self._queue.maxsize = depth
+            self._queue.not_full.notify_all()
+
+    def take(self, timeout: float) -> Chunk | None:
+        """The next ready chunk, or None if none is ready within ``timeout`` or none are left."""
+        if self.exhausted:
+            return None
+        try:
+            item = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if item is self._END:
+            self.exhausted = True
+            if self._error is not None:
+                raise self._error
+            return None
+        return item
+
+
+class Scheduler:
+    """Hands chunks to ready actors, retries failures on other actors, yields receipts as they finish.
+
+    An actor gets work only once it has answered a ping: a replacement for an
+    actor lost with its node may wait for resources that never come back, and
+    must not hold a chunk hostage meanwhile (the surviving actors take it).
+    """
+
+    def __init__(self, pool: Workers, workers: int, call: Callable[[Any, Chunk], Any],
+                 prepare: Callable[[Any], Any], max_attempts: int, ask: str = "", patience: float = 60.0,
+                 restarts: int = 0):
+        self.pool, self.call, self.max_attempts, self.prepare = pool, call, max_attempts, prepare
+        #: how many actors whose start failed may be replaced, in all: a warm worker can retire just as a
+        #: job reaches it; otherwise a failed start is reported, and the actors that did start carry the job
+        self.restarts_left = restarts
+        #: what one actor reserves, and how long to wait for a place before saying so (then again as often)
+        self.ask, self.patience = ask, patience
+        self._notice_at = time.monotonic() + patience
+        self.idle: list[Any] = []
+        self.starting: dict[Any, Any] = {}
+        self.in_flight: dict[Any, tuple[Chunk, Any, int]] = {}
+        self.retry: deque[tuple[Chunk, int]] = deque()
+        self.start_failure: str | None = None
+        for _ in range(workers):
+            self._start_actor()
+
+    def _start_actor(self) -> None:
+        actor = self.pool.start()
+        self.starting[self.prepare(actor)] = actor
+
+    def run(self, feeder: Feeder) -> Iterator[Receipt]:
+        while True:
+            self._dispatch(feeder)
+            if not self.in_flight and feeder.exhausted and not self.retry:
+                return
+            if not (self.in_flight or self.starting or self.idle):
+                raise InternalError(f"no style worker could start: {self.start_failure}")
+            waiting = list(self.in_flight) + list(self.starting)
+            if not waiting:
+                continue
+            self._notice_if_stalled()
+            for ref in self.pool.wait(waiting, timeout=0.2):
+                if ref in self.starting:
+                    self._started(ref)
+                elif (receipt := self._collect(ref)) is not None:
+                    yield receipt
+
+    def _notice_if_stalled(self) -> None:
+        """Say so when no actor has started for a while: an autoscaler still adding nodes, or a cluster
+        without room (a GPU job on CPU nodes) would otherwise look like a hung job."""
+        now = time.monotonic()
+        if self.idle or self.in_flight:  # work goes on: the clock starts again
+            self._notice_at = now + self.patience
+            return
+        if now < self._notice_at:
+            return
+        self._notice_at = now + self.patience
+        each = f" (each asks for {self.ask})" if self.ask else ""
+        log.warning("waiting for the cluster to place %d style worker%s%s; none has started yet",
+                    len(self.starting), "" if len(self.starting) == 1 else "s", each)
+
+    def close(self, keep_idle: bool = False) -> None:
+        """Stop this job's actors (their chunks are done or will be retried by a resume); with
+        ``keep_idle``, idle ones are left running for the next job (warm workers retire themselves)."""
+        actors = list(self.starting.values()) + [actor for _, actor, _ in self.in_flight.values()]
+        for actor in actors + ([] if keep_idle else self.idle):
+            self.pool.stop(actor)
+        self.idle.clear()
+        self.starting.clear()
+        self.in_flight.clear()
+
+    def _started(self, ref: Any) -> None:
+        actor = self.starting.pop(ref)
+        try:
+            self.pool.result(ref)
+        except Exception as exc:  # the constructor failed (no weights, no GPU...), or a warm worker retired
+            self.start_failure = _one_line(exc)
+            log.warning("a style worker failed to start: %s", self.start_failure)
+            if self.restarts_left > 0:
+                self.restarts_left -= 1
+                self._start_actor()
+            return
+        self.idle.append(actor)
+
+    def _dispatch(self, feeder: Feeder) -> None:
+        while self.idle:
+            if self.retry:
+                chunk, attempt = self.retry.popleft()
+            else:
+                # block briefly only when nothing is running, so finished work is collected promptly
+                chunk, attempt = feeder.take(timeout=0.0 if self.in_flight else 0.2), 1
+                if chunk is None:
+                    return
+            actor = self.idle.pop()
+            self.in_flight[self.call(actor, chunk)] = (chunk, actor, attempt)
+
+    def _collect(self, ref: Any) -> Receipt | None:
+        chunk, actor, attempt = self.in_flight.pop(ref)
+        try:
+            receipt = self.pool.result(ref)
+        except WorkerLost as exc:
+            log.warning("worker lost on chunk %d (attempt %d): %s", chunk.index, attempt, exc)
+            self._fail(chunk, attempt, f"worker died: {exc}")
+            self._start_actor()
+            return None
+        except Exception as exc:  # a task error: the actor itself is still usable
+            # back among the idle first: _fail may raise, and close() must still find (and stop) the actor
+            self.idle.append(actor)
+            if isinstance(exc, UserError):
+                raise
+            log.warning("chunk %d failed (attempt %d): %s", chunk.index, attempt, exc)
+            self._fail(chunk, attempt, _one_line(exc))
+            return None
+        self.idle.append(actor)
+        return receipt
+
+    def _fail(self, chunk: Chunk, attempt: int, cause: str) -> None:
+        if attempt >= self.max_attempts:
+            raise ChunkFailedError(chunk.index, attempt, cause)
+        self.retry.append((chunk, attempt + 1))
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, WorkerLost) and exc.__cause__ is not None:  # what the backend saw: Ray's error names the cause
+        exc = exc.__cause__
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"
+
+
