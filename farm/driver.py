@@ -22,7 +22,7 @@ from farm.config import ClusterOptions, JobSpec
 from farm.errors import ChunkCorruptError, JobError, MissingObjectError
 from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks
 from farm.reduce import deliver, write_gif, write_video
-from farm.schedule import Feeder, PoolShape, Scheduler, pool_shape, wants_compile
+from farm.schedule import Feeder, PoolShape, Scheduler, compile_mode, pool_shape
 from farm.shard import shard
 from farm.store import ObjectStore, open_store
 from farm.worker import JobContext
@@ -222,8 +222,8 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
         feeder.resize(options.max_in_flight or shape.workers + 1)
         job = JobContext(job_id=manifest.spec.job_id, store_uri=store.uri, render=manifest.spec.render,
                          width=info.out_width, height=info.out_height, time_base=info.time_base,
-                         compile=wants_compile(options, shape, sum(c.frames + c.warmup for c in todo),
-                                               (info.out_height, info.out_width)))
+                         compile=compile_mode(options, shape, sum(c.frames + c.warmup for c in todo),
+                                              (info.out_height, info.out_width)))
         if here:
             pool = local.LocalWorkers(shape)
         else:

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from farm.config import ClusterOptions
 from farm.errors import ChunkFailedError, InternalError, UserError
@@ -28,10 +28,13 @@ log = logging.getLogger(__name__)
 #: poorly on this network: on 2 cores, two 1-thread actors ran 1.57 fps vs 1.09 fps for one 2-thread
 #: actor (bench/scaling.py); past 4 threads the memory of one model per actor is the better trade.
 DEFAULT_CPU_THREADS = 4
-#: pixels per CPU actor (frames x width x height) from which compiling pays even with a cold cache: a
-#: compile costs about the same at any size, the time it saves grows with the pixels. bikes.mp4 (640x272),
-#: 137 frames per actor: 83.7 s compiled cold, 58.3 s warm, 86.7 s eager; so 100 frames of that size
+#: pixels per CPU worker (frames x width x height) from which building a package pays even on its first
+#: job: a build costs about the same at any size, the time it saves grows with the pixels. bikes.mp4
+#: (640x272), 137 frames per actor, float32: 83.7 s compiled cold, 58.3 s warm, 86.7 s eager (torch.compile,
+#: session 4); so 100 frames of that size. Later jobs of any length load the built package (``cached``)
 COMPILE_MIN_PIXELS = 100 * 640 * 272
+#: what a worker does about compiling: build the package if missing, use one only if built, or stay eager
+CompileMode = Literal["on", "cached", "off"]
 
 
 @dataclass(frozen=True)
@@ -83,15 +86,18 @@ def _pool_shape(options: ClusterOptions, resources: dict[str, float], node_cpus:
     return PoolShape(max(1, sum(int(c // threads) for c in nodes)), 0.0, threads)
 
 
-def wants_compile(options: ClusterOptions, shape: PoolShape, frames: int, frame_size: tuple[int, int]) -> bool:
-    """Whether workers should compile their network: ``auto`` does on CPU when each worker has enough
-    pixels to win back a first build of its package (15-30 s once per machine and frame size, then
-    loaded in 0.1 s; farm/styles/aot.py) at a third to a half of the eager time per frame.
+def compile_mode(options: ClusterOptions, shape: PoolShape, frames: int, frame_size: tuple[int, int]) -> CompileMode:
+    """How workers get their network compiled (farm/styles/aot.py). ``auto`` on CPU: ``on`` (build the
+    package for this frame size if this machine has none yet, 15-30 s once) when each worker has enough
+    pixels to win that back, else ``cached`` (run a package this machine already built, eager otherwise:
+    a built package loads in 0.1 s and paints 1.8-2.3x faster, bench/cpu_precision.py).
     GPUs stay eager until measured there."""
     if options.compile != "auto":
-        return options.compile == "on"
+        return options.compile
+    if shape.device != "cpu":
+        return "off"
     pixels = frames * frame_size[0] * frame_size[1]
-    return shape.device == "cpu" and pixels / max(1, shape.workers) >= COMPILE_MIN_PIXELS
+    return "on" if pixels / max(1, shape.workers) >= COMPILE_MIN_PIXELS else "cached"
 
 
 class WorkerLost(Exception):

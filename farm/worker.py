@@ -83,8 +83,9 @@ class JobContext:
     width: int
     height: int
     time_base: Fraction
-    #: torch.compile the network (for frames of this size): see schedule.wants_compile
-    compile: bool = False
+    #: compile the network for frames of this size: "on", "cached" (only a package already built), "off";
+    #: see schedule.compile_mode
+    compile: str = "off"
 
 
 class IdleClock:
@@ -175,7 +176,7 @@ class StyleWorker:
         self.retire()
         return True
 
-    def _stylizer(self, render: RenderOptions, compile: bool):
+    def _stylizer(self, render: RenderOptions, compile: str):
         """The loaded network for the job's style and precision (loading it on first use), set to that style."""
         from farm.styles.model import Stylizer  # torch loads in the worker, not in the driver that names this class
 
@@ -183,7 +184,8 @@ class StyleWorker:
         key = (style.network, style.model_sha256, render.precision, compile)  # a checkpoint is its own network
         if key not in self._networks:
             self._networks[key] = Stylizer(style, device=self.device, threads=self.threads or None,
-                                           precision=render.precision, compile=compile,
+                                           precision=render.precision, compile=compile != "off",
+                                           build=compile == "on",
                                            **({"batch": self.batch} if self.batch else {}))
             while len(self._networks) > MAX_NETWORKS:
                 self._networks.popitem(last=False)

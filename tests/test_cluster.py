@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from farm.cluster import WARM_NAMESPACE, WARM_PREFIX
-from farm.schedule import PoolShape, pool_shape, wants_compile
+from farm.schedule import PoolShape, compile_mode, pool_shape
 from farm.config import ClusterOptions
 from farm.plan import Receipt
 from farm.store import open_store
@@ -53,15 +53,15 @@ BIKES, HD = (272, 640), (720, 1280)
 
 
 @pytest.mark.parametrize("compile, shape, frames, size, expected", [
-    ("auto", PoolShape(2, 0.0, 1.0), 274, BIKES, True),  # bikes.mp4 with warm-up frames: 137 frames per actor
-    ("auto", PoolShape(2, 0.0, 1.0), 60, BIKES, False),  # a short clip: compiling would cost more than it saves
-    ("auto", PoolShape(2, 0.0, 1.0), 60, HD, True),  # the same at 720p: 5x the pixels, 5x the time saved
-    ("auto", PoolShape(4, 1.0, 1.0), 100_000, HD, False),  # GPUs: not measured yet, eager
-    ("on", PoolShape(2, 0.0, 1.0), 10, BIKES, True),
-    ("off", PoolShape(1, 0.0, 2.0), 100_000, BIKES, False),
+    ("auto", PoolShape(2, 0.0, 1.0), 274, BIKES, "on"),  # bikes.mp4 with warm-up frames: 137 frames per actor
+    ("auto", PoolShape(2, 0.0, 1.0), 60, BIKES, "cached"),  # a short clip: building would cost more than it saves
+    ("auto", PoolShape(2, 0.0, 1.0), 60, HD, "on"),  # the same at 720p: 5x the pixels, 5x the time saved
+    ("auto", PoolShape(4, 1.0, 1.0), 100_000, HD, "off"),  # GPUs: not measured yet, eager
+    ("on", PoolShape(2, 0.0, 1.0), 10, BIKES, "on"),
+    ("off", PoolShape(1, 0.0, 2.0), 100_000, BIKES, "off"),
 ])
 def test_compile_where_it_pays(compile, shape, frames, size, expected):
-    assert wants_compile(ClusterOptions(compile=compile), shape, frames, size) is expected
+    assert compile_mode(ClusterOptions(compile=compile), shape, frames, size) == expected
 
 
 def store_receipts(store_uri: str, job_id: str) -> dict[int, Receipt]:

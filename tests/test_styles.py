@@ -351,6 +351,23 @@ def test_a_compiled_network_is_built_once_then_loaded_by_other_workers(catalog, 
     assert sorted(p.name for p in (tmp_path / "aot").glob("*.pt2")) == packages
 
 
+@pytest.mark.slow
+def test_a_short_job_uses_a_package_only_once_one_is_built(catalog, stylizer, tmp_path, monkeypatch):
+    from farm.styles import aot, model
+
+    monkeypatch.setattr(model, "compile_cache_dir", lambda: tmp_path)
+    batch = frames(1, 20, 28, seed=9)
+    cached = Stylizer(catalog.resolve("vangogh"), device="cpu", precision="float32", compile=True, build=False)
+    np.testing.assert_array_equal(cached(batch), stylizer(batch))  # nothing built: eager, and nothing built now
+    assert cached.compiled is None and not list((tmp_path / "aot").glob("*.pt2"))
+    Stylizer(catalog.resolve("vangogh"), device="cpu", precision="float32", compile=True)(batch)  # a long job builds
+    loads: list = []
+    monkeypatch.setattr(aot, "load_package", lambda path, real=aot.load_package: loads.append(path) or real(path))
+    later = Stylizer(catalog.resolve("vangogh"), device="cpu", precision="float32", compile=True, build=False)
+    np.testing.assert_allclose(later(batch), stylizer(batch), atol=1e-4)
+    assert later.compiled is not None and len(loads) == 1
+
+
 def test_a_package_is_named_by_everything_that_decides_its_kernels():
     from farm.styles.aot import package_key
 

@@ -51,12 +51,17 @@ def package_key(weights_id: str, example: torch.Tensor, weights: torch.Tensor, c
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
 
 
+class NotBuilt(LookupError):
+    """No package for this input layout, and the network was told to use only packages already built."""
+
+
 class AotNetwork:
     """A network called like the module it wraps, ``(frames, style vector) → frames``, each input
-    layout running its own ahead-of-time package (built on first use, loaded from disk after)."""
+    layout running its own ahead-of-time package (built on first use, loaded from disk after; with
+    ``build`` off, a layout without a package raises :class:`NotBuilt`)."""
 
-    def __init__(self, net: torch.nn.Module, weights_id: str, cache_dir: Path):
-        self.net, self.weights_id, self.cache_dir = net.eval(), weights_id, cache_dir
+    def __init__(self, net: torch.nn.Module, weights_id: str, cache_dir: Path, build: bool = True):
+        self.net, self.weights_id, self.cache_dir, self.build = net.eval(), weights_id, cache_dir, build
         self._code = network_code()
         self._runners: dict[tuple, Any] = {}
 
@@ -68,6 +73,8 @@ class AotNetwork:
 
     def _runner(self, x: torch.Tensor, weights: torch.Tensor) -> Any:
         path = self.cache_dir / f"{package_key(self.weights_id, x, weights, self._code)}.pt2"
+        if not path.exists() and not self.build:
+            raise NotBuilt(path.name)
         if not path.exists():
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             with FileLock(f"{path}.lock"):  # one builder per machine; the others wait, then load

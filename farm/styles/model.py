@@ -19,6 +19,7 @@ import torch
 
 from farm.config import Precision, StyleChoice
 from farm.errors import ConfigError
+from farm.styles.aot import AotNetwork, NotBuilt
 from farm.styles.identity import model_identity, onnx_path, weights_hash
 from farm.styles.multistyle import load_multistyle, pad_to_multiple
 
@@ -88,7 +89,8 @@ class Stylizer:
     """The network for one style, loaded once; call it with batches of frames."""
 
     def __init__(self, style: StyleChoice, *, device: str = "auto", threads: int | None = None,
-                 precision: Precision = "auto", batch: int | None = None, compile: bool = False):
+                 precision: Precision = "auto", batch: int | None = None, compile: bool = False,
+                 build: bool = True):
         if batch is not None and batch < 1:
             raise ConfigError(f"batch must be at least 1, got {batch}")
         if threads is not None:
@@ -106,7 +108,8 @@ class Stylizer:
                               else torch.contiguous_format)
         self.net = net.to(memory_format=self.memory_format)
         #: the network compiled by inductor (see compiled_network), or None for eager; every call gets a full batch
-        self.compiled = compiled_network(self.net, self.device, self._weights_hash) if compile else None
+        #: with ``build`` off, only packages this machine already built are used (farm/styles/aot.py)
+        self.compiled = compiled_network(self.net, self.device, self._weights_hash, build) if compile else None
         self._set_style(style)
 
     def _set_style(self, style: StyleChoice) -> None:
@@ -150,6 +153,9 @@ class Stylizer:
         try:
             styled = stylize_tensor(self.compiled, full, self.weights, self.style.strength, self.dtype,
                                     self.memory_format)
+        except NotBuilt:  # asked to use only what is built, and this frame size is not: eager, no fuss
+            self.compiled = None
+            return self._run(chunk)
         except Exception as exc:  # no C++ compiler, an inductor bug: eager paints the same pixels
             log.warning("torch.compile failed (%s: %s); running the network eagerly", type(exc).__name__,
                         str(exc).strip().splitlines()[0] if str(exc).strip() else "")
@@ -186,18 +192,19 @@ def default_batch(device: torch.device) -> int:
     return 4 if device.type == "cuda" else 1
 
 
-def compiled_network(net: torch.nn.Module, device: torch.device, weights_id: str) -> Callable | None:
+def compiled_network(net: torch.nn.Module, device: torch.device, weights_id: str, build: bool = True) -> Callable | None:
     """The network compiled by inductor for each input shape it meets, or None where that cannot work
     (CPU code needs a C++ compiler). On a CPU, ahead of time: packages built once per machine and
-    loaded by each worker in milliseconds (:mod:`farm.styles.aot`); on a GPU, ``torch.compile``."""
+    loaded by each worker in milliseconds (:mod:`farm.styles.aot`; ``build`` off: only those already
+    built); on a GPU, ``torch.compile`` (only when ``build``: nothing of it outlives the process)."""
+    if device.type != "cpu" and not build:
+        return None
     if device.type == "cpu" and not any(shutil.which(cc) for cc in ("c++", "g++", "clang++")):
         log.warning("no C++ compiler found; the network runs eagerly")
         return None
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
     if device.type == "cpu":
-        from farm.styles.aot import AotNetwork
-
-        return AotNetwork(net, weights_id, compile_cache_dir() / "aot")
+        return AotNetwork(net, weights_id, compile_cache_dir() / "aot", build=build)
     return torch.compile(net, dynamic=False)
 
 
