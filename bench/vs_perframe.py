@@ -89,7 +89,7 @@ def one_stl(clip: Path, tmp: Path, tag: str) -> dict:
 
 
 def one_farm_ray(clip: Path, tmp: Path, tag: str) -> dict:
-    return one_farm(clip, tmp, f"ray-{tag}", extra=("--address", "local"))
+    return one_farm(clip, tmp, f"ray-{tag}", extra=("--address", "local"), hide_cluster=False)
 
 
 def one_farm_warm(clip: Path, tmp: Path, tag: str) -> dict:
