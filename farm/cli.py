@@ -78,9 +78,10 @@ class CompileMode(str, Enum):
 
 
 GpusPerWorker = Annotated[float, typer.Option(min=0.01, max=8.0, help="GPUs per worker; below 1 shares a GPU so decode/encode overlap compute.")]
-Compile = Annotated[CompileMode, typer.Option(help="torch.compile the network [auto: CPU workers with enough frames to amortise it].")]
+Compile = Annotated[CompileMode, typer.Option(help="Compile the network: an AOT package per frame size on CPU (built once per machine), torch.compile on GPU [auto: CPU only; a missing package is built where the job amortises it].")]
 Threads = Annotated[Optional[int], typer.Option(min=1, help="Torch threads per CPU worker [1 on 2-core machines, else 4].")]
-PrecisionOption = Annotated[PrecisionMode, typer.Option(help="Network arithmetic: auto = bf16 on CPUs with AMX, fp16 on CUDA GPUs (3x faster on AMX, within a level of 255 of float32 on average), else float32.")]
+PrecisionOption = Annotated[PrecisionMode, typer.Option(help="Network arithmetic: auto = bf16 on CPUs with AMX, fp16 on CUDA GPUs (2.3x faster on AMX, within 1.5 levels of 255 of float32 on average), else float32.")]
+Address = Annotated[Optional[str], typer.Option(help="Ray cluster address [the Ray `ray start` left running here, else this machine's own worker processes, no Ray; `local`: an embedded Ray].")]
 KeepWarm = Annotated[Optional[float], typer.Option(min=0.0, help="Seconds the workers stay loaded for the next job on a cluster that outlives this one (`ray start`, a cloud cluster); 0 stops them with the job [$FARM_KEEP_WARM, else 300].")]
 
 
@@ -109,7 +110,7 @@ def submit(
     precision: PrecisionOption = PrecisionMode.auto,
     keep_warm: KeepWarm = None,
     store: Annotated[Optional[str], typer.Option(help="Object store: a directory, file://… or s3://bucket/prefix.")] = None,
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster address [embedded local Ray].")] = None,
+    address: Address = None,
     job_id: Annotated[Optional[str], typer.Option(help="Job id; the same id again resumes the job.")] = None,
     crf: Annotated[int, typer.Option(min=0, max=51, help="Encoder quality (lower = better).")] = EncodeOptions().crf,
     preset: Annotated[str, typer.Option(help="Encoder preset.")] = EncodeOptions().preset,
@@ -162,7 +163,7 @@ def _render(job, as_json: bool, detach: bool = False) -> None:
 def resume(
     job_id: Annotated[str, typer.Argument(help="The job to finish.")],
     store: Annotated[Optional[str], typer.Option(help="The job's object store [the default local store].")] = None,
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster address [embedded local Ray].")] = None,
+    address: Address = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Style workers.")] = None,
     gpus_per_worker: GpusPerWorker = ClusterOptions.model_fields["gpus_per_worker"].default,
     threads: Threads = None,

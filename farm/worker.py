@@ -28,6 +28,7 @@ import numpy as np
 from farm import video
 from farm.config import RenderOptions
 from farm.plan import Chunk, Layout, Receipt
+from farm.schedule import CompileMode
 from farm.store import ObjectStore, open_store, sha256_file
 
 
@@ -85,7 +86,7 @@ class JobContext:
     time_base: Fraction
     #: compile the network for frames of this size: "on", "cached" (only a package already built), "off";
     #: see schedule.compile_mode
-    compile: str = "off"
+    compile: CompileMode = "off"
 
 
 class IdleClock:
@@ -142,7 +143,7 @@ class StyleWorker:
             import cv2
 
             cv2.setNumThreads(threads)
-        self._networks: OrderedDict[tuple[str, str | None, str, bool], Any] = OrderedDict()
+        self._networks: OrderedDict[tuple[str, str | None, str, str], Any] = OrderedDict()
         self._stores: dict[str, ObjectStore] = {}
         self._idle = IdleClock()
         if keep_warm > 0:
@@ -176,7 +177,7 @@ class StyleWorker:
         self.retire()
         return True
 
-    def _stylizer(self, render: RenderOptions, compile: str):
+    def _stylizer(self, render: RenderOptions, compile: CompileMode):
         """The loaded network for the job's style and precision (loading it on first use), set to that style."""
         from farm.styles.model import Stylizer  # torch loads in the worker, not in the driver that names this class
 
