@@ -28,11 +28,12 @@ log = logging.getLogger(__name__)
 #: poorly on this network: on 2 cores, two 1-thread actors ran 1.57 fps vs 1.09 fps for one 2-thread
 #: actor (bench/scaling.py); past 4 threads the memory of one model per actor is the better trade.
 DEFAULT_CPU_THREADS = 4
-#: pixels per CPU worker (frames x width x height) from which building a package pays even on its first
+#: pixels per CPU worker (frames x width x height) from which building a package pays within its first
 #: job: a build costs about the same at any size, the time it saves grows with the pixels. bikes.mp4
-#: (640x272), 137 frames per actor, float32: 83.7 s compiled cold, 58.3 s warm, 86.7 s eager (torch.compile,
-#: session 4); so 100 frames of that size. Later jobs of any length load the built package (``cached``)
-COMPILE_MIN_PIXELS = 100 * 640 * 272
+#: (640x272, 137 frames per worker) on a machine with no package: 20.9 s eager, 39.4 s building (~25 s of
+#: build for 31 ms/frame saved in bf16, 80 ms in float32); with the package built: 15.7 s. So 500 frames
+#: of that size (about 95 of 720p); shorter jobs use a package already built (``cached``)
+COMPILE_MIN_PIXELS = 500 * 640 * 272
 #: what a worker does about compiling: build the package if missing, use one only if built, or stay eager
 CompileMode = Literal["on", "cached", "off"]
 

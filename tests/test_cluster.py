@@ -53,9 +53,9 @@ BIKES, HD = (272, 640), (720, 1280)
 
 
 @pytest.mark.parametrize("compile, shape, frames, size, expected", [
-    ("auto", PoolShape(2, 0.0, 1.0), 274, BIKES, "on"),  # bikes.mp4 with warm-up frames: 137 frames per actor
-    ("auto", PoolShape(2, 0.0, 1.0), 60, BIKES, "cached"),  # a short clip: building would cost more than it saves
-    ("auto", PoolShape(2, 0.0, 1.0), 60, HD, "on"),  # the same at 720p: 5x the pixels, 5x the time saved
+    ("auto", PoolShape(2, 0.0, 1.0), 1000, BIKES, "on"),  # 500 frames per worker: a first build pays in the job
+    ("auto", PoolShape(2, 0.0, 1.0), 274, BIKES, "cached"),  # bikes.mp4 and its warm-up: a package if one is built
+    ("auto", PoolShape(2, 0.0, 1.0), 200, HD, "on"),  # 720p: 5x the pixels per frame, 5x the time saved
     ("auto", PoolShape(4, 1.0, 1.0), 100_000, HD, "off"),  # GPUs: not measured yet, eager
     ("on", PoolShape(2, 0.0, 1.0), 10, BIKES, "on"),
     ("off", PoolShape(1, 0.0, 2.0), 100_000, BIKES, "off"),
