@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import platform
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,9 @@ def build_package(net: torch.nn.Module, x: torch.Tensor, weights: torch.Tensor, 
     log.info("compiling the network for %s frames (once per machine and frame size)", "x".join(map(str, x.shape)))
     partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.pt2")
     try:
-        with torch.no_grad():
+        # torch's own deprecation chatter from export internals would reach the user's terminal from a local worker
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
             program = torch.export.export(net, (x, weights))
             torch._inductor.aoti_compile_and_package(program, package_path=str(partial))
         os.replace(partial, path)
