@@ -20,7 +20,7 @@ either way (the temporal pass runs in the actors). ``--temporal`` turns it on.
 
 What is measured: the driver process's own peak resident set (VmHWM in
 /proc/<pid>/status, the kernel's high-water mark, sampled every 50 ms until
-exit), not Ray's raylet, GCS or worker processes, which are separate pids.
+exit), not its worker processes (nor, on a cluster, Ray's raylet and GCS), which are separate pids.
 Also printed: its RSS at 25/50/75 % of the run and the growth from the short
 to the long clip (should be ~0: noise of a few MiB is allocator slack).
 """
@@ -81,7 +81,7 @@ def main() -> None:
     rows = [[f"{r['frames']} frames {width}x{height}", r["chunks"], r["wall_s"], mib(r["rss_25"]), mib(r["rss_50"]),
              mib(r["rss_75"]), mib(r["peak_rss"])] for r in runs]
     print(table(["clip", "chunks", "wall s", "RSS @25% MiB", "RSS @50% MiB", "RSS @75% MiB", "peak RSS MiB"], rows,
-                "driver process (farm submit) resident memory, Ray's processes excluded"
+                "driver process (farm submit) resident memory, worker processes excluded"
                 + ("" if args.temporal else "; --no-temporal")))
     growth = runs[-1]["peak_rss"] - runs[0]["peak_rss"]
     ratio = runs[-1]["frames"] / runs[0]["frames"]
