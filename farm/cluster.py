@@ -181,8 +181,6 @@ def cluster_resources() -> dict[str, float]:
     return dict(ray.cluster_resources())
 
 
-
-
 class RayWorkers:
     """Style workers as Ray actors, for :class:`farm.schedule.Scheduler`."""
 

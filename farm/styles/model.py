@@ -168,10 +168,10 @@ def network_dtype(device: torch.device, precision: Precision) -> torch.dtype:
     """What the network computes in. ``auto``: the half precision the device runs natively, fp16 on a
     CUDA GPU, bf16 on a CPU with AMX tiles (Sapphire Rapids and later), else float32.
 
-    On an AMX CPU bf16 runs the compiled 26-style network 3x faster than float32 (640x272, one thread:
-    33 vs 100 ms/frame) and paints within a level of 255 of it on average (mean |diff| 0.75/255),
-    less than the output's own x264 encode changes (bench/cpu_precision.py). Without AMX, bf16 is
-    emulated or unmeasured, so float32 stays.
+    On an AMX CPU bf16 runs the compiled 26-style network 2.3x faster than float32 (640x272, one thread:
+    40.8 vs 95.0 ms/frame) and paints within 1.5 levels of 255 of it on average (PSNR 39.7 dB on bikes
+    frames), far less than the yuv420p output itself discards (23.4 dB; bench/cpu_precision.py).
+    Without AMX, bf16 is emulated or unmeasured, so float32 stays.
     """
     if precision == "float32":
         return torch.float32
