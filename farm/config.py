@@ -23,7 +23,7 @@ class Model(BaseModel):
 
 
 class TemporalOptions(Model):
-    """Flow-guided coherence (Ruder et al. 2016); see farm/temporal.py."""
+    """Flow-guided coherence (Ruder et al. 2016); see farm/temporal/."""
 
     enabled: bool = True
     #: how much of the warped previous output survives where the flow is reliable (0 = per-frame)
