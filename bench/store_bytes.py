@@ -22,7 +22,7 @@ Bytes per frame: input objects per *stored* frame (each chunk after the
 first carries the previous chunk's last ``warmup`` frames) and per source
 frame; output per emitted frame. For scale: raw RGB24 (W·H·3), raw yuv420p
 (W·H·1.5) and the source file's bytes per frame. The codec settings are read
-from farm itself (``farm.video._encoder_options``, ``EncodeOptions``) and
+from farm itself (``farm.codecs.encoder_options``, ``EncodeOptions``) and
 from the x264 settings string each stored stream carries in its SEI.
 """
 
@@ -91,16 +91,18 @@ def stream_info(path: Path) -> dict:
 
 def farm_settings() -> dict:
     """What farm's code says it encodes with (so this bench follows changes to farm/video.py)."""
-    from farm import video
+    from farm import codecs, video
+    from farm.codecs import encoder_options
     from farm.config import EncodeOptions
 
     enc = EncodeOptions()
+    out_codec = codecs.resolve_codec(enc.codec, "cpu")
     writer_defaults = {k: p.default for k, p in inspect.signature(video.SegmentWriter.__init__).parameters.items()
                        if p.default is not inspect.Parameter.empty}
     return {"input": {"codec": writer_defaults.get("codec"), "pix_fmt": writer_defaults.get("pix_fmt"),
-                      **video._encoder_options(True, enc.crf, enc.preset)},
-            "output": {"codec": enc.codec, "pix_fmt": enc.pix_fmt,
-                       **video._encoder_options(False, enc.crf, enc.preset)}}
+                      **encoder_options(codecs.SOFTWARE, lossless=True, crf=enc.crf, preset=enc.preset)},
+            "output": {"codec": out_codec, "pix_fmt": enc.pix_fmt,
+                       **encoder_options(out_codec, lossless=False, crf=enc.crf, preset=enc.preset)}}
 
 
 def codec_row(kind: str, codecs: dict, rate_key: str, ratio: float) -> list:

@@ -36,6 +36,7 @@ from av.codec.context import Flags
 from av.video.reformatter import Interpolation
 from pydantic import BaseModel, ConfigDict
 
+from farm.codecs import encoder_options
 from farm.errors import CodecError, InputError
 from farm.files import atomic_path
 
@@ -360,7 +361,8 @@ class SegmentWriter:
         try:
             self._yuv = not av.VideoFormat(pix_fmt).is_rgb
             self._container = av.open(str(self.path), "w", format="mp4", options=_mp4_options(self.time_base))
-            self._stream = self._add_stream(codec, pix_fmt, threads, lossless, _encoder_options(lossless, crf, preset))
+            self._stream = self._add_stream(codec, pix_fmt, threads, lossless,
+                                            encoder_options(codec, lossless=lossless, crf=crf, preset=preset))
         except (av.error.FFmpegError, ValueError) as err:
             self.abort()
             raise CodecError(f"cannot open a {codec} segment writer for {self.path}: {err}") from None
@@ -461,13 +463,6 @@ class SegmentWriter:
             self.close()
         else:
             self.abort()
-
-
-def _encoder_options(lossless: bool, crf: int, preset: str) -> dict[str, str]:
-    """x264-style options; the writer keeps only those the chosen encoder knows."""
-    if lossless:  # tune fastdecode (CAVLC, no deblocking): bench in README's Speed section
-        return {"qp": "0", "preset": "veryfast", "tune": "fastdecode"}
-    return {"crf": str(crf), "preset": preset}
 
 
 class SegmentClock(NamedTuple):
