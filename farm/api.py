@@ -226,8 +226,9 @@ def status(job_id: str, store: str | None):
     return job_status(open_store(store), validate_job_id(job_id))
 
 
-def flicker(input: Path, stylized: Path, style: str | None = None):
-    """E_warp of a stylized video against its source (and a per-frame stylization, given a style)."""
+def flicker(input: Path, stylized: Path, style: str | None = None, flow: str = "auto"):
+    """E_warp of a stylized video against its source (and a per-frame stylization, given a style), the pairs
+    scored through ``flow`` (``auto``: DIS, the measure's reference since farm began)."""
     from farm import metrics, video
     from farm.styles.model import Stylizer
     from farm.styles.resolve import named_style
@@ -243,5 +244,5 @@ def flicker(input: Path, stylized: Path, style: str | None = None):
     if style is not None:
         stylizer = Stylizer(named_style(style, 1.0, lambda: video_first_frame(input, src_info)))
         reference = (video.to_uint8(stylizer(f.rgb[None])[0]) for f in video.iter_frames(input, src_info))
-    return metrics.flicker_report(inputs, outputs, reference)
+    return metrics.flicker_report(inputs, outputs, reference, flow=metrics.pair_flow(flow))
 

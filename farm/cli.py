@@ -77,10 +77,17 @@ class CompileMode(str, Enum):
     off = "off"
 
 
+class FlowMode(str, Enum):
+    auto = "auto"
+    dis = "dis"
+    torch = "torch"
+
+
 GpusPerWorker = Annotated[float, typer.Option(min=0.01, max=8.0, help="GPUs per worker; below 1 shares a GPU so decode/encode overlap compute.")]
 Compile = Annotated[CompileMode, typer.Option(help="Compile the network: an AOT package per frame size on CPU (built once per machine), torch.compile on GPU [auto: CPU only; a missing package is built where the job amortises it].")]
 Threads = Annotated[Optional[int], typer.Option(min=1, help="Torch threads per CPU worker [1 on 2-core machines, else 4].")]
 PrecisionOption = Annotated[PrecisionMode, typer.Option(help="Network arithmetic: auto = bf16 on CPUs with AMX, fp16 on CUDA GPUs (2.3x faster on AMX, within 1.5 levels of 255 of float32 on average), else float32.")]
+FlowOption = Annotated[FlowMode, typer.Option(help="Optical flow: dis = OpenCV DIS on the CPU, torch = farm's flow on the worker's device; auto = torch on a CUDA GPU, dis on a CPU.")]
 Address = Annotated[Optional[str], typer.Option(help="Ray cluster address [the Ray `ray start` left running here, else this machine's own worker processes, no Ray; `local`: an embedded Ray].")]
 KeepWarm = Annotated[Optional[float], typer.Option(min=0.0, help="Seconds the workers stay loaded for the next job on a cluster that outlives this one (`ray start`, a cloud cluster); 0 stops them with the job [$FARM_KEEP_WARM, else 300].")]
 
@@ -102,6 +109,7 @@ def submit(
     strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="Mix with the original frame (1 = all paint).")] = 1.0,
     temporal: Annotated[bool, typer.Option("--temporal/--no-temporal", help="Flow-guided coherence (anti-flicker).")] = True,
     coherence: Annotated[float, typer.Option(min=0.0, max=1.0, help="How strongly paint follows the motion.")] = TemporalOptions().strength,
+    flow: FlowOption = FlowMode.auto,
     chunk_frames: Annotated[Optional[int], typer.Option(min=1, help="Frames per chunk, the unit of parallel work [up to 150, balanced over the workers].")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Style workers [one per GPU, else by CPU count].")] = None,
     gpus_per_worker: GpusPerWorker = ClusterOptions.model_fields["gpus_per_worker"].default,
@@ -114,7 +122,7 @@ def submit(
     job_id: Annotated[Optional[str], typer.Option(help="Job id; the same id again resumes the job.")] = None,
     crf: Annotated[int, typer.Option(min=0, max=51, help="Encoder quality (lower = better).")] = EncodeOptions().crf,
     preset: Annotated[str, typer.Option(help="Encoder preset.")] = EncodeOptions().preset,
-    codec: Annotated[str, typer.Option(help="Video encoder.")] = EncodeOptions().codec,
+    codec: Annotated[str, typer.Option(help="Video encoder (an FFmpeg name); auto = h264_nvenc on GPU workers with NVENC, else libx264.")] = EncodeOptions().codec,
     gif_seconds: Annotated[float, typer.Option(min=0.1, help="Cap on the GIF's length.")] = GifOptions().max_seconds,
     detach: Annotated[bool, typer.Option(help="With an http:// --address: return once the job is submitted.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object at the end, nothing else on stdout.")] = False,
@@ -124,7 +132,7 @@ def submit(
 
     request = api.SubmitRequest(
         input=input, style=style, style_images=tuple(style_image or ()), model=model, output=output, gif=None if no_gif else gif, make_gif=not no_gif,
-        strength=strength, temporal=TemporalOptions(enabled=temporal, strength=coherence),
+        strength=strength, temporal=TemporalOptions(enabled=temporal, strength=coherence, flow=flow.value),
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames, precision=precision.value,
         gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id,
         cluster=cluster_options(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
@@ -285,12 +293,13 @@ def eval_flicker(
     input: Annotated[Path, typer.Argument(help="The source video.")],
     stylized: Annotated[Path, typer.Argument(help="The stylized video of the same frames.")],
     style: Annotated[Optional[str], typer.Option(help="Also compare with a per-frame stylization in this style.")] = None,
+    flow: Annotated[FlowMode, typer.Option(help="The flow that scores the pairs of frames (auto = dis).")] = FlowMode.auto,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Warping error E_warp (Lai et al. 2018) of STYLIZED, next to INPUT's own."""
     from farm import api
 
-    report = api.flicker(input, stylized, style=style)
+    report = api.flicker(input, stylized, style=style, flow=flow.value)
     if as_json:
         print(report.model_dump_json())
         return

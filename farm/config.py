@@ -32,12 +32,18 @@ class TemporalOptions(Model):
     flow_scale: float = Field(0.5, gt=0.0, le=1.0)
     #: frames from the end of the previous chunk that each chunk processes but does not emit
     warmup: int = Field(12, ge=0, le=240)
+    #: which optical flow: OpenCV DIS on the CPU, farm's torch flow on the worker's device, or ``auto``
+    #: (torch on a CUDA GPU, DIS on a CPU; farm.temporal.resolve_flow). ``auto`` stays ``auto`` in a
+    #: job's identity, like ``precision``: a resume on another kind of node recognises its chunks
+    flow: Literal["auto", "dis", "torch"] = "auto"
 
 
 class EncodeOptions(Model):
     """How the final video is encoded (and so how output chunks are encoded)."""
 
-    codec: str = "libx264"
+    #: an FFmpeg encoder name, or ``auto``: h264_nvenc on a GPU worker with NVENC, else libx264
+    #: (farm/codecs.py); resolved by each worker
+    codec: str = "auto"
     crf: int = Field(18, ge=0, le=51)
     preset: str = "veryfast"
     pix_fmt: str = "yuv420p"

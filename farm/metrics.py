@@ -18,7 +18,7 @@ stylization. All functions stream: they take iterables and hold two frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -46,16 +46,43 @@ def masked_sq_error(current: np.ndarray, warped_prev: np.ndarray, mask: np.ndarr
     return float((sq * mask).sum() / weight)
 
 
-def input_flows(inputs: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+#: the flow of one pair of input frames (t-1, t) → (backward flow on t's grid, reliability mask on t's grid)
+PairFlow = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def dis_pair(prev: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:data:`PairFlow` by OpenCV DIS at full resolution (the measure's reference)."""
+    prev, current = to_gray(prev), to_gray(current)
+    bwd = estimate_flow(current, prev, scale=1.0)
+    fwd = estimate_flow(prev, current, scale=1.0)
+    return bwd, reliability_mask(fwd, bwd)
+
+
+def torch_pair(prev: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:data:`PairFlow` by farm's torch flow (farm.temporal.device) at full resolution, on the CPU."""
+    import torch
+
+    from farm.temporal import device
+
+    with torch.inference_mode():
+        a, b = (torch.from_numpy(to_gray(f)).float().div_(255.0)[None] for f in (prev, current))
+        flows = device.estimate_flow(torch.cat([b, a]), torch.cat([a, b]), scale=1.0)  # backward, forward
+        mask = device.reliability_mask(flows[1:], flows[:1])
+        return flows[0].permute(1, 2, 0).numpy(), mask.reshape(mask.shape[-2:]).numpy()
+
+
+def pair_flow(name: str) -> PairFlow:
+    """The :data:`PairFlow` a ``--flow`` name measures with (``auto``: DIS)."""
+    return torch_pair if name == "torch" else dis_pair
+
+
+def input_flows(inputs: Iterable[np.ndarray], flow: PairFlow = dis_pair) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """For each pair (t-1, t) of input frames: (backward flow on t's grid, reliability mask)."""
     prev = None
     for frame in inputs:
-        gray = to_gray(frame)
         if prev is not None:
-            bwd = estimate_flow(gray, prev, scale=1.0)
-            fwd = estimate_flow(prev, gray, scale=1.0)
-            yield bwd, reliability_mask(fwd, bwd)
-        prev = gray
+            yield flow(prev, frame)
+        prev = frame
 
 
 def pair_errors(frames: Iterable[np.ndarray], flows: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[float]:
@@ -121,7 +148,7 @@ class FlickerReport(BaseModel):
 
 
 def flicker_report(input_frames: Iterable[np.ndarray], output_frames: Iterable[np.ndarray],
-                   reference_frames: Iterable[np.ndarray] | None = None) -> FlickerReport:
+                   reference_frames: Iterable[np.ndarray] | None = None, flow: PairFlow = dis_pair) -> FlickerReport:
     """One streaming pass: each input flow is computed once and scores both the output and the input.
 
     The videos must have the same frame count and size (ValueError otherwise)."""
@@ -133,9 +160,9 @@ def flicker_report(input_frames: Iterable[np.ndarray], output_frames: Iterable[n
         if frame_in.shape[:2] != frame_out.shape[:2]:
             raise ValueError(f"frame {frames - 1}: input {frame_in.shape[:2]} and output {frame_out.shape[:2]} differ")
         if prev is not None:
-            flow, mask = next(input_flows([prev[0], frame_in]))
-            out_terms.append(masked_sq_error(frame_out, warp(to_unit(prev[1]), flow), mask))
-            in_terms.append(masked_sq_error(frame_in, warp(to_unit(prev[0]), flow), mask))
+            flow_t, mask = flow(prev[0], frame_in)
+            out_terms.append(masked_sq_error(frame_out, warp(to_unit(prev[1]), flow_t), mask))
+            in_terms.append(masked_sq_error(frame_in, warp(to_unit(prev[0]), flow_t), mask))
         if refs is not None:
             ref = next(refs, None)
             if ref is None:

@@ -26,25 +26,12 @@ from typing import Any
 import numpy as np
 
 from farm import video
+from farm.codecs import resolve_codec
 from farm.config import RenderOptions
+from farm.pipeline import Timer, ahead, behind, timed
 from farm.plan import Chunk, Layout, Receipt
 from farm.schedule import CompileMode
 from farm.store import ObjectStore, open_store, sha256_file
-
-
-class Timer:
-    """Accumulates seconds per stage (reported in receipts, summed by the driver)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
 def batched(frames: Iterator[video.Frame], size: int) -> Iterator[list[video.Frame]]:
@@ -59,16 +46,8 @@ def batched(frames: Iterator[video.Frame], size: int) -> Iterator[list[video.Fra
         yield batch
 
 
-def timed(items: Iterator, timer: Timer, stage: str) -> Iterator:
-    """Charge the time spent producing each item of ``items`` to ``stage``."""
-    iterator = iter(items)
-    while True:
-        with timer.stage(stage):
-            item = next(iterator, None)
-        if item is None:
-            return
-        yield item
-
+#: batches that decoding may run ahead of, and encoding behind, the device work (0: one after another)
+OVERLAP = 2
 
 #: networks a worker keeps loaded (the least recently used goes first): a few MB each on the CPU
 MAX_NETWORKS = 4
@@ -134,8 +113,8 @@ class StyleWorker:
     """
 
     def __init__(self, *, device: str = "auto", threads: int | None = None, batch: int | None = None,
-                 keep_warm: float = 0.0):
-        self.device, self.batch = device, batch
+                 keep_warm: float = 0.0, overlap: int = OVERLAP):
+        self.device, self.batch, self.overlap = device, batch, overlap
         #: the actor's CPU share also caps OpenCV's and FFmpeg's thread pools: left to themselves each
         #: starts one thread per core, and two 1-CPU actors on 2 cores then slow each other's network
         self.threads = threads or 0
@@ -231,25 +210,28 @@ class StyleWorker:
             return path
 
     def _render_frames(self, stylizer, job: JobContext, src: Path, out: Path, chunk: Chunk, timer: Timer) -> int:
-        from farm.temporal import Coherence
+        """Decode ahead, paint on the device, encode behind (farm/pipeline.py): each in its own thread,
+        at most ``self.overlap`` batches apart, so a frame costs about its slowest stage, not the sum."""
+        from farm.paint import painter_for
 
-        render = job.render
-        coherence = Coherence(render.temporal) if render.temporal.enabled else None
-        enc = render.encode
+        enc, depth = job.render.encode, self.overlap * stylizer.batch
+        paint = painter_for(stylizer, job.render.temporal, timer)
+        codec = resolve_codec(enc.codec, stylizer.device.type)
         emitted, seen = 0, 0
-        frames = timed(video.read_segment(src, threads=self.threads), timer, "decode")
-        with video.SegmentWriter(out, job.width, job.height, job.time_base, lossless=False, codec=enc.codec,
+        frames = ahead(timed(video.read_segment(src, threads=self.threads), timer, "decode"), depth, "farm-decode")
+
+        with video.SegmentWriter(out, job.width, job.height, job.time_base, lossless=False, codec=codec,
                                  crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt, threads=self.threads) as writer:
-            for batch in batched(frames, stylizer.batch):
-                with timer.stage("network"):
-                    styled = stylizer(np.stack([f.rgb for f in batch]))
-                for frame, image in zip(batch, styled):
-                    if coherence is not None:
-                        with timer.stage("temporal"):
-                            image = coherence.step(frame.rgb, image)
-                    if seen >= chunk.warmup:
-                        with timer.stage("encode"):
-                            writer.write(video.to_uint8(image), frame.pts)
-                        emitted += 1
-                    seen += 1
+            def encode(item: tuple[np.ndarray, int]) -> None:
+                with timer.stage("encode"):
+                    writer.write(*item)
+
+            with behind(encode, depth, "farm-encode") as encoder:
+                for batch in batched(frames, stylizer.batch):
+                    painted = paint(np.stack([f.rgb for f in batch]))
+                    for frame, image in zip(batch, painted):
+                        if seen >= chunk.warmup:
+                            encoder.put((image, frame.pts))
+                            emitted += 1
+                        seen += 1
         return emitted

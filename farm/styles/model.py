@@ -145,6 +145,12 @@ class Stylizer:
                 out[part] = self._run(chunk).clamp_(0.0, 1.0).cpu().numpy()
         return out
 
+    def paint(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (N,H,W,3) already on the device → float32 (N,H,W,3) in [0,1], left on the device
+        (the worker's torch temporal pass takes it from there)."""
+        with torch.inference_mode():
+            return torch.cat([self._run(frames[part]).clamp_(0.0, 1.0) for part in batches(len(frames), self.batch)])
+
     def _run(self, chunk: torch.Tensor) -> torch.Tensor:
         if self.compiled is None:
             return stylize_tensor(self.net, chunk, self.weights, self.style.strength, self.dtype, self.memory_format)

@@ -1,0 +1,92 @@
+"""A batch of decoded frames in, painted uint8 frames out: the network, then the temporal pass.
+
+Two painters, one contract (``painter(rgb uint8 (N,H,W,3)) → uint8 (N,H,W,3)``,
+history kept across calls, in frame order):
+
+- :class:`DevicePainter`: the network, the torch optical flow, the masks, the
+  warp and the blend all run on the worker's device; the frames go up once
+  and only the uint8 result comes back. On a GPU nothing per-pixel waits on
+  the CPU. Flows for the whole batch are computed at once; only the blend
+  recursion is sequential (farm.temporal.device).
+- :class:`HostPainter`: the network on its device, then OpenCV DIS flow and
+  the numpy blend on the CPU, frame by frame (farm.temporal.dis).
+
+:func:`painter_for` picks one from the job's ``flow`` and the device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from farm.config import TemporalOptions
+from farm.pipeline import Timer
+from farm.temporal import resolve_flow
+from farm.video import to_uint8
+
+
+def uint8_tensor(images: torch.Tensor) -> torch.Tensor:
+    """Float in [0,1] → uint8, rounded, clipped: :func:`farm.video.to_uint8` on any device."""
+    return (images.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+
+
+class HostPainter:
+    """Network on its device, then DIS flow and the numpy two-band blend on the host, per frame."""
+
+    def __init__(self, stylizer, temporal: TemporalOptions, timer: Timer):
+        from farm.temporal.dis import Coherence
+
+        self.stylizer, self.timer = stylizer, timer
+        self.coherence = Coherence(temporal) if temporal.enabled else None
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        with self.timer.stage("network"):
+            styled = self.stylizer(rgb)
+        if self.coherence is not None:
+            with self.timer.stage("temporal"):
+                styled = np.stack([self.coherence.step(f, s) for f, s in zip(rgb, styled)])
+        return to_uint8(styled)
+
+
+class DevicePainter:
+    """Everything per-pixel on the stylizer's device; one upload and one uint8 download per batch.
+
+    On CUDA the upload goes through a pinned host buffer, reused batch after
+    batch (each call ends with the download, which waits for the device, so
+    the buffer is free again when the next batch is copied in).
+    """
+
+    def __init__(self, stylizer, temporal: TemporalOptions, timer: Timer):
+        from farm.temporal.device import DeviceCoherence
+
+        self.stylizer, self.timer, self.device = stylizer, timer, stylizer.device
+        self.coherence = DeviceCoherence(temporal) if temporal.enabled else None
+        self._pinned: torch.Tensor | None = None
+
+    def upload(self, rgb: np.ndarray) -> torch.Tensor:
+        host = torch.from_numpy(np.ascontiguousarray(rgb))
+        if self.device.type != "cuda":
+            return host.to(self.device)
+        if self._pinned is None or self._pinned.shape[1:] != host.shape[1:] or len(self._pinned) < len(host):
+            self._pinned = torch.empty(host.shape, dtype=torch.uint8).pin_memory()
+        staged = self._pinned[: len(host)]
+        staged.copy_(host)
+        return staged.to(self.device, non_blocking=True)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            frames = self.upload(rgb)
+            with self.timer.stage("network"):
+                styled = self.stylizer.paint(frames).permute(0, 3, 1, 2)  # (N,3,H,W) for the flow and blend
+            if self.coherence is not None:
+                with self.timer.stage("temporal"):
+                    styled = self.coherence.step_batch(frames, styled)
+            with self.timer.stage("download"):  # on CUDA this also waits for the device's queued work
+                return uint8_tensor(styled).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+def painter_for(stylizer, temporal: TemporalOptions, timer: Timer) -> HostPainter | DevicePainter:
+    """DIS flow runs on the host; the torch flow (and a render without coherence) on the device."""
+    if temporal.enabled and resolve_flow(temporal.flow, stylizer.device.type) == "dis":
+        return HostPainter(stylizer, temporal, timer)
+    return DevicePainter(stylizer, temporal, timer)
