@@ -24,6 +24,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
+from farm import rayprobe
 from farm.config import ClusterOptions
 from farm.plan import Chunk
 from farm.schedule import PoolShape, WorkerLost
@@ -46,13 +47,9 @@ def connect(address: str | None) -> None:
 
 
 def outlives_driver() -> bool:
-    """Whether the connected cluster goes on after this process: joined, not started here.
-
-    Ray tells only through its node object (public API has no such flag): a driver that started the
-    local instance holds the head node; one that joined holds a connect-only view of it.
-    """
-    node = getattr(ray._private.worker, "_global_node", None)
-    return not (node is not None and node.is_head())
+    """Whether the connected cluster goes on after this process: joined, not started here (Ray tells only
+    through a private name, farm/rayprobe.py)."""
+    return not rayprobe.started_here()
 
 
 def disconnect() -> None:

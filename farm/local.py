@@ -21,6 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from farm import rayprobe
 from farm.config import ClusterOptions
 from farm.plan import Chunk
 from farm.schedule import PoolShape, WorkerLost
@@ -32,12 +33,11 @@ def runs_here(options: ClusterOptions) -> bool:
     here (Ray's own lookup: ``RAY_ADDRESS``, else the address ``ray start`` left), and no GPU, which a
     Ray pool places one worker per device on."""
     import ray
-    from ray._private.services import canonicalize_bootstrap_address
 
     if options.address is not None or ray.is_initialized() or has_gpu():
         return False
     try:
-        return canonicalize_bootstrap_address(None) is None
+        return rayprobe.bootstrap_address() is None
     except Exception:  # noqa: BLE001 - an unreadable address file: let Ray decide, as ray.init would
         return False
 

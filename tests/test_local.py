@@ -31,11 +31,12 @@ from tests.test_cluster import store_receipts
 
 def test_workers_run_here_only_when_there_is_no_cluster_to_run_on(monkeypatch):
     import ray
-    import ray._private.services as services
+
+    from farm import rayprobe
 
     monkeypatch.setattr(local, "has_gpu", lambda: False)
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(services, "canonicalize_bootstrap_address", lambda address, temp_dir=None: None)
+    monkeypatch.setattr(rayprobe, "bootstrap_address", lambda: None)
     assert local.runs_here(ClusterOptions())
     assert not local.runs_here(ClusterOptions(address="local"))  # Ray's word for "start an embedded Ray"
     assert not local.runs_here(ClusterOptions(address="10.0.0.5:6379"))
@@ -45,7 +46,7 @@ def test_workers_run_here_only_when_there_is_no_cluster_to_run_on(monkeypatch):
     monkeypatch.setattr(ray, "is_initialized", lambda: True)  # the caller's own Ray connection
     assert not local.runs_here(ClusterOptions())
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(services, "canonicalize_bootstrap_address", lambda address, temp_dir=None: "127.0.0.1:6379")
+    monkeypatch.setattr(rayprobe, "bootstrap_address", lambda: "127.0.0.1:6379")
     assert not local.runs_here(ClusterOptions())  # `ray start` left a cluster here: join it (warm workers)
 
 
