@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.raycluster import RayHead
 from tests.s3server import SeaweedS3, find_weed
 
 BUCKET = "farm-test"
@@ -42,13 +44,25 @@ def workers_stop_with_the_job(monkeypatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def ray_local():
-    """One embedded Ray for the whole session (starting Ray costs seconds)."""
+def ray_head() -> Iterator[RayHead]:
+    """One Ray for the whole session (starting Ray costs seconds), in processes of its own: no test, and
+    no driver a test runs, can stop it, and no ``ray.init()`` finds it by itself."""
+    head = RayHead()
+    yield head
+    head.stop()
+
+
+@pytest.fixture
+def ray_local(ray_head: RayHead):
+    """This test process connected to the session's Ray for one test (``ray`` itself, connected).
+
+    The connection ends with the test, so every other test runs in a process without one: a job that
+    ``cli`` runs goes to farm's own worker processes, whatever ran before it. A test that asks for
+    both ``ray_local`` and ``cli`` runs its jobs on this Ray, as a caller's own connection.
+    """
     import ray
 
-    from farm.cluster import connect
-
-    connect(None)
+    ray.init(address=ray_head.address, log_to_driver=False, logging_level=logging.ERROR)
     yield ray
     ray.shutdown()
 
@@ -79,8 +93,9 @@ def run_cli(*args: str) -> CliResult:
 
 
 @pytest.fixture
-def cli(ray_local, monkeypatch, tmp_path):
-    """`cli("submit", ...)` → CliResult, run in a scratch working directory."""
+def cli(monkeypatch, tmp_path):
+    """`cli("submit", ...)` → CliResult, run in a scratch working directory. With no cluster (no
+    ``ray_local``, no ``--address``) its jobs run on farm's own worker processes, as a user's would."""
     monkeypatch.chdir(tmp_path)
     return run_cli
 
