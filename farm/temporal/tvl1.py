@@ -1,0 +1,188 @@
+"""Dense optical flow in torch with no weights: TV-L1, coarse to fine.
+
+The method is the duality-based TV-L1 of Zach, Pock & Bischof 2007 ("A duality
+based approach for realtime TV-L1 optical flow") with the improvements of
+Wedel, Pock, Zach, Bischof & Cremers 2009 ("An improved algorithm for TV-L1
+optical flow"): several warps per pyramid level and a median filter of the
+flow after each warp; the numerical scheme follows Sánchez Pérez, Meinhardt-
+Llopis & Facciolo 2013 (IPOL, "TV-L1 optical flow estimation").
+
+Why TV-L1 and not DIS-style patch search: every step of TV-L1 is the same
+pointwise or 3x3-stencil operation over all pixels of all frame pairs at once
+(thresholding, a projected gradient step, ``grid_sample`` for the warps), which
+is what a GPU runs well and what batches for free; DIS's inverse search is a
+per-patch Gauss-Newton loop with data-dependent patch overlaps, far from a
+tensor program. The price is iterations: on a CPU, OpenCV's DIS stays cheaper
+(bench/flow_quality.py measures both).
+
+Flow convention as in :mod:`farm.temporal.dis`: ``estimate_flow(src, dst)`` is
+(B,2,H,W) float32 with (dx, dy) per pixel of ``src``, such that
+``src[y, x] ≈ dst[y + fy, x + fx]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from farm.temporal.device import to_gray, warp
+
+#: data-term weight λ for intensities in [0, 255] (IPOL's default 0.15; bench/flow_quality.py --sweep)
+LAMBDA = 0.15
+#: coupling θ between the data and the smoothness sub-problems (Zach et al.: 0.3)
+THETA = 0.3
+#: dual step τ (≤ 1/8 for the scheme to converge; IPOL uses 0.25 with their forward/backward differences)
+TAU = 0.25
+#: warps per pyramid level (Wedel et al.: the linearisation is only valid near the current estimate)
+WARPS = 4
+#: fixed-point iterations per warp
+ITERATIONS = 15
+#: pyramid: each level is this fraction of the one above; the coarsest is at least MIN_SIZE px tall/wide
+PYRAMID_FACTOR = 0.5
+MIN_SIZE = 16
+MAX_LEVELS = 6
+
+
+def _gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
+    radius = max(1, math.ceil(2 * sigma))
+    x = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def _smooth(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur (replicated borders) of a (B,1,H,W) image: anti-aliasing before a downsample."""
+    k = _gaussian_kernel(sigma, image.device)
+    r = k.numel() // 2
+    x = F.pad(image, (r, r, 0, 0), mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, -1))
+    x = F.pad(x, (0, 0, r, r), mode="replicate")
+    return F.conv2d(x, k.view(1, 1, -1, 1))
+
+
+def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+
+
+def _pyramid(image: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """Finest first; each level blurred by IPOL's σ = 0.8·sqrt(1/η² − 1) before it is resampled."""
+    sigma = 0.8 * math.sqrt(1 / PYRAMID_FACTOR**2 - 1)
+    out = [image]
+    for _ in range(levels - 1):
+        h, w = out[-1].shape[-2:]
+        size = (max(1, round(h * PYRAMID_FACTOR)), max(1, round(w * PYRAMID_FACTOR)))
+        out.append(_resize(_smooth(out[-1], sigma), size))
+    return out
+
+
+def _levels(h: int, w: int, max_levels: int) -> int:
+    levels = 1
+    while levels < max_levels and min(h, w) * PYRAMID_FACTOR**levels >= MIN_SIZE:
+        levels += 1
+    return levels
+
+
+def _centred_gradient(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    gy, gx = torch.gradient(image, dim=(-2, -1))
+    return gx, gy
+
+
+def _forward_gradient(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward differences, zero on the last column/row (Neumann boundary, IPOL's scheme)."""
+    gx = F.pad(u[..., :, 1:] - u[..., :, :-1], (0, 1, 0, 0))
+    gy = F.pad(u[..., 1:, :] - u[..., :-1, :], (0, 0, 0, 1))
+    return gx, gy
+
+
+def _divergence(px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
+    """The negative adjoint of :func:`_forward_gradient` (backward differences)."""
+    dx = F.pad(px[..., :, :-1], (0, 1, 0, 0)) - F.pad(px[..., :, :-1], (1, 0, 0, 0))
+    dy = F.pad(py[..., :-1, :], (0, 0, 0, 1)) - F.pad(py[..., :-1, :], (0, 0, 1, 0))
+    return dx + dy
+
+
+def _median3(u: torch.Tensor) -> torch.Tensor:
+    """3x3 median of each channel (replicated borders): Wedel et al.'s outlier removal after a warp."""
+    b, c, h, w = u.shape
+    patches = F.unfold(F.pad(u, (1, 1, 1, 1), mode="replicate").reshape(b * c, 1, h + 2, w + 2), 3)
+    return patches.median(dim=1).values.reshape(b, c, h, w)
+
+
+def _solve_level(i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, *, lam: float, theta: float,
+                 tau: float, warps: int, iterations: int, median: bool) -> torch.Tensor:
+    """Refine the flow ``u`` (B,2,H,W) between ``i0`` and ``i1`` (B,1,H,W, in [0,255]) at one level."""
+    i1x, i1y = _centred_gradient(i1)
+    grads = torch.cat((i1, i1x, i1y), dim=1)
+    p = torch.zeros(u.shape[0], 4, *u.shape[-2:], device=u.device, dtype=u.dtype)  # duals of u1, u2 (x, y each)
+    lt = lam * theta
+    step = tau / theta
+    for _ in range(warps):
+        w1 = warp(grads, u)
+        wx, wy = w1[:, 1:2], w1[:, 2:3]
+        grad = torch.cat((wx, wy), dim=1)
+        g2 = (wx * wx + wy * wy).clamp_min(1e-6)
+        rho_c = w1[:, :1] - wx * u[:, :1] - wy * u[:, 1:] - i0
+        for _ in range(iterations):
+            # pointwise solution of the data term (thresholding step, Zach et al. eq. 11)
+            rho = rho_c + wx * u[:, :1] + wy * u[:, 1:]
+            lt_g2 = lt * g2
+            d = torch.where(rho < -lt_g2, lt * grad, torch.where(rho > lt_g2, -lt * grad, -rho / g2 * grad))
+            v = u + d
+            # the ROF sub-problem for each component by Chambolle's projection (Zach et al. Prop. 1)
+            u = v + theta * torch.cat((_divergence(p[:, 0:1], p[:, 1:2]), _divergence(p[:, 2:3], p[:, 3:4])), 1)
+            u1x, u1y = _forward_gradient(u[:, :1])
+            u2x, u2y = _forward_gradient(u[:, 1:])
+            g = torch.cat((u1x, u1y, u2x, u2y), dim=1)
+            norm1 = torch.sqrt(u1x * u1x + u1y * u1y)
+            norm2 = torch.sqrt(u2x * u2x + u2y * u2y)
+            norms = torch.cat((norm1, norm1, norm2, norm2), dim=1)
+            p = (p + step * g) / (1 + step * norms)
+        if median:
+            u = _median3(u)
+    return u
+
+
+def _prepare(image: torch.Tensor) -> torch.Tensor:
+    """Gray (B,H,W) / (B,1,H,W) or RGB frames, uint8 or float in [0,1] → float32 (B,1,H,W) in [0, 255]:
+    the range λ's customary values are given for."""
+    return to_gray(image) * 255.0
+
+
+def estimate_flow(src: torch.Tensor, dst: torch.Tensor, *, scale: float = 0.5, lam: float = LAMBDA,
+                  theta: float = THETA, tau: float = TAU, warps: int = WARPS, iterations: int = ITERATIONS,
+                  max_levels: int = MAX_LEVELS, median: bool = True) -> torch.Tensor:
+    """Dense TV-L1 flow from ``src`` to ``dst`` for a batch of pairs → float32 (B,2,H,W) as (dx, dy).
+
+    ``src``/``dst``: gray (B,H,W) or (B,1,H,W), or RGB (B,3,H,W); uint8 or
+    float in [0,1]; on any device. ``src[y,x] ≈ dst[y + F[:,1,y,x], x + F[:,0,y,x]]``.
+    With ``scale < 1`` the flow is computed on frames resized by ``scale``
+    (area-averaged, as dis.py does) and brought back to full size with its
+    vectors multiplied by the inverse factors.
+    """
+    i0, i1 = _prepare(src), _prepare(dst)
+    h, w = i0.shape[-2:]
+    sh, sw = max(8, round(h * scale)), max(8, round(w * scale))
+    if (sh, sw) != (h, w):
+        i0, i1 = (F.interpolate(x, size=(sh, sw), mode="area") for x in (i0, i1))
+    levels = _levels(sh, sw, max_levels)
+    pyr0, pyr1 = _pyramid(i0, levels), _pyramid(i1, levels)
+    ch, cw = pyr0[-1].shape[-2:]
+    u = torch.zeros(i0.shape[0], 2, ch, cw, device=i0.device, dtype=torch.float32)
+    for a, b in zip(reversed(pyr0), reversed(pyr1)):
+        u = _upscale(u, a.shape[-2:])
+        u = _solve_level(a, b, u, lam=lam, theta=theta, tau=tau, warps=warps, iterations=iterations,
+                         median=median)
+    return _upscale(u, (h, w))
+
+
+def _upscale(flow: torch.Tensor, size) -> torch.Tensor:
+    """Resize a flow field and scale its vectors by the size ratios."""
+    h, w = flow.shape[-2:]
+    th, tw = int(size[0]), int(size[1])
+    if (th, tw) == (h, w):
+        return flow
+    out = _resize(flow, (th, tw))
+    factors = torch.tensor([tw / w, th / h], device=flow.device, dtype=flow.dtype).view(1, 2, 1, 1)
+    return out * factors
