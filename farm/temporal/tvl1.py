@@ -142,27 +142,34 @@ def _dual_step(u: torch.Tensor, px: torch.Tensor, py: torch.Tensor, step: float)
     return (px + step * gx).div_(norm), (py + step * gy).div_(norm)
 
 
+def _iterate(u1, u2, p11, p12, p21, p22, rho_c, wx, wy, inv_g2, lt: float, theta: float, step: float,
+             iterations: int):
+    """``iterations`` fixed-point steps of Zach et al.'s scheme at one warp: the data term, then the TV term."""
+    for _ in range(iterations):
+        # the data term's pointwise minimiser (Zach et al. eq. 11) is a clamped step along the gradient:
+        # v = u − clamp(ρ/|∇I1|², −λθ, λθ)·∇I1
+        c = (rho_c + wx * u1 + wy * u2).mul_(inv_g2).clamp_(-lt, lt)
+        u1 = u1 - c * wx + theta * _divergence(p11, p12)
+        u2 = u2 - c * wy + theta * _divergence(p21, p22)
+        p11, p12 = _dual_step(u1, p11, p12, step)
+        p21, p22 = _dual_step(u2, p21, p22, step)
+    return u1, u2, p11, p12, p21, p22
+
+
 def _solve_level(i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, *, lam: float, theta: float,
                  tau: float, warps: int, iterations: int, median: bool) -> torch.Tensor:
     """Refine the flow ``u`` (B,2,H,W) between ``i0`` and ``i1`` (B,1,H,W, in [0,255]) at one level."""
     i1x, i1y = _centred_gradient(i1)
     grads = torch.cat((i1, i1x, i1y), dim=1)
     u1, u2 = u[:, :1].contiguous(), u[:, 1:].contiguous()
-    p11, p12, p21, p22 = (torch.zeros_like(u1) for _ in range(4))  # duals of u1 and u2 (x, y each)
-    lt, step = lam * theta, tau / theta
+    duals = [torch.zeros_like(u1) for _ in range(4)]  # p11, p12, p21, p22: duals of u1 and u2 (x, y each)
     for _ in range(warps):
         w1 = warp(grads, torch.cat((u1, u2), dim=1))
         iw, wx, wy = w1[:, :1], w1[:, 1:2], w1[:, 2:3]
         inv_g2 = 1.0 / (wx * wx + wy * wy).clamp_min(1e-6)
         rho_c = iw - wx * u1 - wy * u2 - i0
-        for _ in range(iterations):
-            # the data term's pointwise minimiser (Zach et al. eq. 11) is a clamped step along the gradient:
-            # v = u − clamp(ρ/|∇I1|², −λθ, λθ)·∇I1
-            c = (rho_c + wx * u1 + wy * u2).mul_(inv_g2).clamp_(-lt, lt)
-            u1 = u1 - c * wx + theta * _divergence(p11, p12)
-            u2 = u2 - c * wy + theta * _divergence(p21, p22)
-            p11, p12 = _dual_step(u1, p11, p12, step)
-            p21, p22 = _dual_step(u2, p21, p22, step)
+        u1, u2, *duals = _iterate(u1, u2, *duals, rho_c, wx, wy, inv_g2, lam * theta, theta, tau / theta,
+                                  iterations)
         if median:
             u1, u2 = _median3(u1), _median3(u2)
     return torch.cat((u1, u2), dim=1)
