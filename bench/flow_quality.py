@@ -184,6 +184,13 @@ def summary(rows: list[dict]) -> list[list]:
     return out
 
 
+def results_name(args) -> str:
+    """flow_quality.json for a full run; a partial run writes beside it, never over it."""
+    if args.no_quality:
+        return f"flow_quality_timings_t{torch.get_num_threads()}"
+    return "flow_quality" + ("_sweep" if args.sweep else "") + ("_no_timings" if args.no_timings else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", default=",".join(CLIPS))
@@ -225,7 +232,7 @@ def main() -> None:
         print(table(["size", "ISA", "DIS Coherence.step ms", "torch step ms", "torch step_batch(4) ms/frame"], rows,
                     f"\ntemporal pass per frame on the CPU ({env['torch_threads']} torch threads, median of {args.reps})"))
     print(load_note(env))
-    print(f"wrote {write_result('flow_quality' + ('_sweep' if args.sweep else ''), result)}")
+    print(f"wrote {write_result(results_name(args), result)}")
 
 
 if __name__ == "__main__":
