@@ -40,8 +40,8 @@ def to_gray(frames: torch.Tensor) -> torch.Tensor:
     x = channels_first(x)
     if x.shape[1] == 1:
         return x
-    weights = torch.tensor(LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * weights).sum(1, keepdim=True)
+    # Python scalars, not a weight tensor: nothing to copy to the device on every call
+    return x[:, 0:1] * LUMA[0] + x[:, 1:2] * LUMA[1] + x[:, 2:3] * LUMA[2]
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

@@ -217,5 +217,4 @@ def _upscale(flow: torch.Tensor, size) -> torch.Tensor:
     if (th, tw) == (h, w):
         return flow
     out = _resize(flow, (th, tw))
-    factors = torch.tensor([tw / w, th / h], device=flow.device, dtype=flow.dtype).view(1, 2, 1, 1)
-    return out * factors
+    return torch.cat((out[:, :1] * (tw / w), out[:, 1:] * (th / h)), dim=1)
