@@ -59,14 +59,14 @@ def dis_pair(prev: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def torch_pair(prev: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:data:`PairFlow` by farm's torch flow (farm.temporal.device) at full resolution, on the CPU."""
+    """:data:`PairFlow` by farm's torch flow (farm.temporal.tvl1) at full resolution, on the CPU."""
     import torch
 
-    from farm.temporal import device
+    from farm.temporal import device, tvl1
 
     with torch.inference_mode():
         a, b = (torch.from_numpy(to_gray(f)).float().div_(255.0)[None] for f in (prev, current))
-        flows = device.estimate_flow(torch.cat([b, a]), torch.cat([a, b]), scale=1.0)  # backward, forward
+        flows = tvl1.estimate_flow(torch.cat([b, a]), torch.cat([a, b]), scale=1.0)  # backward, forward
         mask = device.reliability_mask(flows[1:], flows[:1])
         return flows[0].permute(1, 2, 0).numpy(), mask.reshape(mask.shape[-2:]).numpy()
 
