@@ -41,6 +41,7 @@ class SubmitRequest(BaseModel):
     encode: EncodeOptions = EncodeOptions()
     chunk_frames: int | None = None
     precision: Precision = "auto"
+    stroke_scale: float = 1.0
     gif_options: GifOptions = GifOptions()
     store: str | None = None
     job_id: str | None = None
@@ -109,7 +110,7 @@ def build_spec(request: SubmitRequest, local: Path, info: VideoInfo, output: Pat
     store = open_store(request.store)
     render = RenderOptions(style=stage_model(resolve_style(request, local, info), store), temporal=request.temporal,
                            encode=request.encode, chunk_frames=request.chunk_frames,
-                           precision=request.precision)
+                           precision=request.precision, stroke_scale=request.stroke_scale)
     source = request.input if is_remote(request.input) else str(local.resolve())
     return JobSpec(job_id=job_id, source=source, source_copy=stage(store, local) if not is_remote(source) else None,
                    render=render, gif=request.gif_options, store=store.uri, output=str(output.resolve()),
