@@ -42,6 +42,8 @@ class SubmitRequest(BaseModel):
     chunk_frames: int | None = None
     precision: Precision = "auto"
     stroke_scale: float = 1.0
+    #: render the first seconds at a small size instead (farm/preview.py)
+    preview: bool = False
     gif_options: GifOptions = GifOptions()
     store: str | None = None
     job_id: str | None = None
@@ -130,11 +132,22 @@ class PreparedJob(BaseModel):
 
 def prepare(request: SubmitRequest) -> PreparedJob:
     """Every check that can fail on bad input, before anything is started or written."""
+    if request.preview:
+        request = preview_request(request)
     output, gif = default_outputs(request)
     local = localize(request.input)
     info = probe(local)  # before the style or the store: a bad video is the likeliest mistake
     return PreparedJob(spec=build_spec(request, local, info, output, gif), local_source=local, info=info,
                        cluster=request.cluster)
+
+
+def preview_request(request: SubmitRequest) -> SubmitRequest:
+    """The same request on the clip's preview (its first seconds at a small size, ``<stem>_preview.mp4``),
+    so the outputs default to ``<stem>_preview_<style>.mp4``."""
+    from farm.preview import make_preview
+
+    local = localize(request.input)
+    return request.model_copy(update={"input": str(make_preview(local, probe(local))), "preview": False})
 
 
 class Detached(BaseModel):

@@ -102,6 +102,7 @@ def submit(
     no_gif: Annotated[bool, typer.Option("--no-gif", help="Skip the GIF preview.")] = False,
     strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="Mix with the original frame (1 = all paint).")] = 1.0,
     stroke_scale: StrokeScale = 1.0,
+    preview: Annotated[bool, typer.Option("--preview", help="Render only the first 5 s at 360p (short side), to choose a style; the full render looks the same, sharper.")] = False,
     temporal: Annotated[bool, typer.Option("--temporal/--no-temporal", help="Flow-guided coherence (anti-flicker).")] = True,
     coherence: Annotated[float, typer.Option(min=0.0, max=1.0, help="How strongly paint follows the motion.")] = TemporalOptions().strength,
     chunk_frames: Annotated[Optional[int], typer.Option(min=1, help="Frames per chunk, the unit of parallel work [up to 150, balanced over the workers].")] = None,
@@ -126,7 +127,7 @@ def submit(
 
     request = api.SubmitRequest(
         input=input, style=style, style_images=tuple(style_image or ()), model=model, output=output, gif=None if no_gif else gif, make_gif=not no_gif,
-        strength=strength, stroke_scale=stroke_scale, temporal=TemporalOptions(enabled=temporal, strength=coherence),
+        strength=strength, stroke_scale=stroke_scale, preview=preview, temporal=TemporalOptions(enabled=temporal, strength=coherence),
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames, precision=precision.value,
         gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id,
         cluster=cluster_options(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,

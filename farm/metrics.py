@@ -152,8 +152,9 @@ def flicker_report(input_frames: Iterable[np.ndarray], output_frames: Iterable[n
 
 #: the width, in pixels, at which looks are compared: stroke lengths are quoted in pixels of this width
 LOOK_WIDTH = 640
-#: σ (pixels of LOOK_WIDTH) of the blur whose residual is the detail layer the strokes live in
-DETAIL_SIGMA = 4.0
+#: σ (pixels of LOOK_WIDTH) of the blur whose residual is the detail layer the strokes live in: wide enough
+#: to hold the strokes of --stroke-scale 2 (a narrower band caps the lengths it can measure)
+DETAIL_SIGMA = 8.0
 
 
 def blur(image: np.ndarray, sigma: float) -> np.ndarray:
