@@ -39,9 +39,11 @@ def user_styles_dir(tmp_path_factory, monkeypatch) -> Path:
 TEST_REFERENCE_SIDE = 48
 
 
-@pytest.fixture(scope="session")
-def small_reference_catalog(tmp_path_factory) -> Path:
-    """configs/ with styles.yaml's reference sides set to :data:`TEST_REFERENCE_SIDE`."""
+@pytest.fixture(scope="session", autouse=True)
+def small_reference_sides(tmp_path_factory) -> Iterator[Path]:
+    """Networks paint at :data:`TEST_REFERENCE_SIDE` (workers and subprocess drivers inherit this), so a
+    test's tiny clip is not enlarged to a 360-pixel working size: configs/ with styles.yaml's reference
+    sides changed, as $FARM_CONFIG_DIR. Session-wide, so module fixtures' stylizers see it too."""
     import re
 
     from farm.styles.catalog import CATALOG_FILE, config_dir
@@ -49,14 +51,9 @@ def small_reference_catalog(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("configs")
     text = (config_dir() / CATALOG_FILE).read_text()
     (folder / CATALOG_FILE).write_text(re.sub(r"reference_side: \d+", f"reference_side: {TEST_REFERENCE_SIDE}", text))
-    return folder
-
-
-@pytest.fixture(autouse=True)
-def small_reference_sides(small_reference_catalog, monkeypatch) -> None:
-    """Networks paint at :data:`TEST_REFERENCE_SIDE` (workers and subprocess drivers inherit this), so
-    a test's tiny clip is not enlarged to a 360-pixel working size."""
-    monkeypatch.setenv("FARM_CONFIG_DIR", str(small_reference_catalog))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FARM_CONFIG_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(autouse=True)
