@@ -152,3 +152,29 @@ def test_larger_stroke_scale_paints_longer_strokes(vangogh):
     one = stylizer(frame[None])[0]
     two = stylizer.with_style(vangogh, 2.0)(frame[None])[0]
     assert metrics.stroke_length(two, width=256) > 1.3 * metrics.stroke_length(one, width=256)
+
+
+@pytest.mark.parametrize("value", ["0.1", "5"])
+def test_stroke_scale_out_of_range_is_a_usage_error(tmp_path, value):
+    from tests.clips import make_clip
+    from tests.conftest import run_cli
+
+    clip = make_clip(tmp_path / "a.mp4", frames=2, width=32, height=24)
+    result = run_cli("submit", clip, "--stroke-scale", value, "-o", tmp_path / "out.mp4")
+    assert result.code == 2 and not (tmp_path / "out.mp4").exists()
+
+
+def test_sheet_takes_the_stroke_scale(vangogh, tmp_path):
+    """Two tiles' worth of sheet at two stroke scales: the larger one paints longer strokes."""
+    from farm.styles.catalog import Catalog, CatalogEntry
+    from farm.styles.sheet import render_sheet
+
+    entry = next(e for e in load_catalog(REAL_CATALOG).entries if e.name == "vangogh")
+    one_style = Catalog([entry], reference_sides={"multistyle26": 48})
+    image = pattern(2, 192, 128)
+    sheets = [render_sheet(one_style, image, tmp_path / f"s{s}.png", tile=128, device="cpu", stroke_scale=s)
+              for s in (1.0, 2.0)]
+    from PIL import Image
+
+    tiles = [np.asarray(Image.open(p).convert("RGB")) for p in sheets]
+    assert tiles[0].shape == tiles[1].shape and np.abs(tiles[0].astype(int) - tiles[1]).mean() > 5
