@@ -36,6 +36,28 @@ def user_styles_dir(tmp_path_factory, monkeypatch) -> Path:
     return folder
 
 
+#: the networks' reference short side in tests: the generated clips (64x48 and the like) are painted at
+#: their own size, as fast as before; tests of the look itself pass the real sides explicitly
+TEST_REFERENCE_SIDE = 48
+
+
+@pytest.fixture(scope="session", autouse=True)
+def small_reference_sides(tmp_path_factory) -> Iterator[Path]:
+    """Networks paint at :data:`TEST_REFERENCE_SIDE` (workers and subprocess drivers inherit this), so a
+    test's tiny clip is not enlarged to a 360-pixel working size: configs/ with styles.yaml's reference
+    sides changed, as $FARM_CONFIG_DIR. Session-wide, so module fixtures' stylizers see it too."""
+    import re
+
+    from farm.styles.catalog import CATALOG_FILE, config_dir
+
+    folder = tmp_path_factory.mktemp("configs")
+    text = (config_dir() / CATALOG_FILE).read_text()
+    (folder / CATALOG_FILE).write_text(re.sub(r"reference_side: \d+", f"reference_side: {TEST_REFERENCE_SIDE}", text))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FARM_CONFIG_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture(autouse=True)
 def workers_stop_with_the_job(monkeypatch) -> None:
     """Style workers are not kept warm between tests' jobs unless a test asks (``--keep-warm``): each
