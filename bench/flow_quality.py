@@ -49,6 +49,7 @@ import torch  # noqa: E402
 
 from farm.config import TemporalOptions  # noqa: E402
 from farm.temporal import dis, tvl1  # noqa: E402
+from farm.temporal.device import blend_bands, reliability_mask, to_gray, warp  # noqa: E402
 from farm.temporal.device_coherence import DeviceCoherence  # noqa: E402
 from tests.motion import CLIPS, endpoint_error  # noqa: E402
 
@@ -140,8 +141,23 @@ def timings(reps: int, batch: int = 4) -> dict:
             c.step_batch(f, s)
             return (time.perf_counter() - t0) / batch
 
+        g0, g1 = to_gray(tensor(frames[:1])), to_gray(tensor(frames[1:2]))
+        pair = tvl1.estimate_flow(torch.cat((g1, g0)), torch.cat((g0, g1)))
+        bwd, fwd = pair[:1], pair[1:]
+        mask = reliability_mask(fwd, bwd)
+        parts = {  # torch_step's parts, on the same frames
+            "torch_flows_ms": lambda: tvl1.estimate_flow(torch.cat((g1, g0)), torch.cat((g0, g1))),
+            "torch_mask_ms": lambda: reliability_mask(fwd, bwd),
+            "torch_warp_ms": lambda: warp(styled_t[None], bwd),
+            "torch_blend_bands_ms": lambda: blend_bands(styled_t[None], styled_t[None] * 0.9, mask, 0.8, 0.5),
+        }
+
+        def timed(fn):
+            return lambda: _seconds(fn)
+
         with torch.inference_mode():
             fns = {"dis_step_ms": dis_step, "torch_step_ms": torch_step, f"torch_batch{batch}_ms_per_frame": torch_batch}
+            fns.update({k: timed(fn) for k, fn in parts.items()})
             for fn in fns.values():  # warm-up
                 fn()
             times = {k: [] for k in fns}
@@ -151,6 +167,12 @@ def timings(reps: int, batch: int = 4) -> dict:
         out[label] = {k: {"median": statistics.median(v), "runs": v} for k, v in times.items()}
         print(f"{label}: " + ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in times.items()), flush=True)
     return out
+
+
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def child_timings(reps: int, env: dict) -> dict:
@@ -227,9 +249,12 @@ def main() -> None:
                     result["summary"], "\nover all clips (E_warp ratio relative to DIS's on the same clip)"))
     if not args.no_timings:
         result["timings"] = {"native": timings(args.reps), "avx2": child_timings(args.reps, AVX2)}
-        rows = [[label, isa, t["dis_step_ms"]["median"], t["torch_step_ms"]["median"], t["torch_batch4_ms_per_frame"]["median"]]
+        keys = ["dis_step_ms", "torch_step_ms", "torch_batch4_ms_per_frame", "torch_flows_ms", "torch_mask_ms",
+                "torch_warp_ms", "torch_blend_bands_ms"]
+        rows = [[label, isa, *(t[k]["median"] for k in keys)]
                 for isa, by_size in result["timings"].items() for label, t in by_size.items() if label in SIZES]
-        print(table(["size", "ISA", "DIS Coherence.step ms", "torch step ms", "torch step_batch(4) ms/frame"], rows,
+        print(table(["size", "ISA", "DIS Coherence.step ms", "torch step ms", "torch step_batch(4) ms/frame",
+                     "of a step: 2 flows", "mask", "warp", "blend"], rows,
                     f"\ntemporal pass per frame on the CPU ({env['torch_threads']} torch threads, median of {args.reps})"))
     print(load_note(env))
     print(f"wrote {write_result(results_name(args), result)}")
