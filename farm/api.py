@@ -162,7 +162,7 @@ def run(job: PreparedJob, progress: ProgressFn | None = None, detach: bool = Fal
 
 
 def _report(store, job_id: str, progress: ProgressFn | None) -> None:
-    from farm.driver import job_status
+    from farm.jobs import job_status
 
     try:
         state = job_status(store, job_id)
@@ -207,7 +207,7 @@ def submit(request: SubmitRequest, progress: ProgressFn | None = None) -> JobRes
 
 def prepare_resume(job_id: str, store: str | None, cluster: ClusterOptions) -> PreparedJob:
     """A job as its manifest describes it, checked like a new one (the source must still be there)."""
-    from farm.driver import load_job
+    from farm.jobs import load_job
 
     spec = load_job(open_store(store), validate_job_id(job_id)).spec
     try:
@@ -221,7 +221,7 @@ def prepare_resume(job_id: str, store: str | None, cluster: ClusterOptions) -> P
 
 def status(job_id: str, store: str | None):
     """Where a job stands, read from the store alone."""
-    from farm.driver import job_status
+    from farm.jobs import job_status
 
     return job_status(open_store(store), validate_job_id(job_id))
 

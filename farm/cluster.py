@@ -204,11 +204,11 @@ class RayWorkers:
         ray.kill(worker)
 
     @staticmethod
-    def prepare_call(job: JobContext) -> Callable[[Any], Any]:
+    def prepare(actor: Any, job: JobContext) -> Any:
         """The remote call that readies an actor for the job (its network loaded and compiled)."""
-        return lambda actor: actor.prepare.remote(job)
+        return actor.prepare.remote(job)
 
     @staticmethod
-    def render_call(job: JobContext) -> Callable[[Any, Chunk], Any]:
-        """The remote call for one chunk, bound to one job's constants."""
-        return lambda actor, chunk: actor.render.remote(job, chunk)
+    def render(actor: Any, job: JobContext, chunk: Chunk) -> Any:
+        """The remote call for one chunk of the job."""
+        return actor.render.remote(job, chunk)

@@ -79,6 +79,9 @@ def test_corrupt_output_chunk_is_rendered_again_never_muxed(cli, tmp_path, priva
     for i in (1, 2):  # both damaged chunks were rendered again and now match their receipts
         data = (private_store / after[i].key).read_bytes()
         assert hashlib.sha256(data).hexdigest() == after[i].sha256 and data.count(0) < len(data) // 2
+    # chunk 2 (its size wrong) was rendered before the reduce, chunk 1 (its checksum wrong) by the reducer's
+    # repair: on the job's one pool (of one worker, for one chunk), not on a second one started for it
+    assert after[1].pid == after[2].pid
     facts = video_facts(Path(again["output"]))
     assert facts["frames"] == 12 and facts["pts_seconds"] == pytest.approx(video_facts(clip)["pts_seconds"])
 
