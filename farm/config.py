@@ -154,6 +154,9 @@ class JobSpec(Model):
     #: where the user wants the results (a resume delivers there again); not part of the job's identity
     output: str
     gif_output: str | None = None
+    #: keep the output chunks (and a local store's copy of the final video) once the job has delivered;
+    #: by default they go, so the store does not hold a film twice. Not part of the job's identity
+    keep: bool = False
 
 
 def load_yaml_model(path: Path, model: type[Model]) -> Model:

@@ -21,12 +21,12 @@ from pydantic import BaseModel
 from farm import cluster, local, video
 from farm.config import ClusterOptions, JobSpec
 from farm.errors import ChunkCorruptError, JobError
-from farm.jobs import finished_receipts, load_manifest, write_state
+from farm.jobs import finished_receipts, load_manifest, read_state, write_state
 from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks
 from farm.reduce import deliver, write_gif, write_video
 from farm.schedule import Feeder, PoolShape, Scheduler, compile_mode, pool_shape
 from farm.shard import shard
-from farm.store import ObjectStore, open_store
+from farm.store import LocalStore, ObjectStore, open_store
 from farm.worker import JobContext
 from farm.styles.identity import model_identity
 
@@ -103,6 +103,8 @@ class JobRun:
     def run(self) -> JobResult:
         t0, spec = time.perf_counter(), self.spec
         output, gif = Path(spec.output), Path(spec.gif_output) if spec.gif_output else None
+        if (delivered := self.delivered_before()) is not None:
+            return delivered.model_copy(update={"chunks_rendered": 0, "seconds": round(time.perf_counter() - t0, 3)})
         # an automatic chunk length is planned for the pool this cluster holds (a resume keeps its plan)
         planning = spec.render.chunk_frames is None and not self.store.exists(self.layout.manifest)
         self.manifest = open_manifest(self.store, self.layout,
@@ -125,9 +127,45 @@ class JobRun:
                            fps=info.fps, width=info.out_width, height=info.out_height, style=spec.render.style.name,
                            seconds=round(time.perf_counter() - t0, 3), chunks=len(self.manifest.chunks),
                            chunks_rendered=self.rendered, store=self.store.uri, stages=stages, notes=_notes(info))
-        write_state(self.store, self.layout, state="done", output=self.store.describe(self.layout.final(output.name)),
-                    gif=self.store.describe(self.layout.final(gif.name)) if gif else None)
+        stored = self.drop_chunks()
+        write_state(self.store, self.layout, state="done", dropped=not spec.keep, result=result.model_dump(mode="json"),
+                    output=stored.get(output.name), gif=stored.get(gif.name) if gif else None)
         return result
+
+    def drop_chunks(self) -> dict[str, str]:
+        """Once delivered, the output chunks go (their receipts, a few hundred bytes each, stay as the
+        job's record), and so does a local store's copy of the final files, which sit at the user's paths
+        too; an S3 store's final files are the delivery and stay. Returns where the finals are stored."""
+        finals = {Path(self.spec.output).name, *([Path(self.spec.gif_output).name] if self.spec.gif_output else [])}
+        if self.spec.keep:
+            return {name: self.store.describe(self.layout.final(name)) for name in finals}
+        self.store.delete_keys([r.key for r in self.receipts.values()])
+        if isinstance(self.store, LocalStore):
+            self.store.delete_keys([self.layout.final(name) for name in finals])
+            return {}
+        return {name: self.store.describe(self.layout.final(name)) for name in finals}
+
+    def delivered_before(self) -> JobResult | None:
+        """The earlier result of this job if it finished, dropped its chunks, and its files are still
+        at the user's paths (or in the store, copied there now): nothing to render again. A job whose
+        files are gone is rendered again from the start."""
+        state = read_state(self.store, self.layout)
+        if state["state"] != "done" or not state.get("dropped") or "result" not in state:
+            return None
+        old = load_manifest(self.store, self.layout)
+        if old.identity() != build_manifest(self.spec, self.info).identity():
+            raise JobError(f"job {self.spec.job_id!r} already exists with a different spec; "
+                           "use another --job-id, or `farm resume` to finish it as it was")
+        wanted = [Path(p) for p in (self.spec.output, self.spec.gif_output) if p]
+        for path in wanted:
+            if not path.exists() and self.store.exists(self.layout.final(path.name)):
+                part = path.with_name(f".{path.name}.part")
+                self.store.get_file(self.layout.final(path.name), part)
+                deliver(part, path)
+        if not all(path.exists() for path in wanted):
+            return None
+        return JobResult.model_validate(state["result"]).model_copy(
+            update={"output": self.spec.output, "gif": self.spec.gif_output})
 
     def close(self, finished: bool = False) -> None:
         """Stop the pool (idle warm workers stay for the next job after a job that finished)."""
