@@ -108,3 +108,26 @@ def test_prune_removes_only_jobs_older_than_asked(cli, private_store):
     assert store.list("jobs/old/") == ["jobs/old/manifest.json", "jobs/old/state.json"]
     assert len(store.list("jobs/new/")) == 6
     assert cli("prune", "--older-than", "soon").code == 2
+
+
+def test_a_remote_result_is_the_one_its_driver_recorded(tmp_path):
+    from farm.api import PreparedJob, _fetch_results
+    from farm.config import ClusterOptions
+    from farm.driver import JobResult
+    from farm.store import LocalStore
+    from farm.video import probe
+
+    clip = make_clip(tmp_path / "far.mp4", frames=4, width=64, height=48)
+    store, layout = LocalStore(tmp_path / "store"), Layout("far")
+    spec = JobSpec(job_id="far", source=str(clip), render=RenderOptions(style=VANGOGH), store=store.uri,
+                   output=str(tmp_path / "mine.mp4"))
+    store.put_bytes(layout.final("mine.mp4"), b"the video")
+    recorded = JobResult(job_id="far", output="/tmp/farm-jobs/far/mine.mp4", gif=None, frames=4, fps=24.0, width=64,
+                         height=48, style="vangogh", seconds=9.0, chunks=2, chunks_rendered=2, store=store.uri,
+                         stages={"network": 1.5, "reduce": 0.2})
+    write_state(store, layout, state="done", result=recorded.model_dump(mode="json"))
+    job = PreparedJob(spec=spec, local_source=clip, info=probe(clip), cluster=ClusterOptions())
+    result = _fetch_results(store, job, 12.5)
+    assert (result.chunks, result.chunks_rendered, result.stages) == (2, 2, {"network": 1.5, "reduce": 0.2})
+    assert result.output == str(tmp_path / "mine.mp4") and result.seconds == 12.5
+    assert (tmp_path / "mine.mp4").read_bytes() == b"the video"
