@@ -115,6 +115,7 @@ def submit(
     workers: Annotated[Optional[int], typer.Option(min=1, help="Style workers [one per GPU, else by CPU count].")] = None,
     gpus_per_worker: GpusPerWorker = ClusterOptions.model_fields["gpus_per_worker"].default,
     threads: Threads = None,
+    shard_tasks: Annotated[Optional[int], typer.Option(min=1, help="Tasks cutting the source into chunks at once, each decoding its own range [1 here, 2 on a Ray cluster].")] = None,
     compile: Compile = CompileMode.auto,
     precision: PrecisionOption = PrecisionMode.auto,
     keep_warm: KeepWarm = None,
@@ -138,7 +139,7 @@ def submit(
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames, precision=precision.value,
         gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id, keep=keep,
         cluster=cluster_options(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
-                                compile=compile.value, keep_warm=keep_warm),
+                                compile=compile.value, keep_warm=keep_warm, shard_tasks=shard_tasks),
     )
     _render(api.prepare(request), as_json, detach)
 

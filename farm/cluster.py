@@ -212,3 +212,36 @@ class RayWorkers:
     def render(actor: Any, job: JobContext, chunk: Chunk) -> Any:
         """The remote call for one chunk of the job."""
         return actor.render.remote(job, chunk)
+
+
+class RaySharders:
+    """Shard tasks as Ray tasks of one CPU each, spread over the cluster's nodes (farm/shard.py)."""
+
+    def __init__(self) -> None:
+        from farm.shard import cut_span
+
+        self._remote = ray.remote(cut_span).options(num_cpus=1, scheduling_strategy="SPREAD", max_retries=0,
+                                                    runtime_env={"env_vars": forwarded_env()})
+        self._calls: set[Any] = set()
+
+    def submit(self, *args: Any) -> Any:
+        ref = self._remote.remote(*args)
+        self._calls.add(ref)
+        return ref
+
+    @staticmethod
+    def wait(calls: list[Any], timeout: float) -> list[Any]:
+        done, _ = ray.wait(calls, num_returns=1, timeout=timeout)
+        return done
+
+    def result(self, call: Any) -> Any:
+        self._calls.discard(call)
+        return ray.get(call)
+
+    def close(self) -> None:
+        for ref in self._calls:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - finished meanwhile, or Ray already gone
+                pass
+        self._calls.clear()

@@ -24,8 +24,8 @@ from farm.errors import ChunkCorruptError, JobError
 from farm.jobs import finished_receipts, load_manifest, read_state, write_state
 from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks
 from farm.reduce import deliver, write_gif, write_video
-from farm.schedule import Feeder, PoolShape, Scheduler, compile_mode, pool_shape
-from farm.shard import shard
+from farm.schedule import PoolShape, Scheduler, compile_mode, pool_shape
+from farm.shard import LocalSharders, Sharders, ShardFeeder, SeekPoint, plan_spans, seek_table
 from farm.store import LocalStore, ObjectStore, open_store
 from farm.worker import JobContext
 from farm.styles.identity import model_identity
@@ -95,6 +95,8 @@ class JobRun:
         self._resources: tuple[dict[str, float], list[float] | None] | None = None
         self._scheduler: Scheduler | None = None
         self._warm: cluster.WarmPool | None = None
+        self._sharders: Sharders | None = None
+        self._seek_table: list[SeekPoint] | None = None
         self.receipts: dict[int, Receipt] = {}
         self.rendered = 0
 
@@ -169,6 +171,9 @@ class JobRun:
 
     def close(self, finished: bool = False) -> None:
         """Stop the pool (idle warm workers stay for the next job after a job that finished)."""
+        if self._sharders is not None:
+            self._sharders.close()
+            self._sharders = None
         if self._scheduler is not None:
             self._scheduler.close(keep_idle=finished and self._warm is not None)
             self._scheduler = None
@@ -210,6 +215,24 @@ class JobRun:
         )
         return self._scheduler
 
+    # -- sharding
+
+    def feeder(self, todo: list[Chunk]) -> ShardFeeder:
+        """The chunks to render, cut by the job's shard tasks (started on first use, kept for repairs)."""
+        if self._seek_table is None:
+            self._seek_table = seek_table(self.source)
+        tasks = self.options.shard_tasks or (1 if self.here else 2)
+        if self._sharders is None:
+            self.shape()  # connected to the cluster, where the job uses one
+            self._sharders = LocalSharders(tasks) if self.here else cluster.RaySharders()
+        # a task on another node reads the source from the store when it has been staged there
+        spec = self.spec
+        staged = spec.source_copy or (spec.source if spec.source.startswith("s3://") else None)
+        source = staged if staged and not self.here else str(self.source)
+        return ShardFeeder(self._sharders, plan_spans(todo, self._seek_table),
+                           (source, self.info, self.store.uri, spec.job_id),
+                           depth=self.options.max_in_flight or 2, tasks=tasks)
+
     # -- render, reduce
 
     def render_missing(self) -> None:
@@ -221,9 +244,8 @@ class JobRun:
         self._report(frames_done)
         if not todo:
             return
-        # the sharder starts before the workers do: the first chunks are being cut while they load
-        feeder = Feeder(shard(self.source, self.info, todo, self.store, self.layout),
-                        depth=self.options.max_in_flight or 2)
+        # the shard tasks start before the workers do: the first chunks are being cut while they load
+        feeder = self.feeder(todo)
         try:
             scheduler = self.scheduler(todo)
             feeder.resize(self.options.max_in_flight or len(scheduler.slots) + 1)

@@ -129,8 +129,18 @@ class Workers(Protocol):
         """Stop a worker now (its chunk, if any, is retried elsewhere or by a resume)."""
 
 
+class Chunks(Protocol):
+    """The chunks ahead of the workers: :class:`Feeder`, or farm/shard.py's ``ShardFeeder``."""
+
+    exhausted: bool
+
+    def take(self, timeout: float) -> Chunk | None:
+        """The next ready chunk, or None if none is ready within ``timeout`` or none are left."""
+
+
 class Feeder:
-    """Runs a blocking producer (the sharder) in a thread, a bounded queue ahead of the actors."""
+    """Runs a blocking producer in a thread, a bounded queue ahead of the workers (tests; a job's
+    chunks come from farm/shard.py's shard tasks)."""
 
     _END = object()
 
@@ -242,7 +252,7 @@ class Scheduler:
     def _in(self, state: str) -> list[int]:
         return [i for i, slot in self.slots.items() if slot.state == state]
 
-    def run(self, feeder: Feeder) -> Iterator[Receipt]:
+    def run(self, feeder: Chunks) -> Iterator[Receipt]:
         while True:
             self._dispatch(feeder)
             busy = self._in("busy")
@@ -298,7 +308,7 @@ class Scheduler:
             return
         slot.state, slot.call = "idle", None
 
-    def _dispatch(self, feeder: Feeder) -> None:
+    def _dispatch(self, feeder: Chunks) -> None:
         fed = True
         for worker in self._in("idle"):
             retry = self._retry_for(worker)
