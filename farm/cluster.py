@@ -215,12 +215,17 @@ class RayWorkers:
 
 
 class RaySharders:
-    """Shard tasks as Ray tasks of one CPU each, spread over the cluster's nodes (farm/shard.py)."""
+    """Shard tasks as Ray tasks spread over the cluster's nodes (farm/shard.py).
+
+    They reserve no CPU (``num_cpus=0``), as the driver's own decoding never did: the style pool is
+    sized to take every CPU a node offers, and a shard task that waited for a free one would wait for
+    the job to end (it holds the chunks the workers wait for). Each is one decoding and one encoding
+    thread; the OS shares the cores."""
 
     def __init__(self) -> None:
         from farm.shard import cut_span
 
-        self._remote = ray.remote(cut_span).options(num_cpus=1, scheduling_strategy="SPREAD", max_retries=0,
+        self._remote = ray.remote(cut_span).options(num_cpus=0, scheduling_strategy="SPREAD", max_retries=0,
                                                     runtime_env={"env_vars": forwarded_env()})
         self._calls: set[Any] = set()
 

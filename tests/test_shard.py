@@ -87,3 +87,15 @@ def test_two_shard_processes_feed_every_chunk_once_within_the_bound(clip, tmp_pa
     # cut but not yet taken: fewer than the depth when a span starts, plus that span's chunks, per task
     assert most <= 3 + 2 * 3
 
+
+
+def test_shard_tasks_on_ray_do_not_wait_for_the_cpus_the_style_pool_holds(cli, tmp_path):
+    # three spans; the two style actors take both of the embedded Ray's CPUs once they start, and a shard
+    # task that waited for a free CPU would wait forever (it holds the chunks the actors wait for)
+    clip = make_clip(tmp_path / "spans.mp4", frames=150, width=32, height=24)
+    result = cli("submit", clip, "--chunk-frames", "50", "--no-gif", "--shard-tasks", "1", "--json",
+                 "--workers", "2")
+    assert result.code == 0, result.stderr
+    from tests.test_cli import video_facts
+
+    assert video_facts(tmp_path / "spans_vangogh.mp4")["frames"] == 150
