@@ -251,7 +251,7 @@ class JobRun:
             feeder.resize(self.options.max_in_flight or len(scheduler.slots) + 1)
             for receipt in scheduler.run(feeder):
                 # the input object is no longer needed: a re-render re-shards it from the source
-                self.store.delete_prefix(self.layout.input(receipt.chunk, video.SEGMENT_EXT))
+                self.store.delete_keys([self.layout.input(receipt.chunk, video.SEGMENT_EXT)])
                 self.receipts[receipt.chunk] = receipt
                 frames_done += receipt.frames
                 self._report(frames_done)
