@@ -1,4 +1,5 @@
-"""Film scale, in miniature: 500 chunks of a long tiny clip against a real S3 server (SeaweedFS on loopback)."""
+"""Film scale, in miniature: 500 chunks of a long tiny clip against a real S3 server (SeaweedFS on loopback),
+on Ray (actors and shard tasks; bench/film.py runs the same on local processes)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tests.test_cli import video_facts
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
 
-def test_a_500_chunk_job_renders_every_frame_once(cli, s3_env, tmp_path):
+def test_a_500_chunk_job_renders_every_frame_once(cli, ray_local, s3_env, tmp_path):
     store = f"s3://{BUCKET}/film/{uuid.uuid4().hex[:8]}"
     clip = make_clip(tmp_path / "film.mp4", frames=1000, width=64, height=36)
     result = cli("submit", clip, "--store", store, "--job-id", "film", "--chunk-frames", "2", "--no-gif",

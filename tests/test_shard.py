@@ -89,7 +89,7 @@ def test_two_shard_processes_feed_every_chunk_once_within_the_bound(clip, tmp_pa
 
 
 
-def test_shard_tasks_on_ray_do_not_wait_for_the_cpus_the_style_pool_holds(cli, tmp_path):
+def test_shard_tasks_on_ray_do_not_wait_for_the_cpus_the_style_pool_holds(cli, ray_local, tmp_path):
     # three spans; the two style actors take both of the embedded Ray's CPUs once they start, and a shard
     # task that waited for a free CPU would wait forever (it holds the chunks the actors wait for)
     clip = make_clip(tmp_path / "spans.mp4", frames=150, width=32, height=24)
