@@ -30,7 +30,17 @@ Without CUDA (and without --flops-only / --flow-only) it says so and exits 0.
    at 1080p with scale 1, 0.5 (farm's default) and 0.25, and one full
    ``Coherence.step``: does the temporal pass keep up with the GPU?
 5. The pipeline: ``farm submit`` of a synthetic 1080p clip (tests/clips.py)
-   with one GPU actor (``--workers 1``): frames/s end to end, and its stages.
+   with one GPU actor (``--workers 1``): frames/s end to end, and its stages;
+   on a machine with several GPUs, the same with 1, 2, … N workers (scaling).
+6. One worker, at 720p / 1080p / 2160p (``--worker-only`` runs just this;
+   ``--device cpu`` smoke-tests it on a CPU): network-only frames/s (frames
+   already on the device), temporal-only frames/s (farm's torch flow: two
+   flows, mask, warp, two-band blend per frame), the whole worker's frames/s
+   with coherence on (``StyleWorker.render`` of one chunk from a local store:
+   decode, upload, network, temporal pass, download, encode, overlapped), the
+   CPU core-seconds per frame the worker process spent meanwhile (user +
+   system time of every thread), which encoder ``--codec auto`` chose, and the
+   peak GPU memory.
 """
 
 from __future__ import annotations
@@ -45,7 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, environment, farm_submit, load_note, table, write_result  # noqa: E402
 
-RESOLUTIONS = {"720p": (720, 1280), "1080p": (1080, 1920), "2160p": (2160, 3840)}
+#: "small" only smoke-tests the script on a CPU (``--worker-only --device cpu --res small``)
+RESOLUTIONS = {"small": (136, 240), "720p": (720, 1280), "1080p": (1080, 1920), "2160p": (2160, 3840)}
 BATCHES = (1, 2, 4, 8, 16)
 DEVICE = "cuda"  # a constant so the code paths can be smoke-tested on "cpu" with tiny sizes
 
@@ -360,6 +371,111 @@ def pipeline(frames: int) -> dict:
             "json": result["json"]}
 
 
+def scaling(frames: int, gpus: int) -> list[dict]:
+    """``farm submit`` of one synthetic 1080p clip with 1, 2, 4, … ``gpus`` workers (one GPU each)."""
+    from tests.clips import make_clip
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
+        tmp = Path(tmp)
+        clip = make_clip(tmp / "synthetic1080.mp4", frames=frames, width=1920, height=1080)
+        for n in sorted({2**k for k in range(gpus.bit_length()) if 2**k <= gpus} | {gpus}):
+            result = farm_submit(clip, tmp / f"work{n}", job_id=f"bench-gpu-{n}", extra=["--workers", str(n)])
+            rows.append({"workers": n, "wall_s": result["wall_s"], "fps": frames / result["wall_s"]})
+    return rows
+
+
+# ------------------------------------------------------------------ 6. one worker, stage by stage
+
+
+def synchronize(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def rate(fn, frames: int, device: str, reps: int) -> float:
+    """Frames/s of ``fn`` (which processes ``frames`` frames), best of ``reps`` after one warm-up call."""
+    fn()
+    synchronize(device)
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        synchronize(device)
+        best = min(best, time.perf_counter() - t0)
+    return frames / best
+
+
+def worker_stages(res: str, device: str, frames: int, reps: int) -> dict:
+    """Network-only, temporal-only and whole-worker frames/s at one resolution, CPU seconds per frame."""
+    import resource
+
+    import torch
+
+    from farm import video
+    from farm.codecs import resolve_codec
+    from farm.config import RenderOptions, TemporalOptions
+    from farm.plan import Chunk, Layout
+    from farm.shard import shard
+    from farm.store import LocalStore
+    from farm.styles.catalog import load_catalog
+    from farm.styles.model import Stylizer
+    from farm.temporal.device_coherence import DeviceCoherence
+    from farm.worker import JobContext, StyleWorker
+    from tests.clips import make_clip, pattern
+
+    h, w = RESOLUTIONS[res]
+    style = load_catalog().resolve("vangogh")
+    stylizer = Stylizer(style, device=device)
+    dev, batch = stylizer.device, stylizer.batch
+    on_device = torch.stack([torch.from_numpy(pattern(i, w, h)) for i in range(batch)]).to(dev)
+    network_fps = rate(lambda: stylizer.paint(on_device), batch, device, reps)
+    styled = stylizer.paint(on_device).permute(0, 3, 1, 2).contiguous()
+    coherence = DeviceCoherence(TemporalOptions(flow="torch"))
+
+    def temporal():
+        with torch.inference_mode():
+            coherence.step_batch(on_device, styled)
+
+    temporal_fps = rate(temporal, batch, device, reps)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with tempfile.TemporaryDirectory(prefix="bench-worker-") as tmp:
+        tmp = Path(tmp)
+        clip = make_clip(tmp / "clip.mp4", frames=frames, width=w, height=h)
+        info = video.probe(clip)
+        store, chunk = LocalStore(tmp / "store"), Chunk(index=0, start=0, end=frames)
+        list(shard(clip, info, [chunk], store, Layout("bench")))
+        options = RenderOptions(style=style, temporal=TemporalOptions(flow="torch"))
+        job = JobContext(job_id="bench", store_uri=store.uri, render=options, width=info.out_width,
+                         height=info.out_height, time_base=info.time_base)
+        worker = StyleWorker(device=device)
+        worker.prepare(job)
+        worker.render(job, chunk)  # warm: cuDNN's algorithm choice, the encoder's first open
+        cpu0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        receipt = worker.render(job, chunk)
+        wall, cpu1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    out = {"res": res, "device": str(dev), "batch": batch, "precision": str(stylizer.dtype),
+           "network_fps": network_fps, "temporal_fps": temporal_fps, "worker_fps": frames / wall,
+           "worker_vs_network": frames / wall / network_fps, "cpu_ms_per_frame": 1000 * cpu / frames,
+           "codec": resolve_codec("auto", dev.type), "stages_s": receipt.seconds}
+    if dev.type == "cuda":
+        out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def print_worker(rows: list[dict]) -> None:
+    print(table(["res", "network f/s", "temporal f/s", "worker f/s", "worker/network", "CPU ms/frame", "codec",
+                 "peak GPU MiB"],
+                [[r["res"], r["network_fps"], r["temporal_fps"], r["worker_fps"], r["worker_vs_network"],
+                  r["cpu_ms_per_frame"], r["codec"], r.get("peak_gpu_mib", "-")] for r in rows],
+                f"one worker on {rows[0]['device']} ({rows[0]['precision']}, batch {rows[0]['batch']}), "
+                "coherence on, torch flow"))
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -371,6 +487,9 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=20, help="timed iterations per (res, precision, batch)")
     parser.add_argument("--res", default="720p,1080p,2160p")
     parser.add_argument("--pipeline-frames", type=int, default=240)
+    parser.add_argument("--worker-only", action="store_true", help="only section 6, one worker stage by stage")
+    parser.add_argument("--worker-frames", type=int, default=96, help="frames of the chunk section 6 renders")
+    parser.add_argument("--device", default=DEVICE, help="section 6's device (cpu: a smoke test without a GPU)")
     args = parser.parse_args()
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -391,6 +510,14 @@ def main() -> None:
         print()
         print(load_note(env))
         print(f"wrote {write_result('gpu_flow', result)}", file=sys.stderr)
+        return
+    if args.worker_only:
+        result["worker"] = [worker_stages(res, args.device, args.worker_frames, 3) for res in resolutions]
+        print_worker(result["worker"])
+        print()
+        print(load_note(env))
+        print(f"wrote {write_result('gpu_worker' if args.device == DEVICE else 'gpu_worker_' + args.device, result)}",
+              file=sys.stderr)
         return
     if not torch.cuda.is_available():
         print("bench/gpu.py needs a CUDA GPU (torch.cuda.is_available() is False); "
@@ -428,6 +555,13 @@ def main() -> None:
         p = result["pipeline"]
         print(table(["stage", "s"], [[k, v] for k, v in p["json"]["stages"].items()] + [["wall", p["wall_s"]]],
                     f"farm submit, synthetic 1920x1080, {p['frames']} frames, --workers 1: {p['fps']:.2f} frames/s"))
+        if torch.cuda.device_count() > 1:
+            result["scaling"] = scaling(args.pipeline_frames, torch.cuda.device_count())
+            print(table(["workers", "wall s", "frames/s"], [[r["workers"], r["wall_s"], r["fps"]]
+                                                            for r in result["scaling"]], "scaling over GPUs"))
+    print()
+    result["worker"] = [worker_stages(res, DEVICE, args.worker_frames, 3) for res in resolutions]
+    print_worker(result["worker"])
     print()
     print(load_note(env))
     print(f"wrote {write_result('gpu', result)}", file=sys.stderr)

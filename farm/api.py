@@ -41,6 +41,9 @@ class SubmitRequest(BaseModel):
     encode: EncodeOptions = EncodeOptions()
     chunk_frames: int | None = None
     precision: Precision = "auto"
+    stroke_scale: float = 1.0
+    #: render the first seconds at a small size instead (farm/preview.py)
+    preview: bool = False
     gif_options: GifOptions = GifOptions()
     store: str | None = None
     job_id: str | None = None
@@ -110,7 +113,7 @@ def build_spec(request: SubmitRequest, local: Path, info: VideoInfo, output: Pat
     store = open_store(request.store)
     render = RenderOptions(style=stage_model(resolve_style(request, local, info), store), temporal=request.temporal,
                            encode=request.encode, chunk_frames=request.chunk_frames,
-                           precision=request.precision)
+                           precision=request.precision, stroke_scale=request.stroke_scale)
     source = request.input if is_remote(request.input) else str(local.resolve())
     return JobSpec(job_id=job_id, source=source, source_copy=stage(store, local) if not is_remote(source) else None,
                    render=render, gif=request.gif_options, store=store.uri, output=str(output.resolve()),
@@ -130,11 +133,22 @@ class PreparedJob(BaseModel):
 
 def prepare(request: SubmitRequest) -> PreparedJob:
     """Every check that can fail on bad input, before anything is started or written."""
+    if request.preview:
+        request = preview_request(request)
     output, gif = default_outputs(request)
     local = localize(request.input)
     info = probe(local)  # before the style or the store: a bad video is the likeliest mistake
     return PreparedJob(spec=build_spec(request, local, info, output, gif), local_source=local, info=info,
                        cluster=request.cluster)
+
+
+def preview_request(request: SubmitRequest) -> SubmitRequest:
+    """The same request on the clip's preview (its first seconds at a small size, ``<stem>_preview.mp4``),
+    so the outputs default to ``<stem>_preview_<style>.mp4``."""
+    from farm.preview import make_preview
+
+    local = localize(request.input)
+    return request.model_copy(update={"input": str(make_preview(local, probe(local))), "preview": False})
 
 
 class Detached(BaseModel):

@@ -90,6 +90,7 @@ Threads = Annotated[Optional[int], typer.Option(min=1, help="Torch threads per C
 PrecisionOption = Annotated[PrecisionMode, typer.Option(help="Network arithmetic: auto = bf16 on CPUs with AMX, fp16 on CUDA GPUs (2.3x faster on AMX, within 1.5 levels of 255 of float32 on average), else float32.")]
 FlowOption = Annotated[FlowMode, typer.Option(help="Optical flow: dis = OpenCV DIS on the CPU, torch = farm's flow on the worker's device; auto = torch on a CUDA GPU, dis on a CPU.")]
 Address = Annotated[Optional[str], typer.Option(help="Ray cluster address [the Ray `ray start` left running here, else this machine's own worker processes, no Ray; `local`: an embedded Ray].")]
+StrokeScale = Annotated[float, typer.Option(min=0.25, max=4.0, help="Strokes this many times as large as the style's own, at any output size.")]
 KeepWarm = Annotated[Optional[float], typer.Option(min=0.0, help="Seconds the workers stay loaded for the next job on a cluster that outlives this one (`ray start`, a cloud cluster); 0 stops them with the job [$FARM_KEEP_WARM, else 300].")]
 
 
@@ -108,6 +109,8 @@ def submit(
     gif: Annotated[Optional[Path], typer.Option(help="GIF preview path [<stem>_<style>.gif].")] = None,
     no_gif: Annotated[bool, typer.Option("--no-gif", help="Skip the GIF preview.")] = False,
     strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="Mix with the original frame (1 = all paint).")] = 1.0,
+    stroke_scale: StrokeScale = 1.0,
+    preview: Annotated[bool, typer.Option("--preview", help="Render only the first 5 s at 360p (short side), to choose a style; the full render looks the same, sharper.")] = False,
     temporal: Annotated[bool, typer.Option("--temporal/--no-temporal", help="Flow-guided coherence (anti-flicker).")] = True,
     coherence: Annotated[float, typer.Option(min=0.0, max=1.0, help="How strongly paint follows the motion.")] = TemporalOptions().strength,
     flow: FlowOption = FlowMode.auto,
@@ -135,7 +138,8 @@ def submit(
 
     request = api.SubmitRequest(
         input=input, style=style, style_images=tuple(style_image or ()), model=model, output=output, gif=None if no_gif else gif, make_gif=not no_gif,
-        strength=strength, temporal=TemporalOptions(enabled=temporal, strength=coherence, flow=flow.value),
+        strength=strength, stroke_scale=stroke_scale, preview=preview,
+        temporal=TemporalOptions(enabled=temporal, strength=coherence, flow=flow.value),
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames, precision=precision.value,
         gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id, keep=keep,
         cluster=cluster_options(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
@@ -285,6 +289,7 @@ def styles(
     ctx: typer.Context,
     sheet: Annotated[Optional[Path], typer.Option(help="Render a labelled contact sheet PNG of every style.")] = None,
     image: Annotated[Optional[Path], typer.Option(help="Picture for the sheet [a frame of a sample clip].")] = None,
+    stroke_scale: StrokeScale = 1.0,
 ) -> None:
     """List the named styles, built-in and your own (or render them all on one picture with --sheet)."""
     if ctx.invoked_subcommand is not None:
@@ -298,7 +303,7 @@ def styles(
         from farm.styles.sheet import render_sheet
 
         render_sheet(catalog, read_image(image) if image else None, sheet,
-                     extra=[style.choice() for style in mine.values()])
+                     extra=[style.choice() for style in mine.values()], stroke_scale=stroke_scale)
         err.print(f"wrote {sheet}")
         return
     table = Table("name", "network", "description", box=None)

@@ -12,18 +12,21 @@ retry policy that resume relies on.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
+import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import ray
 from ray.exceptions import RayActorError
 
+from farm import rayprobe
 from farm.config import ClusterOptions
 from farm.plan import Chunk
 from farm.schedule import PoolShape, WorkerLost
@@ -46,13 +49,9 @@ def connect(address: str | None) -> None:
 
 
 def outlives_driver() -> bool:
-    """Whether the connected cluster goes on after this process: joined, not started here.
-
-    Ray tells only through its node object (public API has no such flag): a driver that started the
-    local instance holds the head node; one that joined holds a connect-only view of it.
-    """
-    node = getattr(ray._private.worker, "_global_node", None)
-    return not (node is not None and node.is_head())
+    """Whether the connected cluster goes on after this process: joined, not started here (Ray tells only
+    through a private name, farm/rayprobe.py)."""
+    return not rayprobe.started_here()
 
 
 def disconnect() -> None:
@@ -83,13 +82,37 @@ class _RayStyleWorker(StyleWorker):
         ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
 
 
-#: environment the workers need to reach the same object store as the driver (boto3's standard chain)
-FORWARDED_ENV = ("AWS_", "FARM_")
+#: boto3's settings that say which store to reach and how (none of them secret), handed to the cluster
+#: with farm's own ``FARM_*`` ones: its workers do not share the submitting shell
+STORE_SETTINGS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE",
+                  "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE")
+#: the submitting shell's keys, which stay there unless FORWARD_KEYS opts in
+CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+FORWARD_KEYS = "FARM_FORWARD_AWS_KEYS"
 
 
-def forwarded_env() -> dict[str, str]:
-    """The driver's store settings, handed to actors: a cluster's workers do not share its shell."""
-    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
+def forwarded_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The environment a job's Ray Job and actors get (their ``runtime_env.env_vars``).
+
+    Never credentials by default: Ray keeps a runtime_env in the cluster's GCS, and its Jobs API and
+    dashboard show it to every holder of the cluster's token. The nodes get theirs from their own
+    boto3 chain (instance roles, IRSA, or the environment the cluster was started with: deploy/).
+    ``FARM_FORWARD_AWS_KEYS=1`` sends the shell's keys as well, with a warning on stderr.
+    """
+    env = {k: v for k, v in environ.items() if k.startswith("FARM_") or k in STORE_SETTINGS}
+    if environ.get(FORWARD_KEYS, "").lower() in ("1", "true", "yes"):
+        keys = {k: environ[k] for k in CREDENTIALS if k in environ}
+        if keys:
+            _warn_keys_forwarded(tuple(keys))
+        env.update(keys)
+    return env
+
+
+@functools.cache
+def _warn_keys_forwarded(names: tuple[str, ...]) -> None:
+    print(f"farm: warning: {FORWARD_KEYS} sends {', '.join(names)} to the cluster, which stores them in the "
+          "job's runtime_env: its Jobs API and dashboard show them to every holder of the cluster's token",
+          file=sys.stderr)
 
 
 def make_actor(shape: PoolShape, warm: WarmPool | None = None) -> Any:

@@ -101,6 +101,8 @@ class RenderOptions(Model):
 
     style: StyleChoice
     precision: Precision = "auto"
+    #: strokes this many times as large as the style's own, at any output size (farm/styles/scale.py)
+    stroke_scale: float = Field(1.0, ge=0.25, le=4.0)
     temporal: TemporalOptions = TemporalOptions()
     encode: EncodeOptions = EncodeOptions()
     #: frames per chunk; None: up to plan.MAX_CHUNK_FRAMES, the length that finishes soonest on the pool

@@ -12,14 +12,19 @@ word for "start a Ray of your own") still gets an embedded Ray.
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import multiprocessing
 import os
 import signal
+import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from farm import rayprobe
 from farm.config import ClusterOptions
 from farm.plan import Chunk
 from farm.schedule import PoolShape, WorkerLost
@@ -31,12 +36,11 @@ def runs_here(options: ClusterOptions) -> bool:
     here (Ray's own lookup: ``RAY_ADDRESS``, else the address ``ray start`` left), and no GPU, which a
     Ray pool places one worker per device on."""
     import ray
-    from ray._private.services import canonicalize_bootstrap_address
 
     if options.address is not None or ray.is_initialized() or has_gpu():
         return False
     try:
-        return canonicalize_bootstrap_address(None) is None
+        return rayprobe.bootstrap_address() is None
     except Exception:  # noqa: BLE001 - an unreadable address file: let Ray decide, as ray.init would
         return False
 
@@ -62,9 +66,47 @@ def _call(device: str, threads: int, method: str, *args: Any) -> Any:
     return getattr(_worker, method)(*args)
 
 
-def _ignore_interrupts() -> None:
-    """Ctrl-C reaches the whole process group: the driver stops the workers, they do not print tracebacks."""
+def _init_worker(driver: int) -> None:
+    """A worker process's first act. Ctrl-C reaches the whole process group: the driver stops the
+    workers, they do not print tracebacks. And the worker ends with its driver, however the driver dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with(driver)
+
+
+#: prctl(2) option: the signal this process gets when its parent ends (<linux/prctl.h>)
+PR_SET_PDEATHSIG = 1
+#: how often a worker looks whether its driver is still there, where the kernel cannot tell it
+PARENT_POLL_SECONDS = 1.0
+
+
+def die_with(parent: int) -> None:
+    """End this process as soon as ``parent`` (the driver that started it) is gone.
+
+    A driver killed with SIGKILL (the OOM killer, a closed terminal) never stops its workers, and a
+    ``ProcessPoolExecutor`` worker waits for its next call forever: the call queue it reads never
+    reaches end-of-file, since the worker holds that pipe's write end as well. Orphans holding a
+    loaded network (430 MB each) were found alive 19 minutes on. So:
+
+    * on Linux the kernel sends SIGKILL the moment the parent ends (``PR_SET_PDEATHSIG``): it works
+      while the worker is deep in native code with the GIL held. It fires when the parent's *thread*
+      that started the worker ends; the executor starts its workers in the thread that submits the
+      first call, the job's own, which outlives them;
+    * everywhere, a daemon thread also polls the parent pid (reparenting changes it), for systems
+      without prctl;
+    * a parent already gone before either was in place is caught by the first look.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="farm-driver-watch").start()
 
 
 class LocalWorkers:
@@ -76,7 +118,7 @@ class LocalWorkers:
     @staticmethod
     def start() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_ignore_interrupts)
+                                   initializer=_init_worker, initargs=(os.getpid(),))
 
     @staticmethod
     def wait(calls: list[Future], timeout: float) -> list[Future]:

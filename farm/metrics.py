@@ -59,14 +59,14 @@ def dis_pair(prev: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def torch_pair(prev: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:data:`PairFlow` by farm's torch flow (farm.temporal.device) at full resolution, on the CPU."""
+    """:data:`PairFlow` by farm's torch flow (farm.temporal.tvl1) at full resolution, on the CPU."""
     import torch
 
-    from farm.temporal import device
+    from farm.temporal import device, tvl1
 
     with torch.inference_mode():
         a, b = (torch.from_numpy(to_gray(f)).float().div_(255.0)[None] for f in (prev, current))
-        flows = device.estimate_flow(torch.cat([b, a]), torch.cat([a, b]), scale=1.0)  # backward, forward
+        flows = tvl1.estimate_flow(torch.cat([b, a]), torch.cat([a, b]), scale=1.0)  # backward, forward
         mask = device.reliability_mask(flows[1:], flows[:1])
         return flows[0].permute(1, 2, 0).numpy(), mask.reshape(mask.shape[-2:]).numpy()
 
@@ -173,3 +173,72 @@ def flicker_report(input_frames: Iterable[np.ndarray], output_frames: Iterable[n
     return FlickerReport(e_warp=mean_of(out_terms), e_warp_input=mean_of(in_terms), frames=frames,
                          deviation=mean_of(dev) if refs is not None else None,
                          lowfreq_deviation=mean_of(low) if refs is not None else None)
+
+
+# -- the look across output sizes (bench/look.py) ---------------------------------------------------------------
+
+#: the width, in pixels, at which looks are compared: stroke lengths are quoted in pixels of this width
+LOOK_WIDTH = 640
+#: σ (pixels of LOOK_WIDTH) of the blur whose residual is the detail layer the strokes live in: wide enough
+#: to hold the strokes of --stroke-scale 2 (a narrower band caps the lengths it can measure)
+DETAIL_SIGMA = 8.0
+
+
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of σ = ``sigma`` pixels, reflected borders."""
+    import cv2
+
+    return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def detail_layer(gray: np.ndarray, sigma: float = DETAIL_SIGMA) -> np.ndarray:
+    """What a Gaussian blur of σ = ``sigma`` removes: the strokes and fine texture of a picture."""
+    return gray - blur(gray, sigma)
+
+
+def autocorrelation_half_length(layer: np.ndarray) -> float:
+    """Lag in pixels at which the normalised autocorrelation of ``layer`` first falls to 0.5 (mean of the
+    horizontal and vertical profiles, linearly interpolated): the typical length of its texture."""
+    h, w = layer.shape
+    spectrum = np.fft.rfft2(layer - layer.mean(), s=(2 * h, 2 * w))
+    ac = np.fft.irfft2(np.abs(spectrum) ** 2, s=(2 * h, 2 * w))
+    if ac[0, 0] <= 0:
+        return 0.0
+    n = min(h, w) // 2
+    profile = (ac[0, :n] + ac[:n, 0]) / (2 * ac[0, 0])
+    below = np.flatnonzero(profile < 0.5)
+    if below.size == 0:
+        return float(n)
+    r = int(below[0])
+    return float(r - 1 + (profile[r - 1] - 0.5) / (profile[r - 1] - profile[r]))
+
+
+def stroke_length(image: np.ndarray, width: int = LOOK_WIDTH, sigma: float = DETAIL_SIGMA) -> float:
+    """Stroke length of a painting in pixels of a ``width``-wide frame: the autocorrelation half-length of
+    its detail layer (luma minus a blur of σ = ``sigma`` pixels of that width), measured at the image's own
+    size and scaled to ``width``. Measuring at the image's own size matters: a downscaled copy would
+    average away strokes finer than its pixels."""
+    gray = to_unit(image) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    scale = gray.shape[1] / width
+    return autocorrelation_half_length(detail_layer(gray, sigma * scale)) / scale
+
+
+def lowpass_difference(a: np.ndarray, b: np.ndarray, width: int = LOOK_WIDTH, sigma: float = LOWFREQ_SIGMA) -> float:
+    """Mean absolute difference, in levels of 255, between two renders brought to ``width`` and blurred by
+    σ = ``sigma``: colours and large shapes, not the exact strokes."""
+    import cv2
+
+    def low(image: np.ndarray) -> np.ndarray:
+        unit = to_unit(image)
+        height = max(1, round(unit.shape[0] * width / unit.shape[1]))
+        return blur(cv2.resize(unit, (width, height), interpolation=cv2.INTER_AREA), sigma)
+
+    return float(np.abs(low(a) - low(b)).mean() * 255.0)
+
+
+def laplacian_variance(image: np.ndarray) -> float:
+    """Variance of the Laplacian of the luma (0-255 scale): the usual sharpness measure."""
+    import cv2
+
+    gray = to_unit(image) @ np.array([0.299, 0.587, 0.114], dtype=np.float32) * 255.0
+    return float(cv2.Laplacian(gray.astype(np.float32), cv2.CV_32F).var())

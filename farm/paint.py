@@ -57,7 +57,7 @@ class DevicePainter:
     """
 
     def __init__(self, stylizer, temporal: TemporalOptions, timer: Timer):
-        from farm.temporal.device import DeviceCoherence
+        from farm.temporal.device_coherence import DeviceCoherence
 
         self.stylizer, self.timer, self.device = stylizer, timer, stylizer.device
         self.coherence = DeviceCoherence(temporal) if temporal.enabled else None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import multiprocessing
+import os
 import signal
 import tempfile
 from array import array
@@ -223,9 +224,13 @@ class Sharders(Protocol):
         """Stop every task still running."""
 
 
-def _ignore_interrupts() -> None:
-    """Ctrl-C reaches the whole process group: the driver stops the tasks, they print no traceback."""
+def _init_task(driver: int) -> None:
+    """Ctrl-C reaches the whole process group: the driver stops the tasks, they print no traceback. And
+    a task process ends with its driver, however the driver dies (as style workers do, farm/local.py)."""
+    from farm.local import die_with
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with(driver)
 
 
 class LocalSharders:
@@ -233,7 +238,7 @@ class LocalSharders:
 
     def __init__(self, tasks: int):
         self._pool = ProcessPoolExecutor(max_workers=tasks, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_ignore_interrupts)
+                                         initializer=_init_task, initargs=(os.getpid(),))
 
     def submit(self, *args: Any) -> Future:
         return self._pool.submit(cut_span, *args)

@@ -170,7 +170,7 @@ class StyleWorker:
             while len(self._networks) > MAX_NETWORKS:
                 self._networks.popitem(last=False)
         self._networks.move_to_end(key)
-        return self._networks[key].with_style(style)
+        return self._networks[key].with_style(style, render.stroke_scale)
 
     def _store(self, uri: str) -> ObjectStore:
         if uri not in self._stores:

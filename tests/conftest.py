@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.raycluster import RayHead
 from tests.s3server import SeaweedS3, find_weed
 
 BUCKET = "farm-test"
@@ -34,6 +36,28 @@ def user_styles_dir(tmp_path_factory, monkeypatch) -> Path:
     return folder
 
 
+#: the networks' reference short side in tests: the generated clips (64x48 and the like) are painted at
+#: their own size, as fast as before; tests of the look itself pass the real sides explicitly
+TEST_REFERENCE_SIDE = 48
+
+
+@pytest.fixture(scope="session", autouse=True)
+def small_reference_sides(tmp_path_factory) -> Iterator[Path]:
+    """Networks paint at :data:`TEST_REFERENCE_SIDE` (workers and subprocess drivers inherit this), so a
+    test's tiny clip is not enlarged to a 360-pixel working size: configs/ with styles.yaml's reference
+    sides changed, as $FARM_CONFIG_DIR. Session-wide, so module fixtures' stylizers see it too."""
+    import re
+
+    from farm.styles.catalog import CATALOG_FILE, config_dir
+
+    folder = tmp_path_factory.mktemp("configs")
+    text = (config_dir() / CATALOG_FILE).read_text()
+    (folder / CATALOG_FILE).write_text(re.sub(r"reference_side: \d+", f"reference_side: {TEST_REFERENCE_SIDE}", text))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FARM_CONFIG_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture(autouse=True)
 def workers_stop_with_the_job(monkeypatch) -> None:
     """Style workers are not kept warm between tests' jobs unless a test asks (``--keep-warm``): each
@@ -42,13 +66,25 @@ def workers_stop_with_the_job(monkeypatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def ray_local():
-    """One embedded Ray for the whole session (starting Ray costs seconds)."""
+def ray_head() -> Iterator[RayHead]:
+    """One Ray for the whole session (starting Ray costs seconds), in processes of its own: no test, and
+    no driver a test runs, can stop it, and no ``ray.init()`` finds it by itself."""
+    head = RayHead()
+    yield head
+    head.stop()
+
+
+@pytest.fixture
+def ray_local(ray_head: RayHead):
+    """This test process connected to the session's Ray for one test (``ray`` itself, connected).
+
+    The connection ends with the test, so every other test runs in a process without one: a job that
+    ``cli`` runs goes to farm's own worker processes, whatever ran before it. A test that asks for
+    both ``ray_local`` and ``cli`` runs its jobs on this Ray, as a caller's own connection.
+    """
     import ray
 
-    from farm.cluster import connect
-
-    connect(None)
+    ray.init(address=ray_head.address, log_to_driver=False, logging_level=logging.ERROR)
     yield ray
     ray.shutdown()
 
@@ -79,8 +115,9 @@ def run_cli(*args: str) -> CliResult:
 
 
 @pytest.fixture
-def cli(ray_local, monkeypatch, tmp_path):
-    """`cli("submit", ...)` → CliResult, run in a scratch working directory."""
+def cli(monkeypatch, tmp_path):
+    """`cli("submit", ...)` → CliResult, run in a scratch working directory. With no cluster (no
+    ``ray_local``, no ``--address``) its jobs run on farm's own worker processes, as a user's would."""
     monkeypatch.chdir(tmp_path)
     return run_cli
 

@@ -170,6 +170,16 @@ def pss_mib(pids: list[int]) -> float:
     return total_kib / 1024
 
 
+def client_env() -> dict[str, str]:
+    """An environment for a Ray node or driver subprocess: this one, minus anything pointing Ray elsewhere."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
+    # `python`, `ray`, `farm` in a job's entrypoint are this venv's, as on a cluster node of the image
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["RAY_AUTH_MODE"] = "disabled"
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    return env
+
+
 def _kill(pids: list[int]) -> None:
     for pid in pids:
         try:
@@ -223,14 +233,17 @@ class RayCluster:
     Attributes:
         address: the GCS address, ``"127.0.0.2:PORT"``, for ``ray.init(address=...)`` and ``ray start --address``
         dashboard_url: ``"http://127.0.0.1:PORT"``, for the Jobs API (``JobSubmissionClient``) and the state API
+        env: extra environment of the nodes' processes (and so of every job and actor on them)
         temp_dir: this cluster's private Ray temp dir (sessions, logs, sockets; node logs ``node_*.log``)
         startup_s: after :meth:`start`, seconds from the first ``ray start`` until both nodes were
             alive and the Jobs API answered
     """
 
     def __init__(self, *, num_cpus: int = 1, object_store_mib: int = 200, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 temp_root: str = "/tmp", ip_a: str = "127.0.0.2", ip_b: str = "127.0.0.3"):
+                 temp_root: str = "/tmp", ip_a: str = "127.0.0.2", ip_b: str = "127.0.0.3",
+                 env: dict[str, str] | None = None):
         self.num_cpus, self.object_store_mib, self.timeout_s = num_cpus, object_store_mib, timeout_s
+        self.env = dict(env or {})  # what the nodes are started with (a cloud node's own credentials)
         self.ip_a, self.ip_b = ip_a, ip_b
         self.temp_dir = Path(tempfile.mkdtemp(prefix="rayc-", dir=temp_root))
         if len(str(self.temp_dir)) > MAX_TEMP_DIR_CHARS:
@@ -250,19 +263,14 @@ class RayCluster:
 
     def node_env(self) -> dict[str, str]:
         """The environment of this cluster's Ray processes."""
-        env = self.client_env()
+        env = {**self.client_env(), **self.env}
         env["RAY_health_check_period_ms"] = str(HEALTH_CHECK_PERIOD_MS)
         env["RAY_health_check_failure_threshold"] = str(HEALTH_CHECK_FAILURES)
         return env
 
     def client_env(self) -> dict[str, str]:
         """An environment for a driver subprocess: this one, minus anything pointing Ray elsewhere."""
-        env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
-        # `python`, `ray`, `farm` in a job's entrypoint are this venv's, as on a cluster node of the image
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        env["RAY_AUTH_MODE"] = "disabled"
-        env["RAY_USAGE_STATS_ENABLED"] = "0"
-        return env
+        return client_env()
 
     # ------------------------------------------------------------------ start
 
@@ -431,3 +439,43 @@ class RayCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class RayHead:
+    """A one-node Ray for a whole test session, in processes of its own: ``ray start --head --block``
+    (no dashboard) at 127.0.0.4 with a private temp dir, so no ``ray.init()`` and no driver of the
+    machine finds it by itself, and nothing a test does in its own process (a driver ending "its" Ray
+    included) stops it. Tests connect to :attr:`address` and disconnect when done.
+    """
+
+    def __init__(self, *, num_cpus: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, ip: str = "127.0.0.4"):
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="rayh-", dir="/tmp"))
+        self.address = f"{ip}:{free_port(ip)}"
+        cpus = num_cpus or len(os.sched_getaffinity(0))
+        self.node = _Node("head", [
+            "start", "--head", "--block", f"--port={self.address.split(':')[1]}", f"--node-ip-address={ip}",
+            f"--temp-dir={self.temp_dir}", "--include-dashboard=false", f"--num-cpus={cpus}", "--num-gpus=0",
+            f"--object-store-memory={200 * 1024 * 1024}", f"--ray-client-server-port={free_port()}", "--min-worker-port=0", "--max-worker-port=0",
+            "--disable-usage-stats",
+        ], self.temp_dir / "head.log", client_env())
+        deadline = time.monotonic() + timeout_s
+        # `ray start` prints its "Ray runtime started" banner once the GCS and the raylet are up
+        while "Ray runtime started" not in self.node.log.read_text(errors="replace"):
+            if not self.node.alive() or time.monotonic() > deadline:
+                tail = self.node.tail()
+                self.stop()
+                raise ClusterError(f"the session's Ray head did not start\n{tail}")
+            time.sleep(0.25)
+
+    def pids(self, named: str = "") -> list[int]:
+        """Live processes of this Ray whose command line contains ``named`` (all of them by default):
+        a Ray worker's command line is its title, ``ray::ClassName.method``."""
+        found = set(session_members(self.node.proc.pid)) | set(pids_mentioning(str(self.temp_dir)))
+        if not named:
+            return sorted(found)
+        return [pid for pid in sorted(found) if pid in pids_mentioning(named)]
+
+    def stop(self) -> None:
+        self.node.kill()
+        _kill(pids_mentioning(str(self.temp_dir)))
+        shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -27,6 +27,7 @@ from farm.errors import StyleError
 from farm.samples import samples_dir
 from farm.styles import arbitrary as A
 from tests.clips import pattern
+from tests.int8_emulation import export_table, load_quantized
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -37,8 +38,7 @@ FRAMES = (40, 80, 120)
 
 def vector_quantization() -> tuple[float, float, float]:
     """Step and representable range of the export's int8 style vector (its output QuantizeLinear)."""
-    model = A.load_graph(A.model_path(A.PREDICT_FILE))
-    scale, zero = A.quant_table(model, A.graph_constants(model))["mobilenet_conv/Conv/BiasAdd_int8"]
+    scale, zero = export_table(A.model_path(A.PREDICT_FILE))["mobilenet_conv/Conv/BiasAdd_int8"]
     return scale, (-128 - zero) * scale, (127 - zero) * scale
 
 
@@ -199,14 +199,14 @@ def test_transformer_close_to_onnxruntime_int8(frames, nets, sessions):
 
 
 def test_quantized_path_follows_the_int8_graph(frames, sessions):
-    """The opt-in fake-quantized path: within a few int8 steps of the literal graph.
+    """The tests' int8 emulation (tests/int8_emulation.py): within a few int8 steps of the literal graph.
 
     Not bit-exact: float convolutions summed in another order flip an
     occasional rounding, and a quantized network amplifies each flip layer
     after layer (measured: 1 LSB on a quarter of the vector entries; 0.011-0.019
     mean abs error on the image, against 0.015-0.022 for the float path).
     """
-    predictor, transformer = A.load_arbitrary(quantize_activations=True)
+    predictor, transformer = load_quantized()
     step = vector_quantization()[0]
     literal_p, literal_t = sessions(A.PREDICT_FILE, "literal"), sessions(A.TRANSFORM_FILE, "literal")
     image = A.prepare_style(frames[0])

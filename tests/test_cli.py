@@ -176,6 +176,25 @@ def test_eval_flicker_reports_ewarp_floor_and_deviation(cli, tmp_path):
     assert mismatch.code == 2 and "Traceback" not in mismatch.stderr
 
 
+def test_both_flows_render_end_to_end_and_score_each_other(cli, tmp_path):
+    clip = make_clip(tmp_path / "w.mp4", frames=10, width=96, height=64)
+    flat = submit_json(cli, clip, "--no-gif", "--no-temporal", "-o", tmp_path / "flat.mp4")
+    e_warp = {}
+    for flow in ("dis", "torch"):
+        report = submit_json(cli, clip, "--no-gif", "--flow", flow, "--chunk-frames", "6", "-o", tmp_path / f"{flow}.mp4")
+        assert report["frames"] == 10 and video_facts(Path(report["output"]))["frames"] == 10
+        for measure in ("dis", "torch"):
+            result = cli("eval", "flicker", clip, report["output"], "--flow", measure, "--json")
+            assert result.code == 0, result.stderr
+            e_warp[flow, measure] = json.loads(result.stdout)["e_warp"]
+    for measure in ("dis", "torch"):
+        result = cli("eval", "flicker", clip, flat["output"], "--flow", measure, "--json")
+        flat_e_warp = json.loads(result.stdout)["e_warp"]
+        assert e_warp["dis", measure] < flat_e_warp and e_warp["torch", measure] < flat_e_warp
+    bad = cli("submit", clip, "--flow", "farneback")
+    assert bad.code == 2 and "Traceback" not in bad.stderr
+
+
 def painting(path: Path) -> Path:
     """A small made-up 'painting': bold strokes of colour."""
     import numpy as np

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from farm.cluster import WARM_NAMESPACE, WARM_PREFIX
+import farm.cluster as farm_cluster
+from farm.cluster import WARM_NAMESPACE, WARM_PREFIX, forwarded_env
 from farm.schedule import PoolShape, compile_mode, pool_shape
 from farm.config import ClusterOptions
 from farm.plan import Receipt
@@ -22,7 +23,9 @@ from farm.store import open_store
 from farm.worker import IdleClock
 from tests.clips import make_clip
 from tests.conftest import BUCKET
+from tests.s3server import find_weed
 from tests.test_cli import video_facts
+from tests.waiting import wait_until
 
 
 @pytest.mark.parametrize("options, resources, nodes, shape", [
@@ -77,10 +80,11 @@ def start_driver(clip: Path, cwd: Path, job_id: str, address: str, *extra: str, 
 
 
 def wait_for_receipts(store_uri: str, job_id: str, count: int, driver: subprocess.Popen) -> dict[int, Receipt]:
-    while len(found := store_receipts(store_uri, job_id)) < count:
-        assert driver.poll() is None, driver.communicate()
-        time.sleep(0.2)
-    return found
+    def enough() -> dict[int, Receipt] | None:
+        found = store_receipts(store_uri, job_id)
+        return found if len(found) >= count else None
+
+    return wait_until(enough, f"{count} chunks of {job_id}", process=driver)
 
 
 def check_complete(driver: subprocess.Popen, clip: Path) -> dict:
@@ -104,12 +108,50 @@ def test_actor_killed_mid_job_is_replaced_and_the_job_completes(ray_local, tmp_p
     assert len(pids) >= 2  # a fresh actor took over
 
 
+def node_credentials(seaweed) -> dict[str, str]:
+    """What a cloud node's own boto3 chain finds (an instance role there): the test server's keys, and
+    nothing of the developer's AWS set-up."""
+    return {**seaweed.env(), "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/nonexistent",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+
+
 @pytest.fixture(scope="module")
-def two_nodes():
+def two_nodes(request):
     from tests.raycluster import RayCluster
 
-    with RayCluster(num_cpus=1) as cluster:
+    # the nodes are started with the S3 server's keys, as deploy/ gives real nodes a role: farm sends none
+    env = node_credentials(request.getfixturevalue("seaweed")) if find_weed() else {}
+    with RayCluster(num_cpus=1, env=env) as cluster:
         yield cluster
+
+
+KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def test_only_the_stores_settings_go_to_the_cluster_never_its_keys(monkeypatch, capsys):
+    shell = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t", "AWS_SESSION_TOKEN": "t0ken",
+             "AWS_ENDPOINT_URL": "http://s3.example:9000", "AWS_REGION": "eu-west-3", "AWS_PROFILE": "render",
+             "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/token", "FARM_KEEP_WARM": "60", "HOME": "/home/me"}
+    assert forwarded_env(shell) == {"AWS_ENDPOINT_URL": "http://s3.example:9000", "AWS_REGION": "eu-west-3",
+                                    "AWS_PROFILE": "render", "FARM_KEEP_WARM": "60"}
+    assert capsys.readouterr().err == ""
+    # an explicit opt-in forwards the keys, and says on stderr where they end up (once per process)
+    monkeypatch.setattr(farm_cluster, "_warn_keys_forwarded", functools.cache(farm_cluster._warn_keys_forwarded.__wrapped__))
+    opted = forwarded_env({**shell, "FARM_FORWARD_AWS_KEYS": "1"})
+    assert {k: opted[k] for k in KEYS} == {k: shell[k] for k in KEYS}
+    err = capsys.readouterr().err
+    assert err.startswith("farm: warning: FARM_FORWARD_AWS_KEYS sends AWS_ACCESS_KEY_ID") and "dashboard" in err
+
+
+def runtime_envs_on(dashboard_url: str) -> dict[str, str]:
+    """Every runtime_env the cluster's GCS holds, by owner: its Ray Jobs' and its actors' (dead ones too)."""
+    from ray.job_submission import JobSubmissionClient
+    from ray.util.state import list_actors
+
+    envs = {f"job {j.submission_id}": json.dumps(j.runtime_env) for j in JobSubmissionClient(dashboard_url).list_jobs()}
+    for actor in list_actors(address=dashboard_url, detail=True, limit=10_000, raise_on_missing_output=False):
+        envs[f"actor {actor.class_name} {actor.actor_id}"] = actor.serialized_runtime_env or ""
+    return envs
 
 
 @pytest.mark.slow
@@ -130,6 +172,14 @@ def test_jobs_api_submission_runs_on_the_cluster_and_spreads(cli, two_nodes, s3_
     assert len(nodes) == 2, nodes  # chunks ran on both nodes
     logs = cli("logs", "remote1", "--address", two_nodes.dashboard_url)
     assert logs.code == 0 and '"job_id":"remote1"' in logs.stdout
+    # the submitting shell's keys are in no runtime_env the cluster keeps (which its dashboard shows)
+    envs = runtime_envs_on(two_nodes.dashboard_url)
+    assert any("_RayStyleWorker" in owner for owner in envs) and any(o.startswith("job farm-remote1") for o in envs)
+    assert "AWS_ENDPOINT_URL" in envs[next(o for o in envs if o.startswith("job farm-remote1"))]
+    for owner, env in envs.items():
+        # the shell's keys (no session token here: SeaweedFS refuses one it did not issue; the unit test has it)
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            assert key not in env and os.environ[key] not in env, (owner, key)
 
 
 @pytest.mark.slow
@@ -165,17 +215,34 @@ def test_workers_stay_warm_for_the_next_job_then_retire(ray_local, tmp_path, pri
     assert job("warm2", "--keep-warm", "120", "--style", "night-glow") <= first
     # a pool of another shape: the idle workers above make room for it, and it retires 3 s after its job
     assert not job("warm3", "--keep-warm", "3", "--workers", "1") & first
-    deadline = time.monotonic() + 60
-    while warm_workers(ray_local) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert warm_workers(ray_local) == []
+    wait_until(lambda: not warm_workers(ray_local), "the warm workers to retire", timeout=120, interval=0.5)
 
 
-def test_a_warm_worker_retires_only_after_its_idle_time_and_never_mid_call():
+class FakeTime:
+    """The idle clock's time module, moved by hand: the test decides how long passes, not the machine."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        threading.Event().wait(0.01)  # the watchdog's poll: let it look again soon, in real time
+
+
+def test_a_warm_worker_retires_only_after_its_idle_time_and_never_mid_call(monkeypatch):
+    import farm.worker
+
+    fake = FakeTime()
+    monkeypatch.setattr(farm.worker, "time", fake)
     clock, retired = IdleClock(), threading.Event()
     with clock.busy():
-        clock.retire_after(0.2, retired.set, poll=0.05)
-        time.sleep(0.5)
-        assert not retired.is_set() and not clock.idle_for(0.2)  # a long call is not idleness
-    assert not clock.idle_for(0.2)
-    assert retired.wait(timeout=5) and clock.idle_for(0.2)
+        clock.retire_after(300, retired.set, poll=1)
+        fake.now += 3600  # a call that runs an hour is not idleness
+        assert not retired.wait(0.3) and not clock.idle_for(300)
+    fake.now += 299
+    assert not retired.wait(0.3) and not clock.idle_for(300)  # idle, not yet long enough
+    fake.now += 1
+    assert retired.wait(timeout=60) and clock.idle_for(300)

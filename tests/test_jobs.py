@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from farm.plan import Receipt
 from farm.store import open_store
 from tests.clips import make_clip
 from tests.test_cli import video_facts
+from tests.waiting import wait_until
 
 
 def receipts(store_root: Path, job_id: str) -> dict[int, Receipt]:
@@ -87,22 +87,19 @@ def test_corrupt_output_chunk_is_rendered_again_never_muxed(cli, tmp_path, priva
 
 
 @pytest.mark.slow
-def test_killed_driver_resumes_without_redoing_finished_chunks(cli, ray_local, tmp_path, private_store):
+def test_killed_driver_resumes_without_redoing_finished_chunks(cli, ray_head, ray_local, tmp_path, private_store):
     clip = make_clip(tmp_path / "long.mp4", frames=60, width=256, height=192, audio=True)
     address = ray_local.get_runtime_context().gcs_address
     cmd = [sys.executable, "-m", "farm.cli", "submit", str(clip), "--job-id", "crash", "--chunk-frames", "6",
            "--no-gif", "--json", "--address", address]
     driver = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               start_new_session=True)
-    deadline = time.monotonic() + 600
-    while len(receipts(private_store, "crash")) < 2:
-        assert driver.poll() is None, driver.communicate()
-        assert time.monotonic() < deadline, "no chunk finished"
-        time.sleep(0.2)
+    wait_until(lambda: len(receipts(private_store, "crash")) >= 2, "two chunks", timeout=600, process=driver)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
     assert not (tmp_path / "long_vangogh.mp4").exists()
-    time.sleep(2.0)  # let Ray reap the dead driver's actors
+    # Ray ends a dead driver's actors; until their processes are gone one may still store a chunk
+    wait_until(lambda: not ray_head.pids(named="ray::_RayStyleWorker"), "the dead driver's actors to end")
     finished = receipts(private_store, "crash")
     assert 2 <= len(finished) < 10
     status = run_json(cli, "status", "crash")

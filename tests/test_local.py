@@ -26,16 +26,19 @@ from farm.plan import Chunk, Receipt
 from farm.schedule import Feeder, PoolShape, Scheduler
 from tests.clips import make_clip
 from tests.test_cli import video_facts
+from tests.raycluster import process_tree
 from tests.test_cluster import store_receipts
+from tests.waiting import wait_until
 
 
 def test_workers_run_here_only_when_there_is_no_cluster_to_run_on(monkeypatch):
     import ray
-    import ray._private.services as services
+
+    from farm import rayprobe
 
     monkeypatch.setattr(local, "has_gpu", lambda: False)
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(services, "canonicalize_bootstrap_address", lambda address, temp_dir=None: None)
+    monkeypatch.setattr(rayprobe, "bootstrap_address", lambda: None)
     assert local.runs_here(ClusterOptions())
     assert not local.runs_here(ClusterOptions(address="local"))  # Ray's word for "start an embedded Ray"
     assert not local.runs_here(ClusterOptions(address="10.0.0.5:6379"))
@@ -45,7 +48,7 @@ def test_workers_run_here_only_when_there_is_no_cluster_to_run_on(monkeypatch):
     monkeypatch.setattr(ray, "is_initialized", lambda: True)  # the caller's own Ray connection
     assert not local.runs_here(ClusterOptions())
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(services, "canonicalize_bootstrap_address", lambda address, temp_dir=None: "127.0.0.1:6379")
+    monkeypatch.setattr(rayprobe, "bootstrap_address", lambda: "127.0.0.1:6379")
     assert not local.runs_here(ClusterOptions())  # `ray start` left a cluster here: join it (warm workers)
 
 
@@ -187,14 +190,38 @@ def test_a_job_without_a_cluster_renders_on_its_own_worker_processes(tmp_path, p
 def test_ctrl_c_stops_the_job_and_leaves_no_worker_process(tmp_path, private_store):
     clip = make_clip(tmp_path / "long.mp4", frames=240, width=160, height=120)
     driver = submit(clip, tmp_path, "--workers", "1", "--chunk-frames", "4")
-    deadline = time.monotonic() + 300
-    while not store_receipts(str(private_store), "here"):
-        assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
-        time.sleep(0.1)
-    worker = next(iter(store_receipts(str(private_store), "here").values())).pid
+    first = wait_until(lambda: store_receipts(str(private_store), "here"), "a first chunk", process=driver)
+    worker = next(iter(first.values())).pid
     driver.send_signal(signal.SIGINT)
     _, err = driver.communicate(timeout=120)
     assert driver.returncode == 130, err
     assert "Traceback" not in err
     with pytest.raises(ProcessLookupError):
         os.kill(worker, 0)
+
+
+def alive(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (a zombie is not: it holds no memory and runs nothing)."""
+    return [pid for pid in pids if pid in process_tree(pid)]
+
+
+def test_worker_processes_end_within_seconds_of_their_driver_being_killed(tmp_path, private_store):
+    # SIGKILL, as the OOM killer or a closed terminal ends a driver: it gets no chance to stop its workers
+    clip = make_clip(tmp_path / "long.mp4", frames=240, width=160, height=120)
+    driver = submit(clip, tmp_path, "--workers", "2", "--chunk-frames", "4")
+    workers: list[int] = []
+    try:
+        wait_until(lambda: store_receipts(str(private_store), "here"), "a first chunk", process=driver)
+        workers = [pid for pid in process_tree(driver.pid) if pid != driver.pid]  # its workers (and helpers)
+        assert len(workers) >= 2
+        driver.kill()
+        driver.wait()
+        killed = time.monotonic()
+        # the bound is a hang guard: the kernel ends them at once (PR_SET_PDEATHSIG), a poll within 1 s
+        wait_until(lambda: not alive(workers), "the orphaned workers to exit", timeout=30, interval=0.05)
+        print(f"orphaned workers gone {time.monotonic() - killed:.2f} s after their driver was killed")
+    finally:
+        for pid in alive(workers):  # only what this test started
+            os.kill(pid, signal.SIGKILL)
+        if driver.poll() is None:
+            driver.kill()

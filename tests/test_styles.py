@@ -228,7 +228,7 @@ def test_batch_size_does_not_change_results(catalog, stylizer):
 def test_model_id_names_network_weights_and_style(catalog, stylizer):
     model_id = stylizer.model_id
     assert model_id.startswith("multistyle26-") and len(model_id.split("-")[1]) == 12
-    assert model_id.endswith("-19-s1")
+    assert model_id.endswith(f"-19-s1-r{stylizer.reference_side}")
     other = stylizer.with_style(catalog.resolve("starry-ember"))
     assert other.model_id != model_id and "5:0.5,19:0.5" in other.model_id
     assert weights_label(catalog.resolve("3:1,12:3").weights) == "3:0.25,12:0.75"

@@ -21,12 +21,13 @@ NCHW inside, which is the layout kept here):
 Weights are stored as int8 (per output channel, zero point 0) with int32
 biases; they are dequantized once, ``(q - zero_point) * scale``, into float32
 parameters. The graph also fake-quantizes every activation (input, conv
-outputs, each step of the normalisation, residual sums, the output). That is
-reproducible here (``quantize_activations=True``) but off by default: the
-float path keeps the activations' full range and precision (the int8 export
-rounds e.g. the per-channel variance to steps of 0.0025..0.05 and clips the
-style vector to [-2.8, 3.0]), and even the emulation cannot be bit-exact (see
-:class:`ArbitraryTransformer`). Measured against onnxruntime on the exports:
+outputs, each step of the normalisation, residual sums, the output); the
+networks here are bare float modules, as pytorch/examples keeps
+``transformer_net.py``: the float path keeps the activations' full range and
+precision (the int8 export rounds e.g. the per-channel variance to steps of
+0.0025..0.05 and clips the style vector to [-2.8, 3.0]). The tests rebuild the
+int8 emulation on top of these modules with forward hooks
+(``tests/int8_emulation.py``). Measured against onnxruntime on the exports:
 
 * with the activation Q/DQ pairs removed from the graph, the float path is
   the same computation: ≤ 2e-6 on the vector, ≤ 4e-6 on pixels;
@@ -60,8 +61,6 @@ STYLE_DIM = 100
 PREDICT_SIZE = 256
 #: the transformer's fixed side in the export; the torch rebuild takes any size
 TRANSFORM_SIZE = 384
-#: the transformer contracts by 4
-MULTIPLE = 4
 #: ε of the instance norm, stored in the graph as int8 127 × 7.874016e-08
 EPS = 1e-5
 
@@ -69,7 +68,6 @@ EPS = 1e-5
 MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
 Tensors = Mapping[str, np.ndarray]
-QuantTable = Mapping[str, tuple[float, int]]
 
 
 # -- reading the exports ---------------------------------------------------------------------------------------
@@ -132,54 +130,22 @@ def conv_tensors(model, values: Tensors) -> dict[str, tuple[np.ndarray, np.ndarr
     return convs
 
 
-def quant_table(model, values: Tensors) -> dict[str, tuple[float, int]]:
-    """(scale, zero point) of every activation QuantizeLinear, keyed by the quantized tensor's name."""
-    table = {}
-    for node in model.graph.node:
-        if node.op_type == "QuantizeLinear" and node.input[1] in values and node.input[2] in values:
-            table[node.output[0]] = (float(values[node.input[1]]), int(values[node.input[2]]))
-    return table
+def load_layer(layer: nn.Module, convs: Mapping) -> None:
+    """Copy the export's conv named ``layer.scope`` into ``layer.weight`` and ``layer.bias``, shapes checked.
 
-
-# -- activation quantization -------------------------------------------------------------------------------------
-
-
-def fake_quant(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
-    """QuantizeLinear then DequantizeLinear to int8: round half to even, saturate, scale back."""
-    q = torch.clamp(torch.round(x / scale) + zero_point, -128, 127)
-    return (q - zero_point) * scale
-
-
-class ActQuant:
-    """Fake-quantizes a named activation like the export does, or passes it through (the float path)."""
-
-    def __init__(self, table: QuantTable | None = None):
-        self.table = dict(table) if table is not None else None
-
-    @property
-    def active(self) -> bool:
-        return self.table is not None
-
-    def __call__(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        if self.table is None:
-            return x
-        scale, zero_point = self.table[name]
-        return fake_quant(x, scale, zero_point)
-
-
-FLOAT = ActQuant()
-
-
-def fetch(convs: Mapping, scope: str, weight_shape: torch.Size, bias_shape: torch.Size | None) -> tuple:
-    """The (weight, bias) of ``scope`` as float32 tensors, checked against the layer's shapes."""
+    The one loader of every layer here: a ``nn.Linear`` takes a 1×1 conv (the
+    style projections of the transformer's normalisations).
+    """
+    scope, weight, bias = layer.scope, layer.weight, layer.bias
     if scope not in convs:
         raise StyleError(f"the ONNX model has no conv {scope!r}: not the expected arbitrary-stylization export")
-    weight, bias = convs[scope]
-    if tuple(weight.shape) != tuple(weight_shape):
-        raise StyleError(f"conv {scope!r} has weights {weight.shape}, expected {tuple(weight_shape)}")
-    if bias_shape is not None and (bias is None or tuple(bias.shape) != tuple(bias_shape)):
-        raise StyleError(f"conv {scope!r} has no bias of shape {tuple(bias_shape)}")
-    return as_tensor(weight), (as_tensor(bias) if bias_shape is not None else None)
+    w, b = convs[scope]
+    if tuple(w.shape) not in (tuple(weight.shape), (*weight.shape, 1, 1)):
+        raise StyleError(f"conv {scope!r} has weights {w.shape}, expected {tuple(weight.shape)}")
+    if b is None or tuple(b.shape) != tuple(bias.shape):
+        raise StyleError(f"conv {scope!r} has no bias of shape {tuple(bias.shape)}")
+    weight.data.copy_(as_tensor(w).reshape(weight.shape))
+    bias.data.copy_(as_tensor(b))
 
 
 def as_tensor(array: np.ndarray) -> torch.Tensor:
@@ -201,26 +167,20 @@ class MobileConv(nn.Module):
     """Conv (BatchNorm folded into weight and bias) with TF "SAME" padding, then ReLU6 or nothing."""
 
     def __init__(self, scope: str, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
-                 relu6: bool = True, out_name: str | None = None):
+                 relu6: bool = True):
         super().__init__()
         self.scope, self.stride, self.groups, self.relu6 = scope, stride, groups, relu6
         self.weight = nn.Parameter(torch.zeros(cout, cin // groups, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(cout))
-        self.out_name = out_name or scope + ("/Relu6" if relu6 else "/BatchNorm/FusedBatchNormV3")
 
-    def load(self, convs: Mapping) -> None:
-        weight, bias = fetch(convs, self.scope, self.weight.shape, self.bias.shape)
-        self.weight.data.copy_(weight)
-        self.bias.data.copy_(bias)
-
-    def forward(self, x: torch.Tensor, q: ActQuant = FLOAT) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.weight.shape[-1]
         (top, bottom), (left, right) = (same_padding(n, k, self.stride) for n in x.shape[-2:])
         if (top, left) == (bottom, right):
             x = F.conv2d(x, self.weight, self.bias, self.stride, (top, left), groups=self.groups)
         else:
             x = F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, self.stride, groups=self.groups)
-        return q(self.out_name, x.clamp(0.0, 6.0) if self.relu6 else x)
+        return x.clamp(0.0, 6.0) if self.relu6 else x
 
 
 class InvertedResidual(nn.Module):
@@ -235,10 +195,10 @@ class InvertedResidual(nn.Module):
         self.project = MobileConv(f"{scope}/project", hidden, cout, relu6=False)
         self.skip = stride == 1 and cin == cout
 
-    def forward(self, x: torch.Tensor, q: ActQuant = FLOAT) -> torch.Tensor:
-        y = self.expand(x, q) if self.expand is not None else x
-        y = self.project(self.depthwise(y, q), q)
-        return q(f"{self.scope}/add", x + y) if self.skip else y
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.expand(x) if self.expand is not None else x
+        y = self.project(self.depthwise(y))
+        return x + y if self.skip else y
 
 
 def mobilenet_blocks() -> list[InvertedResidual]:
@@ -253,6 +213,13 @@ def mobilenet_blocks() -> list[InvertedResidual]:
     return blocks
 
 
+class GlobalMean(nn.Module):
+    """The spatial mean, (N,C,H,W) → (N,C,1,1): the bottleneck between MobileNetV2 and the embedding."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=True)
+
+
 class StylePredictor(nn.Module):
     """Style image (N,3,H,W) in [0,1] → style embedding S (N,100) (Ghiasi et al. 2017).
 
@@ -265,17 +232,14 @@ class StylePredictor(nn.Module):
         self.stem = MobileConv("MobilenetV2/Conv", 3, 32, 3, 2)
         self.blocks = nn.ModuleList(mobilenet_blocks())
         self.head = MobileConv("MobilenetV2/Conv_1", 320, 1280)
-        self.embed = MobileConv("mobilenet_conv/Conv", 1280, STYLE_DIM, relu6=False,
-                                out_name="mobilenet_conv/Conv/BiasAdd_int8")
-        self.quant = FLOAT
+        self.pool = GlobalMean()
+        self.embed = MobileConv("mobilenet_conv/Conv", 1280, STYLE_DIM, relu6=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        q = self.quant
-        x = self.stem(q("style_image_int8", images), q)
+        x = self.stem(images)
         for block in self.blocks:
-            x = block(x, q)
-        x = q("bottleneck/Mean", self.head(x, q).mean(dim=(2, 3), keepdim=True))
-        return self.embed(x, q).flatten(1)
+            x = block(x)
+        return self.embed(self.pool(self.head(x))).flatten(1)
 
 
 # -- the style transformer ---------------------------------------------------------------------------------------
@@ -292,25 +256,19 @@ def fused_instance_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor
     return F.instance_norm(x.reshape(1, n * c, h, w), weight=gamma, bias=beta, eps=EPS).reshape(n, c, h, w)
 
 
-def cond_instance_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, scope: str,
-                       q: ActQuant = FLOAT) -> torch.Tensor:
-    """γ(S)·(x − μ)/√(σ² + ε) + β(S) per sample and channel (Ghiasi et al. 2017; Dumoulin et al. 2017).
+class CondInstanceNorm(nn.Module):
+    """γ(S)·(x − μ)/√(σ² + ε) + β(S) per sample and channel (Ghiasi et al. 2017; Dumoulin et al. 2017)."""
 
-    The quantized path follows the export's TF "batchnorm" decomposition step
-    by step (μ, (x−μ)², σ², σ²+ε, 1/√·, γ/√·, μγ/√·, β−μγ/√·, xγ/√·), each
-    rounded to int8 as the graph does.
-    """
-    if not q.active:
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         return fused_instance_norm(x, gamma, beta)
-    gamma, beta = gamma[..., None, None], beta[..., None, None]
-    name = f"{scope}/StyleNorm/"
-    mean = q(name + "moments/mean", x.mean(dim=(2, 3), keepdim=True))
-    sq = q(name + "moments/SquaredDifference_int8", (x - mean) ** 2)
-    var = q(name + "moments/variance", sq.mean(dim=(2, 3), keepdim=True))
-    inv = q(name + "batchnorm/Rsqrt_int8", torch.rsqrt(q(name + "batchnorm/add", var + EPS)))
-    mul = q(name + "batchnorm/mul", inv * gamma)
-    shift = q(name + "batchnorm/sub", beta - q(name + "batchnorm/mul_2", mean * mul))
-    return q(name + "batchnorm/mul_1", x * mul) + shift
+
+
+class StyleProjection(nn.Linear):
+    """S (N,100) → one normalisation's γ or β (N,C): a 1×1 conv of the style vector in the export."""
+
+    def __init__(self, scope: str, channels: int):
+        super().__init__(STYLE_DIM, channels)
+        self.scope = scope
 
 
 class ContractLayer(nn.Module):
@@ -322,14 +280,9 @@ class ContractLayer(nn.Module):
         self.weight = nn.Parameter(torch.zeros(cout, cin, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(cout))
 
-    def load(self, convs: Mapping) -> None:
-        weight, bias = fetch(convs, self.scope, self.weight.shape, self.bias.shape)
-        self.weight.data.copy_(weight)
-        self.bias.data.copy_(bias)
-
-    def forward(self, x: torch.Tensor, q: ActQuant = FLOAT) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (self.weight.shape[-1] // 2,) * 4, mode="reflect")
-        return q(f"{self.scope}/Relu", F.relu(F.conv2d(x, self.weight, self.bias, self.stride)))
+        return F.relu(F.conv2d(x, self.weight, self.bias, self.stride))
 
 
 class StyleLayer(nn.Module):
@@ -340,30 +293,16 @@ class StyleLayer(nn.Module):
         self.scope, self.upsample, self.relu = scope, upsample, relu
         self.weight = nn.Parameter(torch.zeros(cout, cin, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(cout))
-        self.gamma = nn.Linear(STYLE_DIM, cout)
-        self.beta = nn.Linear(STYLE_DIM, cout)
+        self.gamma = StyleProjection(f"style_params/{scope}/StyleNorm/Conv_1", cout)
+        self.beta = StyleProjection(f"style_params/{scope}/StyleNorm/Conv", cout)
+        self.norm = CondInstanceNorm()
 
-    def load(self, convs: Mapping) -> None:
-        weight, bias = fetch(convs, self.scope, self.weight.shape, self.bias.shape)
-        self.weight.data.copy_(weight)
-        self.bias.data.copy_(bias)
-        for linear, name in ((self.gamma, "Conv_1"), (self.beta, "Conv")):
-            shape = (*linear.weight.shape, 1, 1)
-            w, b = fetch(convs, f"style_params/{self.scope}/StyleNorm/{name}", shape, linear.bias.shape)
-            linear.weight.data.copy_(w.flatten(1))
-            linear.bias.data.copy_(b)
-
-    def forward(self, x: torch.Tensor, style: torch.Tensor, q: ActQuant = FLOAT) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         if self.upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         x = F.pad(x, (self.weight.shape[-1] // 2,) * 4, mode="reflect")
-        x = q(f"{self.scope}/Conv2D", F.conv2d(x, self.weight, self.bias))
-        gamma = q(f"style_params/{self.scope}/StyleNorm/Conv_1/BiasAdd", self.gamma(style))
-        beta = q(f"style_params/{self.scope}/StyleNorm/Conv/BiasAdd", self.beta(style))
-        x = cond_instance_norm(x, gamma, beta, self.scope, q)
-        if self.relu:
-            return q(f"{self.scope}/Relu", F.relu(x))
-        return q(f"{self.scope}/StyleNorm/batchnorm/add_1", x)
+        x = self.norm(F.conv2d(x, self.weight, self.bias), self.gamma(style), self.beta(style))
+        return F.relu(x) if self.relu else x
 
 
 class ResidualBlock(nn.Module):
@@ -375,8 +314,8 @@ class ResidualBlock(nn.Module):
         self.conv1 = StyleLayer(f"{scope}/conv1", channels, channels)
         self.conv2 = StyleLayer(f"{scope}/conv2", channels, channels, relu=False)
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor, q: ActQuant = FLOAT) -> torch.Tensor:
-        return q(f"{self.scope}/add", x + self.conv2(self.conv1(x, style, q), style, q))
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.conv1(x, style), style)
 
 
 def style_rows(style: torch.Tensor, batch: int) -> torch.Tensor:
@@ -394,14 +333,13 @@ class ArbitraryTransformer(nn.Module):
     and right to a multiple of 4, the contraction factor, and cropped back).
 
     Against onnxruntime on the int8 export at 384×384 (same content, same
-    style vector), the default float path differs by 0.015..0.022 mean
-    absolute error and at most ~0.23 on a handful of pixels: the export rounds
-    every activation to 256 levels per tensor, including the instance-norm
-    variance, so low-contrast channels are normalised with a coarsely rounded
-    σ. Setting ``quant`` to the export's table (``quantize_activations``)
-    brings that to 0.011..0.019, not to zero: float convolutions summed in
-    another order flip an occasional int8 rounding, and each flip spreads
-    through the following quantized layers.
+    style vector), this float network differs by 0.015..0.022 mean absolute
+    error and at most ~0.23 on a handful of pixels: the export rounds every
+    activation to 256 levels per tensor, including the instance-norm variance,
+    so low-contrast channels are normalised with a coarsely rounded σ. The
+    tests' int8 emulation brings that to 0.011..0.019, not to zero: float
+    convolutions summed in another order flip an occasional int8 rounding,
+    and each flip spreads through the following quantized layers.
     """
 
     def __init__(self):
@@ -417,51 +355,45 @@ class ArbitraryTransformer(nn.Module):
             StyleLayer("transformer/expand/conv2/conv", 16, 8, upsample=True),
             StyleLayer("transformer/expand/conv3/conv", 8, 3, kernel=9, relu=False),
         ])
-        self.quant = FLOAT
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        q = self.quant
-        style = q("mobilenet_conv/Conv/BiasAdd_int8", style_rows(style, x.shape[0]).to(x.dtype))
-        padded, h, w = pad_to_multiple(x, MULTIPLE)
-        y = q("transformer/contract/MirrorPad_int8", padded)
+        style = style_rows(style, x.shape[0]).to(x.dtype)
+        y, h, w = pad_to_multiple(x)
         for layer in self.contract:
-            y = layer(y, q)
+            y = layer(y)
         for block in self.residual:
-            y = block(y, style, q)
+            y = block(y, style)
         for layer in self.expand:
-            y = layer(y, style, q)
-        return q("transformer/expand/conv3/conv/Sigmoid_int8", torch.sigmoid(y))[..., :h, :w]
+            y = layer(y, style)
+        return torch.sigmoid(y)[..., :h, :w]
 
 
 # -- loading -----------------------------------------------------------------------------------------------------
 
 
-def fill(net: nn.Module, path: Path, quantize_activations: bool) -> nn.Module:
-    """Load every layer of ``net`` from the export at ``path``; optionally adopt its activation quantization."""
+def fill(net: nn.Module, path: Path) -> nn.Module:
+    """Load every layer of ``net`` (each module with a TF ``scope`` and a weight) from the export at ``path``."""
     model = load_graph(path)
-    values = graph_constants(model)
-    convs = conv_tensors(model, values)
+    convs = conv_tensors(model, graph_constants(model))
     for layer in net.modules():
-        if hasattr(layer, "load"):
-            layer.load(convs)
-    if quantize_activations:
-        net.quant = ActQuant(quant_table(model, values))
+        if hasattr(layer, "scope") and isinstance(getattr(layer, "weight", None), torch.Tensor):
+            load_layer(layer, convs)
     return net.eval().requires_grad_(False)
 
 
-def load_predictor(path: Path | None = None, quantize_activations: bool = False) -> StylePredictor:
+def load_predictor(path: Path | None = None) -> StylePredictor:
     """The style predictor with the dequantized weights of ``arbitrary_predict.onnx``."""
-    return fill(StylePredictor(), path or model_path(PREDICT_FILE), quantize_activations)
+    return fill(StylePredictor(), path or model_path(PREDICT_FILE))
 
 
-def load_transformer(path: Path | None = None, quantize_activations: bool = False) -> ArbitraryTransformer:
+def load_transformer(path: Path | None = None) -> ArbitraryTransformer:
     """The style transformer with the dequantized weights of ``arbitrary_transform.onnx``."""
-    return fill(ArbitraryTransformer(), path or model_path(TRANSFORM_FILE), quantize_activations)
+    return fill(ArbitraryTransformer(), path or model_path(TRANSFORM_FILE))
 
 
-def load_arbitrary(quantize_activations: bool = False) -> tuple[StylePredictor, ArbitraryTransformer]:
-    """Both networks, float activations unless asked to mimic the int8 export."""
-    return load_predictor(None, quantize_activations), load_transformer(None, quantize_activations)
+def load_arbitrary() -> tuple[StylePredictor, ArbitraryTransformer]:
+    """Both networks."""
+    return load_predictor(), load_transformer()
 
 
 # -- style vectors -----------------------------------------------------------------------------------------------

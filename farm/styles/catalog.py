@@ -27,7 +27,7 @@ import yaml
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 import farm
-from farm.config import Model, StyleChoice, load_yaml_model
+from farm.config import STYLE_VECTOR_LENGTH, Model, StyleChoice, load_yaml_model
 from farm.errors import ConfigError, StyleError
 
 #: styles in multistyle26.onnx; equals farm.styles.multistyle.NUM_STYLES (not imported: that pulls in torch)
@@ -57,10 +57,27 @@ class StyleEntrySpec(Model):
         return self
 
 
-class StylesFile(Model):
-    """The whole of styles.yaml: name → entry, every built-in index named exactly once."""
+class NetworkSpec(Model):
+    """How one network's look is defined: the frame size at which its strokes have their intended size."""
 
+    #: the short side (pixels) of the frames the network paints its own look at; every output size is
+    #: painted at this short side (divided by --stroke-scale) and resized (farm/styles/scale.py)
+    reference_side: int = Field(ge=16, le=4096)
+
+
+class StylesFile(Model):
+    """The whole of styles.yaml: every network's reference size; name → entry, every built-in index named once."""
+
+    networks: dict[Literal["multistyle26", "arbitrary", "fast-neural-style"], NetworkSpec]
     styles: dict[StyleName, StyleEntrySpec]
+
+    @field_validator("networks")
+    @classmethod
+    def _every_network(cls, networks: dict[str, NetworkSpec]) -> dict[str, NetworkSpec]:
+        missing = sorted(set(STYLE_VECTOR_LENGTH) - set(networks))
+        if missing:
+            raise ValueError(f"no reference_side for {', '.join(missing)}")
+        return networks
 
     @field_validator("styles")
     @classmethod
@@ -148,8 +165,11 @@ class CatalogEntry:
 class Catalog:
     """Named styles, looked up by name (or spec) and resolved to a :class:`StyleChoice`."""
 
-    def __init__(self, entries: Sequence[CatalogEntry], source: Path | None = None, extra_names: Sequence[str] = ()):
+    def __init__(self, entries: Sequence[CatalogEntry], source: Path | None = None, extra_names: Sequence[str] = (),
+                 reference_sides: dict[str, int] | None = None):
         self.entries: tuple[CatalogEntry, ...] = tuple(entries)
+        #: network → the short side its look is defined at (styles.yaml ``networks``)
+        self.reference_sides = dict(reference_sides or {})
         self.source = source
         #: other names the user could have meant (their saved styles), offered when a name is unknown
         self.extra_names = tuple(extra_names)
@@ -163,7 +183,8 @@ class Catalog:
         blends = [(n, e) for n, e in spec.styles.items() if e.blend is not None]
         index_of = {n: e.index for n, e in builtins}
         entries = [_builtin_entry(n, e) for n, e in builtins] + [_blend_entry(n, e, index_of) for n, e in blends]
-        return cls(entries, source, extra_names)
+        sides = {network: n.reference_side for network, n in spec.networks.items()}
+        return cls(entries, source, extra_names, sides)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -291,3 +312,8 @@ def load_catalog(path: Path | None = None, extra_names: Sequence[str] = ()) -> C
     spec = load_yaml_model(path, StylesFile)
     assert isinstance(spec, StylesFile)
     return Catalog.from_spec(spec, source=path, extra_names=extra_names)
+
+
+def reference_side(network: str) -> int:
+    """The short side at which ``network`` paints its own look (``networks`` in styles.yaml)."""
+    return load_catalog().reference_sides[network]

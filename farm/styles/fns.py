@@ -36,8 +36,6 @@ from farm.sources import localize
 from farm.store import sha256_file
 from farm.styles.multistyle import pad_to_multiple
 
-#: the network contracts by 4; frames are reflect-padded to a multiple of 4 and cropped back
-MULTIPLE = 4
 #: instance-norm buffers that torch < 0.4 saved and the example deletes before loading
 LEGACY_KEY = re.compile(r"in\d+\.(running_mean|running_var|num_batches_tracked)$")
 
@@ -127,7 +125,7 @@ class TransformerNet(nn.Module):
         Odd sizes would come back a few pixels larger (two stride-2 convs, two
         ×2 upsamplings), so frames are reflect-padded to a multiple of 4 and cropped.
         """
-        padded, h, w = pad_to_multiple(x, MULTIPLE)
+        padded, h, w = pad_to_multiple(x)
         return self.unit_range(padded)[..., :h, :w]
 
     def unit_range(self, x: torch.Tensor) -> torch.Tensor:

@@ -59,14 +59,20 @@ def weights_hash(style: StyleChoice) -> str:
     return sha256_prefix(network_file(style))
 
 
-def model_identity(style: StyleChoice, weights_id: str | None = None) -> str:
-    """Network, weights-file hash, style vector and strength: what decides the pixels, for manifests."""
+def model_identity(style: StyleChoice, weights_id: str | None = None, reference_side: int | None = None) -> str:
+    """Network, weights-file hash, style vector, strength and the reference side the network paints at
+    (styles.yaml): what decides the pixels, for manifests."""
     weights_id = weights_id or weights_hash(style)
+    if reference_side is None:
+        from farm.styles.catalog import reference_side as catalog_side
+
+        reference_side = catalog_side(style.network)
+    look = f"s{style.strength:g}-r{reference_side}"
     if style.network == "fast-neural-style":
-        return f"fast-neural-style-{weights_id}-s{style.strength:g}"
+        return f"fast-neural-style-{weights_id}-{look}"
     if style.network == "arbitrary":  # 100 floats: name them by their hash (float32 bytes, as the network sees them)
         import numpy as np
 
         label = hashlib.sha256(np.asarray(style.weights, dtype=np.float32).tobytes()).hexdigest()[:12]
-        return f"arbitrary-{weights_id}-{label}-s{style.strength:g}"
-    return f"{NETWORK}-{weights_id}-{weights_label(style.weights)}-s{style.strength:g}"
+        return f"arbitrary-{weights_id}-{label}-{look}"
+    return f"{NETWORK}-{weights_id}-{weights_label(style.weights)}-{look}"

@@ -22,6 +22,7 @@ from farm.errors import ConfigError
 from farm.styles.aot import AotNetwork, NotBuilt
 from farm.styles.identity import model_identity, onnx_path, weights_hash
 from farm.styles.multistyle import load_multistyle, pad_to_multiple
+from farm.styles.scale import resize, to_output, working_size
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +70,21 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 
 def stylize_tensor(net: torch.nn.Module, frames: torch.Tensor, weights: torch.Tensor, strength: float,
-                   dtype: torch.dtype, memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+                   dtype: torch.dtype, memory_format: torch.memory_format = torch.contiguous_format,
+                   work: tuple[int, int] | None = None) -> torch.Tensor:
     """uint8 (N,H,W,3) on the device → float32 (N,H,W,3) in [0,1], mixed with the input by ``strength``.
 
-    The network contracts by 4, so frames are reflect-padded to a multiple of
-    4 and cropped back (reflection, not zeros, keeps the borders painted like
-    the rest). The mix happens in float32 so strength 0 returns the input exactly.
+    The network paints the frames resized to ``work`` (height, width; None: as they are) and the
+    painting comes back to the frames' size guided by them (:mod:`farm.styles.scale`). The network
+    contracts by 4, so frames are reflect-padded to a multiple of 4 and cropped back (reflection, not
+    zeros, keeps the borders painted like the rest). The mix happens in float32 so strength 0 returns
+    the input exactly.
     """
     x = frames.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
-    padded, h, w = pad_to_multiple(x.to(dtype))
+    small = resize(x, work or tuple(x.shape[-2:]))
+    padded, h, w = pad_to_multiple(small.to(dtype))
     styled = net(padded.contiguous(memory_format=memory_format), weights)
-    styled = styled[..., :h, :w].to(torch.float32)
+    styled = to_output(styled[..., :h, :w].to(torch.float32), small, x)
     if strength < 1.0:
         styled = torch.lerp(x, styled, strength)
     return styled.permute(0, 2, 3, 1)
@@ -90,7 +95,7 @@ class Stylizer:
 
     def __init__(self, style: StyleChoice, *, device: str = "auto", threads: int | None = None,
                  precision: Precision = "auto", batch: int | None = None, compile: bool = False,
-                 build: bool = True):
+                 build: bool = True, reference_side: int | None = None):
         if batch is not None and batch < 1:
             raise ConfigError(f"batch must be at least 1, got {batch}")
         if threads is not None:
@@ -101,6 +106,9 @@ class Stylizer:
         self.device = pick_device(device)
         self.dtype = network_dtype(self.device, precision)
         self.batch = batch or default_batch(self.device)
+        #: the short side the network paints at, for stroke scale 1 (styles.yaml ``networks``)
+        self.reference_side = reference_side or catalog_reference_side(style.network)
+        self.stroke_scale = 1.0
         self._weights_hash = weights_hash(style)
         net = load_network(style).to(device=self.device, dtype=self.dtype)
         # channels_last measured slower for the 26-style network on CPU, faster for the arbitrary one and on GPU
@@ -116,24 +124,31 @@ class Stylizer:
         self.style = style
         self.weights = torch.tensor(style.weights, dtype=self.dtype, device=self.device)
 
-    def with_style(self, style: StyleChoice) -> Stylizer:
-        """Another style on the same loaded network (no reload): contact sheets, multi-job workers."""
+    def with_style(self, style: StyleChoice, stroke_scale: float = 1.0) -> Stylizer:
+        """Another style (and stroke scale) on the same loaded network (no reload): contact sheets,
+        multi-job workers."""
         if style.network != self.style.network:
             raise ConfigError(f"a {self.style.network} stylizer cannot run a {style.network} style")
         if style.model_sha256 != self.style.model_sha256:
             raise ConfigError("a checkpoint's stylizer cannot run another checkpoint: load it with its own Stylizer")
         other = copy.copy(self)
         other._set_style(style)
+        other.stroke_scale = stroke_scale
         return other
+
+    def working_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size the network paints a ``height``×``width`` frame at (the compiled packages see this)."""
+        return working_size(height, width, self.reference_side, self.stroke_scale, MIN_SIDE)
 
     @property
     def model_id(self) -> str:
-        """Network, weights-file hash, style mix and strength: what decides the pixels, for manifests.
+        """Network, weights-file hash, style mix, strength and reference side: what decides the pixels, for
+        manifests (the stroke scale is in the job's RenderOptions).
 
         Device and precision are left out on purpose: a job resumed on another
         kind of node must still recognise its finished chunks.
         """
-        return model_identity(self.style, self._weights_hash)
+        return model_identity(self.style, self._weights_hash, self.reference_side)
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         """uint8 (N,H,W,3) → float32 (N,H,W,3) in [0,1], ``batch`` frames at a time."""
@@ -152,13 +167,15 @@ class Stylizer:
             return torch.cat([self._run(frames[part]).clamp_(0.0, 1.0) for part in batches(len(frames), self.batch)])
 
     def _run(self, chunk: torch.Tensor) -> torch.Tensor:
+        work = self.working_size(*chunk.shape[1:3])
         if self.compiled is None:
-            return stylize_tensor(self.net, chunk, self.weights, self.style.strength, self.dtype, self.memory_format)
+            return stylize_tensor(self.net, chunk, self.weights, self.style.strength, self.dtype, self.memory_format,
+                                  work)
         n = len(chunk)
         full = fill_batch(chunk, self.batch)  # one shape per resolution: a short batch would compile again
         try:
             styled = stylize_tensor(self.compiled, full, self.weights, self.style.strength, self.dtype,
-                                    self.memory_format)
+                                    self.memory_format, work)
         except NotBuilt:  # asked to use only what is built, and this frame size is not: eager, no fuss
             self.compiled = None
             return self._run(chunk)
@@ -168,6 +185,13 @@ class Stylizer:
             self.compiled = None
             return self._run(chunk)
         return styled[:n]
+
+
+def catalog_reference_side(network: str) -> int:
+    """The network's reference short side from styles.yaml."""
+    from farm.styles.catalog import reference_side
+
+    return reference_side(network)
 
 
 def network_dtype(device: torch.device, precision: Precision) -> torch.dtype:

@@ -23,7 +23,8 @@ from farm.styles.identity import onnx_path
 
 NUM_STYLES = 26
 EPS = 1e-5
-#: the network contracts by 4, so frames are reflect-padded to a multiple of 4
+#: every network here (this one, arbitrary.py's transformer, fns.py's TransformerNet) contracts by 4,
+#: so frames are reflect-padded to a multiple of 4 and cropped back
 MULTIPLE = 4
 
 

@@ -114,8 +114,10 @@ def save_atomic(picture: Image.Image, out: Path) -> None:
 
 
 def render_sheet(catalog: Catalog, image: np.ndarray | None, out: Path, tile: int = 256, *,
-                 columns: int = COLUMNS, device: str = "auto", extra: Sequence[StyleChoice] = ()) -> Path:
-    """Draw the original, every catalog entry (built-ins, then blends) and ``extra`` styles on ``image``."""
+                 columns: int = COLUMNS, device: str = "auto", extra: Sequence[StyleChoice] = (),
+                 stroke_scale: float = 1.0) -> Path:
+    """Draw the original, every catalog entry (built-ins, then blends) and ``extra`` styles on ``image``,
+    with strokes ``stroke_scale`` times the style's own (relative to the tile, as in a render of any size)."""
     from farm.styles.model import Stylizer  # torch is imported only when a sheet is drawn
 
     frame = fit_tile(default_image() if image is None else np.asarray(image, dtype=np.uint8), tile)
@@ -125,7 +127,7 @@ def render_sheet(catalog: Catalog, image: np.ndarray | None, out: Path, tile: in
         key = (style.network, style.model_sha256)
         if key not in loaded:
             loaded[key] = Stylizer(style, device=device)
-        return to_uint8(loaded[key].with_style(style)(frame[None])[0])
+        return to_uint8(loaded[key].with_style(style, stroke_scale)(frame[None])[0])
 
     tiles = [("original", frame)]
     tiles += [(entry.name, paint(catalog.resolve(entry.name))) for entry in catalog.entries]

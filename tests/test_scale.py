@@ -1,0 +1,180 @@
+"""The same look at any output size: working sizes, guided upsampling, the stroke-length measure, and
+--stroke-scale reaching the network (farm/styles/scale.py, farm/metrics.py, farm/styles/model.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from farm import metrics
+from farm.config import RenderOptions, StyleChoice
+from farm.styles import scale
+from farm.styles.catalog import CATALOG_FILE, config_dir, load_catalog
+from farm.styles.model import Stylizer
+from tests.clips import pattern
+
+REAL_CATALOG = config_dir() / CATALOG_FILE  # the repo's, read at import: tests run with small reference sides
+
+
+def blurred_noise(sigma: float, size: int = 192, seed: int = 0) -> np.ndarray:
+    """Grey texture whose grain is about ``sigma`` pixels long, as uint8 RGB."""
+    import cv2
+
+    noise = np.random.default_rng(seed).normal(size=(size, size)).astype(np.float32)
+    grain = cv2.GaussianBlur(noise, (0, 0), sigma)
+    grain = (grain - grain.mean()) / grain.std() * 40 + 128
+    return np.repeat(np.clip(grain, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+# -- the measure ------------------------------------------------------------------------------------------------
+
+
+def test_stroke_length_orders_known_textures():
+    lengths = [metrics.stroke_length(blurred_noise(s), width=192) for s in (0.7, 1.5, 3.0)]
+    assert lengths[0] < lengths[1] < lengths[2]
+
+
+def test_stroke_length_is_relative_to_the_frame():
+    """The same picture at twice the size has the same strokes relative to the frame."""
+    import cv2
+
+    small = blurred_noise(2.0)
+    large = cv2.resize(small, (384, 384), interpolation=cv2.INTER_CUBIC)
+    a, b = metrics.stroke_length(small, width=192), metrics.stroke_length(large, width=192)
+    assert abs(a - b) / a < 0.15
+
+
+def test_look_differences():
+    flat, noisy = np.full((90, 160, 3), 128, np.uint8), blurred_noise(0.5, 160)[:90]
+    assert metrics.lowpass_difference(flat, flat) == 0.0
+    assert metrics.lowpass_difference(flat, np.full_like(flat, 138)) == pytest.approx(10.0, abs=0.01)
+    assert metrics.laplacian_variance(noisy) > 10 * metrics.laplacian_variance(flat) + 1.0
+
+
+# -- working sizes and upsampling -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("height, width", [(5, 7), (33, 17), (272, 640), (360, 640), (1080, 1920), (2160, 3840)])
+@pytest.mark.parametrize("stroke", [0.25, 1.0, 2.0, 4.0])
+def test_working_short_side_is_the_reference_over_the_stroke_scale(height, width, stroke):
+    h, w = scale.working_size(height, width, 360, stroke)
+    assert min(h, w) == round(360 / stroke)
+    assert abs(w / h - width / height) < 0.25 * max(1.0, width / height)
+
+
+def test_a_thin_frame_is_not_blown_up():
+    assert scale.working_size(5, 4000, 360) == (5, 4000)
+    h, w = scale.working_size(20, 400, 360)
+    assert w <= 4 * 360 and h >= 20
+
+
+def test_guided_upsampling_restores_edges_the_painting_follows():
+    """A painting that is a linear function of the frame comes back as that function of the
+    full-resolution frame: sharp where interpolation alone would blur."""
+    frame = torch.zeros(1, 3, 64, 64)
+    frame[..., :, 31:] = 1.0  # a vertical edge between two low-resolution pixels
+    low = scale.resize(frame, (16, 16))
+    painting = 0.5 * low + 0.2
+    up = scale.guided_upsample(painting, low, frame)
+    interpolated = scale.resize(painting, (64, 64))
+    target = 0.5 * frame + 0.2
+    assert up.shape == frame.shape
+    assert (up - target).abs().mean() < 0.5 * (interpolated - target).abs().mean()
+
+
+def test_guided_upsampling_keeps_texture_the_frame_lacks():
+    """Strokes on a flat frame are interpolated, not smoothed away, and the frame adds nothing."""
+    frame = torch.full((1, 3, 48, 48), 0.5)
+    painting = torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    low = scale.resize(frame, (12, 12))
+    torch.testing.assert_close(scale.guided_upsample(painting, low, frame), scale.resize(painting, (48, 48)),
+                               atol=1e-5, rtol=0)
+
+
+def test_to_output_same_size_is_untouched_and_larger_is_averaged_down():
+    painting = torch.rand(1, 3, 20, 30)
+    assert scale.to_output(painting, painting, painting) is painting
+    frame = torch.rand(1, 3, 10, 15)
+    assert scale.to_output(painting, painting, frame).shape == frame.shape
+
+
+# -- through the Stylizer ---------------------------------------------------------------------------------------
+
+
+class Recorder(torch.nn.Module):
+    """Stands in for a network: records the input sizes it is given, paints grey."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes: list[tuple[int, int]] = []
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(tuple(x.shape[-2:]))
+        return torch.full_like(x, 0.5)
+
+
+@pytest.fixture(scope="module")
+def vangogh() -> StyleChoice:
+    return load_catalog(REAL_CATALOG).resolve("vangogh")
+
+
+@pytest.mark.parametrize("stroke", [0.5, 1.0, 2.0])
+def test_stroke_scale_reaches_the_network_at_every_output_size(vangogh, stroke):
+    base = Stylizer(vangogh, device="cpu", precision="float32", reference_side=360)
+    base.net = recorder = Recorder()
+    stylizer = base.with_style(vangogh, stroke)
+    for height, width in [(5, 5), (7, 13), (48, 64), (360, 640), (1080, 1920)]:
+        out = stylizer(np.zeros((1, height, width, 3), np.uint8))
+        assert out.shape == (1, height, width, 3)
+        h, w = recorder.sizes[-1]
+        assert min(h, w) - round(360 / stroke) in range(4)  # padded to a multiple of 4
+
+
+def test_stroke_scale_is_part_of_the_jobs_identity(vangogh):
+    one, two = RenderOptions(style=vangogh), RenderOptions(style=vangogh, stroke_scale=2.0)
+    assert one.model_dump() != two.model_dump()
+    with pytest.raises(ValueError):
+        RenderOptions(style=vangogh, stroke_scale=5.0)
+
+
+def test_odd_and_tiny_sizes_render(vangogh):
+    stylizer = Stylizer(vangogh, device="cpu", precision="float32", reference_side=32)
+    for height, width in [(5, 5), (7, 13), (33, 17), (61, 45)]:
+        out = stylizer(pattern(1, width, height)[None])
+        assert out.shape == (1, height, width, 3) and 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_larger_stroke_scale_paints_longer_strokes(vangogh):
+    """The real network on a real-looking picture: strokes at scale 2 longer than at 1."""
+    frame = pattern(3, 256, 144)
+    stylizer = Stylizer(vangogh, device="cpu", precision="float32", reference_side=96)
+    one = stylizer(frame[None])[0]
+    two = stylizer.with_style(vangogh, 2.0)(frame[None])[0]
+    assert metrics.stroke_length(two, width=256) > 1.3 * metrics.stroke_length(one, width=256)
+
+
+@pytest.mark.parametrize("value", ["0.1", "5"])
+def test_stroke_scale_out_of_range_is_a_usage_error(tmp_path, value):
+    from tests.clips import make_clip
+    from tests.conftest import run_cli
+
+    clip = make_clip(tmp_path / "a.mp4", frames=2, width=32, height=24)
+    result = run_cli("submit", clip, "--stroke-scale", value, "-o", tmp_path / "out.mp4")
+    assert result.code == 2 and not (tmp_path / "out.mp4").exists()
+
+
+def test_sheet_takes_the_stroke_scale(vangogh, tmp_path):
+    """Two tiles' worth of sheet at two stroke scales: the larger one paints longer strokes."""
+    from farm.styles.catalog import Catalog, CatalogEntry
+    from farm.styles.sheet import render_sheet
+
+    entry = next(e for e in load_catalog(REAL_CATALOG).entries if e.name == "vangogh")
+    one_style = Catalog([entry], reference_sides={"multistyle26": 48})
+    image = pattern(2, 192, 128)
+    sheets = [render_sheet(one_style, image, tmp_path / f"s{s}.png", tile=128, device="cpu", stroke_scale=s)
+              for s in (1.0, 2.0)]
+    from PIL import Image
+
+    tiles = [np.asarray(Image.open(p).convert("RGB")) for p in sheets]
+    assert tiles[0].shape == tiles[1].shape and np.abs(tiles[0].astype(int) - tiles[1]).mean() > 5
