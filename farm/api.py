@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from farm.config import ClusterOptions, EncodeOptions, GifOptions, JobSpec, Precision, RenderOptions, StyleChoice, TemporalOptions
 from farm.driver import JobResult, ProgressFn
-from farm.errors import UserError
+from farm.errors import InternalError, UserError
 from farm.plan import new_job_id, validate_job_id
 from farm.sources import is_remote, localize, source_name, stage
 from farm.store import open_store
@@ -47,6 +47,7 @@ class SubmitRequest(BaseModel):
     gif_options: GifOptions = GifOptions()
     store: str | None = None
     job_id: str | None = None
+    keep: bool = False
     cluster: ClusterOptions = Field(default_factory=ClusterOptions)
 
 
@@ -116,7 +117,7 @@ def build_spec(request: SubmitRequest, local: Path, info: VideoInfo, output: Pat
     source = request.input if is_remote(request.input) else str(local.resolve())
     return JobSpec(job_id=job_id, source=source, source_copy=stage(store, local) if not is_remote(source) else None,
                    render=render, gif=request.gif_options, store=store.uri, output=str(output.resolve()),
-                   gif_output=str(gif.resolve()) if gif else None)
+                   gif_output=str(gif.resolve()) if gif else None, keep=request.keep)
 
 
 class PreparedJob(BaseModel):
@@ -176,7 +177,7 @@ def run(job: PreparedJob, progress: ProgressFn | None = None, detach: bool = Fal
 
 
 def _report(store, job_id: str, progress: ProgressFn | None) -> None:
-    from farm.driver import job_status
+    from farm.jobs import job_status
 
     try:
         state = job_status(store, job_id)
@@ -187,7 +188,10 @@ def _report(store, job_id: str, progress: ProgressFn | None) -> None:
 
 
 def _fetch_results(store, job: PreparedJob, seconds: float) -> JobResult:
-    """Copy the finished job's MP4 and GIF from the store to the user's paths."""
+    """Copy the finished job's MP4 and GIF from the store to the user's paths; the result is the one the
+    cluster's driver recorded in the job's state (its chunks, chunks rendered, stages), with this side's
+    paths and wall time."""
+    from farm.jobs import read_state
     from farm.plan import Layout
     from farm.reduce import deliver
 
@@ -198,10 +202,12 @@ def _fetch_results(store, job: PreparedJob, seconds: float) -> JobResult:
         part = dest.with_name(f".{dest.name}.part")
         store.get_file(layout.final(dest.name), part)
         deliver(part, dest)
-    info = job.info
-    return JobResult(job_id=spec.job_id, output=spec.output, gif=spec.gif_output, frames=info.frames, fps=info.fps,
-                     width=info.out_width, height=info.out_height, style=spec.render.style.name,
-                     seconds=round(seconds, 3), chunks=-1, chunks_rendered=-1, store=store.uri, stages={})
+    state = read_state(store, layout)
+    if "result" not in state:
+        raise InternalError(f"the remote driver of job {spec.job_id} finished without recording its result "
+                            f"in {store.describe(layout.state)}")
+    return JobResult.model_validate(state["result"]).model_copy(
+        update={"output": spec.output, "gif": spec.gif_output, "seconds": round(seconds, 3)})
 
 
 def run_job(job_id: str, store_uri: str, cluster: ClusterOptions) -> JobResult:
@@ -221,7 +227,7 @@ def submit(request: SubmitRequest, progress: ProgressFn | None = None) -> JobRes
 
 def prepare_resume(job_id: str, store: str | None, cluster: ClusterOptions) -> PreparedJob:
     """A job as its manifest describes it, checked like a new one (the source must still be there)."""
-    from farm.driver import load_job
+    from farm.jobs import load_job
 
     spec = load_job(open_store(store), validate_job_id(job_id)).spec
     try:
@@ -235,9 +241,31 @@ def prepare_resume(job_id: str, store: str | None, cluster: ClusterOptions) -> P
 
 def status(job_id: str, store: str | None):
     """Where a job stands, read from the store alone."""
-    from farm.driver import job_status
+    from farm.jobs import job_status
 
     return job_status(open_store(store), validate_job_id(job_id))
+
+
+def jobs(store: str | None):
+    """The store's jobs with their state, age and bytes."""
+    from farm.jobs import list_jobs
+
+    return list_jobs(open_store(store))
+
+
+def remove(job_ids: list[str], store: str | None, force: bool = False) -> dict[str, int]:
+    """Remove jobs' chunks and stored outputs (manifests and states stay); bytes freed per job."""
+    from farm.jobs import remove_job
+
+    opened = open_store(store)
+    return {job_id: remove_job(opened, validate_job_id(job_id), force) for job_id in job_ids}
+
+
+def prune(older_than: str, store: str | None) -> dict[str, int]:
+    """Remove every job not updated for ``older_than`` (``7d``, ``12h``); bytes freed per job."""
+    from farm.jobs import parse_age, prune as prune_jobs
+
+    return dict(prune_jobs(open_store(store), parse_age(older_than)))
 
 
 def flicker(input: Path, stylized: Path, style: str | None = None, flow: str = "auto"):

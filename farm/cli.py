@@ -7,6 +7,7 @@ No logic lives here (DESIGN.md: the CLI is an adapter). Exit codes: 0 done,
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -117,12 +118,14 @@ def submit(
     workers: Annotated[Optional[int], typer.Option(min=1, help="Style workers [one per GPU, else by CPU count].")] = None,
     gpus_per_worker: GpusPerWorker = ClusterOptions.model_fields["gpus_per_worker"].default,
     threads: Threads = None,
+    shard_tasks: Annotated[Optional[int], typer.Option(min=1, help="Tasks cutting the source into chunks at once, each decoding its own range [1 here, 2 on a Ray cluster].")] = None,
     compile: Compile = CompileMode.auto,
     precision: PrecisionOption = PrecisionMode.auto,
     keep_warm: KeepWarm = None,
     store: Annotated[Optional[str], typer.Option(help="Object store: a directory, file://… or s3://bucket/prefix.")] = None,
     address: Address = None,
     job_id: Annotated[Optional[str], typer.Option(help="Job id; the same id again resumes the job.")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the output chunks in the store after delivery (a local store's copy of the video too).")] = False,
     crf: Annotated[int, typer.Option(min=0, max=51, help="Encoder quality (lower = better).")] = EncodeOptions().crf,
     preset: Annotated[str, typer.Option(help="Encoder preset.")] = EncodeOptions().preset,
     codec: Annotated[str, typer.Option(help="Video encoder (an FFmpeg name); auto = h264_nvenc on GPU workers with NVENC, else libx264.")] = EncodeOptions().codec,
@@ -138,9 +141,9 @@ def submit(
         strength=strength, stroke_scale=stroke_scale, preview=preview,
         temporal=TemporalOptions(enabled=temporal, strength=coherence, flow=flow.value),
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames, precision=precision.value,
-        gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id,
+        gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id, keep=keep,
         cluster=cluster_options(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
-                                compile=compile.value, keep_warm=keep_warm),
+                                compile=compile.value, keep_warm=keep_warm, shard_tasks=shard_tasks),
     )
     _render(api.prepare(request), as_json, detach)
 
@@ -236,6 +239,49 @@ def status(
         elif value is not None:
             table.add_row(name, f"{value:.1f}" if isinstance(value, float) else str(value))
     Console().print(table)
+
+
+StoreOption = Annotated[Optional[str], typer.Option(help="The object store [the default local store].")]
+
+
+@app.command()
+def jobs(store: StoreOption = None,
+         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False) -> None:
+    """The store's jobs: state, age and bytes held."""
+    from farm import api
+
+    found = api.jobs(store)
+    if as_json:
+        print(json.dumps([job.model_dump() for job in found]))
+        return
+    table = Table("job", "state", "age", "bytes", box=None)
+    for job in found:
+        age = str(timedelta(seconds=int(job.age_seconds))) if job.age_seconds is not None else "?"
+        table.add_row(job.job_id, job.state, age, f"{job.bytes:,}")
+    Console().print(table)
+
+
+@app.command()
+def rm(job_ids: Annotated[list[str], typer.Argument(help="The jobs to remove.")], store: StoreOption = None,
+       force: Annotated[bool, typer.Option(help="Remove a job whose state says running (its driver is gone).")] = False) -> None:
+    """Remove jobs' chunks and stored videos; their manifests stay, so `farm status` still answers."""
+    from farm import api
+
+    for job_id, freed in api.remove(job_ids, store, force).items():
+        err.print(f"removed {job_id} ({freed:,} bytes)")
+
+
+@app.command()
+def prune(older_than: Annotated[str, typer.Option(help="Remove jobs not updated for this long: 90s, 30m, 12h, 7d, 2w.")],
+          store: StoreOption = None) -> None:
+    """Remove every job older than --older-than (its manifest stays)."""
+    from farm import api
+
+    removed = api.prune(older_than, store)
+    for job_id, freed in removed.items():
+        err.print(f"removed {job_id} ({freed:,} bytes)")
+    err.print(f"{len(removed)} job{'' if len(removed) == 1 else 's'} removed, "
+              f"{sum(removed.values()):,} bytes freed")
 
 
 @styles_app.callback()

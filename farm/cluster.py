@@ -227,11 +227,49 @@ class RayWorkers:
         ray.kill(worker)
 
     @staticmethod
-    def prepare_call(job: JobContext) -> Callable[[Any], Any]:
+    def prepare(actor: Any, job: JobContext) -> Any:
         """The remote call that readies an actor for the job (its network loaded and compiled)."""
-        return lambda actor: actor.prepare.remote(job)
+        return actor.prepare.remote(job)
 
     @staticmethod
-    def render_call(job: JobContext) -> Callable[[Any, Chunk], Any]:
-        """The remote call for one chunk, bound to one job's constants."""
-        return lambda actor, chunk: actor.render.remote(job, chunk)
+    def render(actor: Any, job: JobContext, chunk: Chunk) -> Any:
+        """The remote call for one chunk of the job."""
+        return actor.render.remote(job, chunk)
+
+
+class RaySharders:
+    """Shard tasks as Ray tasks spread over the cluster's nodes (farm/shard.py).
+
+    They reserve no CPU (``num_cpus=0``), as the driver's own decoding never did: the style pool is
+    sized to take every CPU a node offers, and a shard task that waited for a free one would wait for
+    the job to end (it holds the chunks the workers wait for). Each is one decoding and one encoding
+    thread; the OS shares the cores."""
+
+    def __init__(self) -> None:
+        from farm.shard import cut_span
+
+        self._remote = ray.remote(cut_span).options(num_cpus=0, scheduling_strategy="SPREAD", max_retries=0,
+                                                    runtime_env={"env_vars": forwarded_env()})
+        self._calls: set[Any] = set()
+
+    def submit(self, *args: Any) -> Any:
+        ref = self._remote.remote(*args)
+        self._calls.add(ref)
+        return ref
+
+    @staticmethod
+    def wait(calls: list[Any], timeout: float) -> list[Any]:
+        done, _ = ray.wait(calls, num_returns=1, timeout=timeout)
+        return done
+
+    def result(self, call: Any) -> Any:
+        self._calls.discard(call)
+        return ray.get(call)
+
+    def close(self) -> None:
+        for ref in self._calls:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - finished meanwhile, or Ray already gone
+                pass
+        self._calls.clear()

@@ -134,6 +134,8 @@ class ClusterOptions(Model):
     #: torch threads per CPU actor; None = the actor's CPU share
     threads: int | None = Field(None, ge=1)
     max_in_flight: int | None = Field(None, ge=1)
+    #: shard tasks cutting the source at once (processes here, Ray tasks on a cluster); None: 1 here, 2 on Ray
+    shard_tasks: int | None = Field(None, ge=1)
     max_attempts: int = Field(3, ge=1, le=20)
     #: torch.compile the network: "auto" where it pays (CPU actors with enough frames to amortise compiling)
     compile: Literal["auto", "on", "off"] = "auto"
@@ -156,6 +158,9 @@ class JobSpec(Model):
     #: where the user wants the results (a resume delivers there again); not part of the job's identity
     output: str
     gif_output: str | None = None
+    #: keep the output chunks (and a local store's copy of the final video) once the job has delivered;
+    #: by default they go, so the store does not hold a film twice. Not part of the job's identity
+    keep: bool = False
 
 
 def load_yaml_model(path: Path, model: type[Model]) -> Model:

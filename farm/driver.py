@@ -1,35 +1,39 @@
-"""The job: probe, plan, shard onto the store, render on Ray, reduce, deliver.
+"""The job: probe, plan, shard onto the store, render on the pool, reduce, deliver.
 
-``submit`` is the one library entry point the CLI calls. Job state lives in
-the object store (manifest, chunk receipts, state), so an interrupted job is
+``submit`` is the one library entry point the CLI calls; a :class:`JobRun`
+owns everything one running job holds (store, layout, manifest, source and
+its facts, the pool and its scheduler). Job state lives in the object store
+(manifest, chunk receipts, state: farm/jobs.py), so an interrupted job is
 finished by running it again with the same id: chunks with a valid receipt
 are not rendered twice.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from farm import cluster, local, video
 from farm.config import ClusterOptions, JobSpec
-from farm.errors import ChunkCorruptError, JobError, MissingObjectError
+from farm.errors import ChunkCorruptError, JobError
+from farm.jobs import finished_receipts, load_manifest, read_state, write_state
 from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks
 from farm.reduce import deliver, write_gif, write_video
-from farm.schedule import Feeder, PoolShape, Scheduler, compile_mode, pool_shape
-from farm.shard import shard
-from farm.store import ObjectStore, open_store
+from farm.schedule import PoolShape, Scheduler, compile_mode, pool_shape
+from farm.shard import LocalSharders, Sharders, ShardFeeder, SeekPoint, plan_spans, seek_table
+from farm.store import LocalStore, ObjectStore, open_store
 from farm.worker import JobContext
 from farm.styles.identity import model_identity
 
 #: called with (frames done, frames total) as chunks finish
 ProgressFn = Callable[[int, int], None]
+#: how many times the reducer renders a chunk again whose bytes fail their checksum
+REPAIRS = 2
 
 
 class JobResult(BaseModel):
@@ -71,200 +75,221 @@ def open_manifest(store: ObjectStore, layout: Layout, fresh: Manifest) -> Manife
     return old
 
 
-def load_manifest(store: ObjectStore, layout: Layout) -> Manifest:
-    try:
-        return Manifest.model_validate_json(store.get_bytes(layout.manifest))
-    except MissingObjectError:
-        raise JobError(f"no job at {store.describe(layout.manifest)}") from None
-    except ValidationError as exc:
-        raise JobError(f"{store.describe(layout.manifest)} is not a farm manifest of this version: "
-                       f"{exc.errors()[0]['msg']}") from None
-
-
-def finished_receipts(store: ObjectStore, layout: Layout, chunks: list[Chunk]) -> dict[int, Receipt]:
-    """Chunks whose output object exists and matches its receipt's size: done, not rendered again."""
-    done: dict[int, Receipt] = {}
-    for chunk in chunks:
-        key = layout.receipt(chunk.index)
-        if not store.exists(key):
-            continue
-        try:
-            receipt = Receipt.model_validate_json(store.get_bytes(key))
-        except (ValidationError, MissingObjectError):
-            continue
-        if store.size(receipt.key) == receipt.size and receipt.frames == chunk.frames:
-            done[chunk.index] = receipt
-    return done
-
-
-def write_state(store: ObjectStore, layout: Layout, **state: object) -> None:
-    state["updated"] = datetime.now(timezone.utc).isoformat()
-    store.put_bytes(layout.state, json.dumps(state, indent=2).encode())
-
-
 def submit(spec: JobSpec, options: ClusterOptions, *, source: Path, info: video.VideoInfo | None = None,
            progress: ProgressFn | None = None) -> JobResult:
     """Render ``spec`` from the local file ``source`` and deliver the MP4 (and GIF) to the paths it names."""
-    t0 = time.perf_counter()
-    output = Path(spec.output)
-    gif = Path(spec.gif_output) if spec.gif_output else None
-    info = info or video.probe(source)
-    store, layout = open_store(spec.store), Layout(spec.job_id)
-    # an automatic chunk length is planned for the pool this cluster holds (a resume keeps its plan)
-    planning = spec.render.chunk_frames is None and not store.exists(layout.manifest)
-    manifest = open_manifest(store, layout, build_manifest(spec, info, pool_width(options) if planning else 1))
-    write_state(store, layout, state="running")
-    try:
-        receipts, rendered = _render_all(store, layout, manifest, source, info, options, progress)
-        stages = _sum_stages(receipts.values())
-        with _workdir(output) as tmp:
-            stages.update(_finish(store, layout, manifest, receipts, source, info, options, Path(tmp)))
-    except BaseException as exc:
-        write_state(store, layout, state="failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
+    return JobRun(spec, options, source, info or video.probe(source), progress).run()
+
+
+class JobRun:
+    """One running job. Opens its pool once, the first time a chunk needs rendering, and renders on it
+    until the job ends: the reducer's repairs of a corrupt chunk go to the same workers."""
+
+    def __init__(self, spec: JobSpec, options: ClusterOptions, source: Path, info: video.VideoInfo,
+                 progress: ProgressFn | None = None):
+        self.spec, self.options, self.source, self.info, self.progress = spec, options, source, info, progress
+        self.store, self.layout = open_store(spec.store), Layout(spec.job_id)
+        self.manifest: Manifest | None = None
+        #: whether the workers are this machine's processes (farm/local.py), else Ray actors
+        self.here = local.runs_here(options)
+        self._resources: tuple[dict[str, float], list[float] | None] | None = None
+        self._scheduler: Scheduler | None = None
+        self._warm: cluster.WarmPool | None = None
+        self._sharders: Sharders | None = None
+        self._seek_table: list[SeekPoint] | None = None
+        self.receipts: dict[int, Receipt] = {}
+        self.rendered = 0
+
+    # -- the job, start to end
+
+    def run(self) -> JobResult:
+        t0, spec = time.perf_counter(), self.spec
+        output, gif = Path(spec.output), Path(spec.gif_output) if spec.gif_output else None
+        if (delivered := self.delivered_before()) is not None:
+            return delivered.model_copy(update={"chunks_rendered": 0, "seconds": round(time.perf_counter() - t0, 3)})
+        # an automatic chunk length is planned for the pool this cluster holds (a resume keeps its plan)
+        planning = spec.render.chunk_frames is None and not self.store.exists(self.layout.manifest)
+        self.manifest = open_manifest(self.store, self.layout,
+                                      build_manifest(spec, self.info, self.shape().workers if planning else 1))
+        write_state(self.store, self.layout, state="running")
+        finished = False
+        try:
+            self.render_missing()
+            stages = _sum_stages(self.receipts.values())
+            with _workdir(output) as tmp:
+                stages.update(self.finish(Path(tmp)))
+            finished = True
+        except BaseException as exc:
+            write_state(self.store, self.layout, state="failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.close(finished)
+        info = self.info
+        result = JobResult(job_id=spec.job_id, output=str(output), gif=str(gif) if gif else None, frames=info.frames,
+                           fps=info.fps, width=info.out_width, height=info.out_height, style=spec.render.style.name,
+                           seconds=round(time.perf_counter() - t0, 3), chunks=len(self.manifest.chunks),
+                           chunks_rendered=self.rendered, store=self.store.uri, stages=stages, notes=_notes(info))
+        stored = self.drop_chunks()
+        write_state(self.store, self.layout, state="done", dropped=not spec.keep, result=result.model_dump(mode="json"),
+                    output=stored.get(output.name), gif=stored.get(gif.name) if gif else None)
+        return result
+
+    def drop_chunks(self) -> dict[str, str]:
+        """Once delivered, the output chunks go (their receipts, a few hundred bytes each, stay as the
+        job's record), and so does a local store's copy of the final files, which sit at the user's paths
+        too; an S3 store's final files are the delivery and stay. Returns where the finals are stored."""
+        finals = {Path(self.spec.output).name, *([Path(self.spec.gif_output).name] if self.spec.gif_output else [])}
+        if self.spec.keep:
+            return {name: self.store.describe(self.layout.final(name)) for name in finals}
+        self.store.delete_keys([r.key for r in self.receipts.values()])
+        if isinstance(self.store, LocalStore):
+            self.store.delete_keys([self.layout.final(name) for name in finals])
+            return {}
+        return {name: self.store.describe(self.layout.final(name)) for name in finals}
+
+    def delivered_before(self) -> JobResult | None:
+        """The earlier result of this job if it finished, dropped its chunks, and its files are still
+        at the user's paths (or in the store, copied there now): nothing to render again. A job whose
+        files are gone is rendered again from the start."""
+        state = read_state(self.store, self.layout)
+        if state["state"] != "done" or not state.get("dropped") or "result" not in state:
+            return None
+        old = load_manifest(self.store, self.layout)
+        if old.identity() != build_manifest(self.spec, self.info).identity():
+            raise JobError(f"job {self.spec.job_id!r} already exists with a different spec; "
+                           "use another --job-id, or `farm resume` to finish it as it was")
+        wanted = [Path(p) for p in (self.spec.output, self.spec.gif_output) if p]
+        for path in wanted:
+            if not path.exists() and self.store.exists(self.layout.final(path.name)):
+                part = path.with_name(f".{path.name}.part")
+                self.store.get_file(self.layout.final(path.name), part)
+                deliver(part, path)
+        if not all(path.exists() for path in wanted):
+            return None
+        return JobResult.model_validate(state["result"]).model_copy(
+            update={"output": self.spec.output, "gif": self.spec.gif_output})
+
+    def close(self, finished: bool = False) -> None:
+        """Stop the pool (idle warm workers stay for the next job after a job that finished)."""
+        if self._sharders is not None:
+            self._sharders.close()
+            self._sharders = None
+        if self._scheduler is not None:
+            self._scheduler.close(keep_idle=finished and self._warm is not None)
+            self._scheduler = None
         cluster.disconnect()
-    write_state(store, layout, state="done", output=store.describe(layout.final(output.name)),
-                gif=store.describe(layout.final(gif.name)) if gif else None)
-    return JobResult(job_id=spec.job_id, output=str(output), gif=str(gif) if gif else None, frames=info.frames,
-                     fps=info.fps, width=info.out_width, height=info.out_height, style=spec.render.style.name,
-                     seconds=round(time.perf_counter() - t0, 3), chunks=len(manifest.chunks),
-                     chunks_rendered=rendered, store=store.uri, stages=stages, notes=_notes(info))
 
+    # -- the pool
 
-def _finish(store: ObjectStore, layout: Layout, manifest: Manifest, receipts: dict[int, Receipt], source: Path,
-            info: video.VideoInfo, options: ClusterOptions, tmp: Path) -> dict[str, float]:
-    """Reduce to the final MP4, make the GIF, and move both to the user's paths."""
-    spec, stages = manifest.spec, {}
-    output, gif = Path(spec.output), Path(spec.gif_output) if spec.gif_output else None
-    t = time.perf_counter()
-    final = tmp / output.name
-    _reduce_with_repair(store, layout, manifest, receipts, source, info, options, final)
-    stages["reduce"] = round(time.perf_counter() - t, 3)
-    if gif is not None:
-        t = time.perf_counter()
-        write_gif(store, layout, final, spec.gif, tmp / gif.name)
-        stages["gif"] = round(time.perf_counter() - t, 3)
-        deliver(tmp / gif.name, gif)
-    deliver(final, output)
-    return stages
+    def shape(self, chunks: int | None = None) -> PoolShape:
+        """How wide the pool is (joining or starting Ray, the first time, where the job uses Ray)."""
+        if self._resources is None:
+            if self.here:
+                self._resources = (local.resources(), None)
+            else:
+                cluster.connect(self.options.address)
+                self._resources = (cluster.cluster_resources(), cluster.node_cpus())
+        resources, node_cpus = self._resources
+        return pool_shape(self.options, resources, node_cpus, chunks=chunks)
 
-
-class JobStatus(BaseModel):
-    """What `farm status` shows."""
-
-    job_id: str
-    state: str
-    chunks_done: int
-    chunks: int
-    frames_done: int
-    frames: int
-    created: str
-    updated: str | None
-    elapsed_seconds: float | None
-    source: str
-    style: str
-    outputs: dict[str, str | None]
-    error: str | None = None
-
-
-def load_job(store: ObjectStore, job_id: str) -> Manifest:
-    return load_manifest(store, Layout(job_id))
-
-
-def job_status(store: ObjectStore, job_id: str) -> JobStatus:
-    """Read a job's state from the store alone (works while it runs, after a crash, or when done)."""
-    layout = Layout(job_id)
-    manifest = load_manifest(store, layout)
-    state = json.loads(store.get_bytes(layout.state)) if store.exists(layout.state) else {"state": "created"}
-    done = finished_receipts(store, layout, manifest.chunks)
-    if state["state"] == "running" and len(done) < len(manifest.chunks):
-        state["state"] = "running or interrupted"
-    created, updated = manifest.created, state.get("updated")
-    elapsed = (datetime.fromisoformat(updated) - datetime.fromisoformat(created)).total_seconds() if updated else None
-    return JobStatus(job_id=job_id, state=state["state"], chunks_done=len(done), chunks=len(manifest.chunks),
-                     frames_done=sum(r.frames for r in done.values()), frames=manifest.source_info["frames"],
-                     created=created, updated=updated, elapsed_seconds=elapsed, source=manifest.spec.source,
-                     style=manifest.spec.render.style.name, error=state.get("error"),
-                     outputs={"video": manifest.spec.output, "gif": manifest.spec.gif_output,
-                              "stored_video": state.get("output"), "stored_gif": state.get("gif")})
-
-
-def pool_width(options: ClusterOptions) -> int:
-    """How many workers this job gets (connecting to its cluster, or starting the local Ray, if it has one)."""
-    return open_pool(options)[0].workers
-
-
-def open_pool(options: ClusterOptions, chunks: int | None = None) -> tuple[PoolShape, bool]:
-    """The pool's shape, and whether its workers are this machine's processes (farm/local.py); otherwise
-    the driver is now connected to the Ray cluster that holds them."""
-    if local.runs_here(options):
-        return pool_shape(options, local.resources(), chunks=chunks), True
-    cluster.connect(options.address)
-    return pool_shape(options, cluster.cluster_resources(), cluster.node_cpus(), chunks=chunks), False
-
-
-def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: Path, info: video.VideoInfo,
-                options: ClusterOptions, progress: ProgressFn | None) -> tuple[dict[int, Receipt], int]:
-    """Render every chunk without a valid receipt; returns all receipts and how many were rendered now."""
-    done = finished_receipts(store, layout, manifest.chunks)
-    todo = [c for c in manifest.chunks if c.index not in done]
-    frames_done = sum(r.frames for r in done.values())
-    if progress:
-        progress(frames_done, info.frames)
-    if not todo:
-        return done, 0
-    # the sharder starts before the workers do: the first chunks are being cut while they load
-    feeder = Feeder(shard(source, info, todo, store, layout), depth=options.max_in_flight or 2)
-    scheduler, warm, finished = None, None, False
-    try:
-        shape, here = open_pool(options, chunks=len(todo))
-        feeder.resize(options.max_in_flight or shape.workers + 1)
-        job = JobContext(job_id=manifest.spec.job_id, store_uri=store.uri, render=manifest.spec.render,
+    def scheduler(self, todo: list[Chunk]) -> Scheduler:
+        """The job's one scheduler over its one pool, sized for the chunks the first render pass has."""
+        if self._scheduler is not None:
+            return self._scheduler
+        shape, info = self.shape(chunks=len(todo)), self.info
+        job = JobContext(job_id=self.spec.job_id, store_uri=self.store.uri, render=self.spec.render,
                          width=info.out_width, height=info.out_height, time_base=info.time_base,
-                         compile=compile_mode(options, shape, sum(c.frames + c.warmup for c in todo),
+                         compile=compile_mode(self.options, shape, sum(c.frames + c.warmup for c in todo),
                                               (info.out_height, info.out_width)))
-        if here:
+        if self.here:
             pool = local.LocalWorkers(shape)
         else:
-            warm = cluster.warm_pool(options, shape)
-            pool = cluster.RayWorkers(lambda: cluster.make_actor(shape, warm))
-        scheduler = Scheduler(
-            pool,
+            self._warm = cluster.warm_pool(self.options, shape)
+            pool = cluster.RayWorkers(lambda: cluster.make_actor(shape, self._warm))
+        self._scheduler = Scheduler(
+            pool, job,
             workers=min(shape.workers, len(todo)),
-            call=pool.render_call(job),
-            prepare=pool.prepare_call(job),
-            restarts=shape.workers if warm else 0,  # a warm worker may retire just as this job reaches it
-            max_attempts=options.max_attempts,
+            restarts=shape.workers if self._warm else 0,  # a warm worker may retire just as this job reaches it
+            max_attempts=self.options.max_attempts,
             ask=shape.ask(),
         )
-        for receipt in scheduler.run(feeder):
-            # the input object is no longer needed: a re-render re-shards it from the source
-            store.delete_prefix(layout.input(receipt.chunk, video.SEGMENT_EXT))
-            done[receipt.chunk] = receipt
-            frames_done += receipt.frames
-            if progress:
-                progress(frames_done, info.frames)
-        finished = True
-    finally:
-        feeder.close()
-        if scheduler is not None:
-            scheduler.close(keep_idle=finished and warm is not None)
-    return done, len(todo)
+        return self._scheduler
 
+    # -- sharding
 
-def _reduce_with_repair(store: ObjectStore, layout: Layout, manifest: Manifest, receipts: dict[int, Receipt],
-                        source: Path, info: video.VideoInfo, options: ClusterOptions, final: Path) -> None:
-    """Reduce; a chunk whose bytes fail their checksum is re-rendered once, never muxed in."""
-    for attempt in range(3):
-        try:
-            write_video(store, layout, list(receipts.values()), source, info, final)
+    def feeder(self, todo: list[Chunk]) -> ShardFeeder:
+        """The chunks to render, cut by the job's shard tasks (started on first use, kept for repairs)."""
+        if self._seek_table is None:
+            self._seek_table = seek_table(self.source)
+        tasks = self.options.shard_tasks or (1 if self.here else 2)
+        if self._sharders is None:
+            self.shape()  # connected to the cluster, where the job uses one
+            self._sharders = LocalSharders(tasks) if self.here else cluster.RaySharders()
+        # a task on another node reads the source from the store when it has been staged there
+        spec = self.spec
+        staged = spec.source_copy or (spec.source if spec.source.startswith("s3://") else None)
+        source = staged if staged and not self.here else str(self.source)
+        return ShardFeeder(self._sharders, plan_spans(todo, self._seek_table),
+                           (source, self.info, self.store.uri, spec.job_id),
+                           depth=self.options.max_in_flight or 2, tasks=tasks)
+
+    # -- render, reduce
+
+    def render_missing(self) -> None:
+        """Render every chunk without a valid receipt, on the job's pool."""
+        assert self.manifest is not None
+        self.receipts = finished_receipts(self.store, self.layout, self.manifest.chunks)
+        todo = [c for c in self.manifest.chunks if c.index not in self.receipts]
+        frames_done = sum(r.frames for r in self.receipts.values())
+        self._report(frames_done)
+        if not todo:
             return
-        except ChunkCorruptError as exc:
-            if attempt == 2:
-                raise
-            store.delete_prefix(layout.receipt(exc.chunk))
-            receipts, _ = _render_all(store, layout, manifest, source, info, options, None)
+        # the shard tasks start before the workers do: the first chunks are being cut while they load
+        feeder = self.feeder(todo)
+        try:
+            scheduler = self.scheduler(todo)
+            feeder.resize(self.options.max_in_flight or len(scheduler.slots) + 1)
+            for receipt in scheduler.run(feeder):
+                # the input object is no longer needed: a re-render re-shards it from the source
+                self.store.delete_keys([self.layout.input(receipt.chunk, video.SEGMENT_EXT)])
+                self.receipts[receipt.chunk] = receipt
+                frames_done += receipt.frames
+                self._report(frames_done)
+        finally:
+            feeder.close()
+        self.rendered += len(todo)
+
+    def finish(self, tmp: Path) -> dict[str, float]:
+        """Reduce to the final MP4, make the GIF, and move both to the user's paths."""
+        spec, stages = self.spec, {}
+        output, gif = Path(spec.output), Path(spec.gif_output) if spec.gif_output else None
+        t = time.perf_counter()
+        final = tmp / output.name
+        self.reduce(final)
+        stages["reduce"] = round(time.perf_counter() - t, 3)
+        if gif is not None:
+            t = time.perf_counter()
+            write_gif(self.store, self.layout, final, spec.gif, tmp / gif.name)
+            stages["gif"] = round(time.perf_counter() - t, 3)
+            deliver(tmp / gif.name, gif)
+        deliver(final, output)
+        return stages
+
+    def reduce(self, final: Path) -> None:
+        """Reduce; a chunk whose bytes fail their checksum is rendered again on the job's pool, never muxed in."""
+        for repair in range(REPAIRS + 1):
+            try:
+                write_video(self.store, self.layout, list(self.receipts.values()), self.source, self.info, final)
+                return
+            except ChunkCorruptError as exc:
+                if repair == REPAIRS:
+                    raise
+                self.store.delete_prefix(self.layout.receipt(exc.chunk))
+                self.render_missing()
+
+    def _report(self, frames_done: int) -> None:
+        if self.progress:
+            self.progress(frames_done, self.info.frames)
 
 
 def _sum_stages(receipts) -> dict[str, float]:

@@ -20,7 +20,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -140,8 +139,8 @@ class LocalWorkers:
             process.kill()
         worker.shutdown(wait=True, cancel_futures=True)
 
-    def prepare_call(self, job: JobContext) -> Callable[[ProcessPoolExecutor], Future]:
-        return lambda worker: worker.submit(_call, self.device, self.threads, "prepare", job)
+    def prepare(self, worker: ProcessPoolExecutor, job: JobContext) -> Future:
+        return worker.submit(_call, self.device, self.threads, "prepare", job)
 
-    def render_call(self, job: JobContext) -> Callable[[ProcessPoolExecutor, Chunk], Future]:
-        return lambda worker, chunk: worker.submit(_call, self.device, self.threads, "render", job, chunk)
+    def render(self, worker: ProcessPoolExecutor, job: JobContext, chunk: Chunk) -> Future:
+        return worker.submit(_call, self.device, self.threads, "render", job, chunk)

@@ -114,6 +114,11 @@ class Layout:
     def output(self, chunk: int, ext: str) -> str:
         return f"{self.prefix}output/{chunk:06d}{ext}"
 
+    @property
+    def outputs(self) -> str:
+        """The prefix of every output chunk and receipt."""
+        return f"{self.prefix}output/"
+
     def receipt(self, chunk: int) -> str:
         return f"{self.prefix}output/{chunk:06d}.json"
 

@@ -9,13 +9,14 @@ chunk that keeps failing stopping the job by name) live here once.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from farm.config import ClusterOptions
@@ -106,11 +107,17 @@ class WorkerLost(Exception):
 
 
 class Workers(Protocol):
-    """Where workers come from, and how their calls are awaited. A call is whatever the injected
-    ``prepare``/``call`` functions return for a worker: a Ray object ref, a ``Future``."""
+    """Where workers come from, what they are asked, and how their calls are awaited. A call is whatever
+    the backend hands back for a request: a Ray object ref, a ``Future``."""
 
     def start(self) -> Any:
         """Start one worker (it may take a while to be placed); returns its handle."""
+
+    def prepare(self, worker: Any, job: Any) -> Any:
+        """Ask ``worker`` to get ready for ``job`` (a :class:`~farm.worker.JobContext`: network loaded)."""
+
+    def render(self, worker: Any, job: Any, chunk: Chunk) -> Any:
+        """Ask ``worker`` to render one chunk of ``job``; the call's value is its :class:`Receipt`."""
 
     def wait(self, calls: list[Any], timeout: float) -> list[Any]:
         """The calls among ``calls`` that are finished, waiting up to ``timeout`` seconds for one."""
@@ -122,8 +129,18 @@ class Workers(Protocol):
         """Stop a worker now (its chunk, if any, is retried elsewhere or by a resume)."""
 
 
+class Chunks(Protocol):
+    """The chunks ahead of the workers: :class:`Feeder`, or farm/shard.py's ``ShardFeeder``."""
+
+    exhausted: bool
+
+    def take(self, timeout: float) -> Chunk | None:
+        """The next ready chunk, or None if none is ready within ``timeout`` or none are left."""
+
+
 class Feeder:
-    """Runs a blocking producer (the sharder) in a thread, a bounded queue ahead of the actors."""
+    """Runs a blocking producer in a thread, a bounded queue ahead of the workers (tests; a job's
+    chunks come from farm/shard.py's shard tasks)."""
 
     _END = object()
 
@@ -176,126 +193,171 @@ class Feeder:
         return item
 
 
-class Scheduler:
-    """Hands chunks to ready actors, retries failures on other actors, yields receipts as they finish.
+@dataclass
+class Slot:
+    """One worker and where it stands: ``starting`` (its prepare call in flight), ``idle``, or ``busy``
+    (``call`` renders ``chunk``, try number ``attempt``)."""
 
-    An actor gets work only once it has answered a ping: a replacement for an
-    actor lost with its node may wait for resources that never come back, and
-    must not hold a chunk hostage meanwhile (the surviving actors take it).
+    handle: Any
+    state: Literal["starting", "idle", "busy"]
+    call: Any = None
+    chunk: Chunk | None = None
+    attempt: int = 0
+    #: workers this chunk failed on before (a retry's history travels with it)
+    failed_on: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Retry:
+    """A failed chunk waiting for another try, and the workers it already failed on."""
+
+    chunk: Chunk
+    attempt: int
+    failed_on: set[int] = field(default_factory=set)
+
+
+class Scheduler:
+    """Hands chunks to ready workers, retries failures on other workers, yields receipts as they finish.
+
+    One map holds every worker's state (:class:`Slot`). A worker gets work
+    only once its ``prepare`` call has answered: a replacement for a worker
+    lost with its node may wait for resources that never come back, and must
+    not hold a chunk hostage meanwhile (the surviving workers take it). A
+    failed chunk goes to a worker it has not failed on whenever one is alive
+    (a bad GPU or a full disk fails the same way twice), to the same worker
+    only when no other is left. :meth:`run` may be called again for more
+    chunks (the reducer's repairs) on the same workers.
     """
 
-    def __init__(self, pool: Workers, workers: int, call: Callable[[Any, Chunk], Any],
-                 prepare: Callable[[Any], Any], max_attempts: int, ask: str = "", patience: float = 60.0,
-                 restarts: int = 0):
-        self.pool, self.call, self.max_attempts, self.prepare = pool, call, max_attempts, prepare
-        #: how many actors whose start failed may be replaced, in all: a warm worker can retire just as a
-        #: job reaches it; otherwise a failed start is reported, and the actors that did start carry the job
+    def __init__(self, pool: Workers, job: Any, workers: int, max_attempts: int, ask: str = "",
+                 patience: float = 60.0, restarts: int = 0):
+        self.pool, self.job, self.max_attempts = pool, job, max_attempts
+        #: how many workers whose start failed may be replaced, in all: a warm worker can retire just as a
+        #: job reaches it; otherwise a failed start is reported, and the workers that did start carry the job
         self.restarts_left = restarts
-        #: what one actor reserves, and how long to wait for a place before saying so (then again as often)
+        #: what one worker reserves, and how long to wait for a place before saying so (then again as often)
         self.ask, self.patience = ask, patience
         self._notice_at = time.monotonic() + patience
-        self.idle: list[Any] = []
-        self.starting: dict[Any, Any] = {}
-        self.in_flight: dict[Any, tuple[Chunk, Any, int]] = {}
-        self.retry: deque[tuple[Chunk, int]] = deque()
+        self.slots: dict[int, Slot] = {}
+        self._ids = itertools.count()
+        self.retry: deque[Retry] = deque()
         self.start_failure: str | None = None
         for _ in range(workers):
-            self._start_actor()
+            self._start_worker()
 
-    def _start_actor(self) -> None:
-        actor = self.pool.start()
-        self.starting[self.prepare(actor)] = actor
+    def _start_worker(self) -> None:
+        handle = self.pool.start()
+        self.slots[next(self._ids)] = Slot(handle, "starting", call=self.pool.prepare(handle, self.job))
 
-    def run(self, feeder: Feeder) -> Iterator[Receipt]:
+    def _in(self, state: str) -> list[int]:
+        return [i for i, slot in self.slots.items() if slot.state == state]
+
+    def run(self, feeder: Chunks) -> Iterator[Receipt]:
         while True:
             self._dispatch(feeder)
-            if not self.in_flight and feeder.exhausted and not self.retry:
+            busy = self._in("busy")
+            if not busy and feeder.exhausted and not self.retry:
                 return
-            if not (self.in_flight or self.starting or self.idle):
+            if not self.slots:
                 raise InternalError(f"no style worker could start: {self.start_failure}")
-            waiting = list(self.in_flight) + list(self.starting)
+            waiting = {self.slots[i].call: i for i in busy + self._in("starting")}
             if not waiting:
                 continue
             self._notice_if_stalled()
-            for ref in self.pool.wait(waiting, timeout=0.2):
-                if ref in self.starting:
-                    self._started(ref)
-                elif (receipt := self._collect(ref)) is not None:
+            for call in self.pool.wait(list(waiting), timeout=0.2):
+                worker = waiting[call]
+                if self.slots[worker].state == "starting":
+                    self._started(worker)
+                elif (receipt := self._collect(worker)) is not None:
                     yield receipt
 
     def _notice_if_stalled(self) -> None:
-        """Say so when no actor has started for a while: an autoscaler still adding nodes, or a cluster
+        """Say so when no worker has started for a while: an autoscaler still adding nodes, or a cluster
         without room (a GPU job on CPU nodes) would otherwise look like a hung job."""
         now = time.monotonic()
-        if self.idle or self.in_flight:  # work goes on: the clock starts again
+        if self._in("idle") or self._in("busy"):  # work goes on: the clock starts again
             self._notice_at = now + self.patience
             return
         if now < self._notice_at:
             return
         self._notice_at = now + self.patience
+        starting = len(self._in("starting"))
         each = f" (each asks for {self.ask})" if self.ask else ""
         log.warning("waiting for the cluster to place %d style worker%s%s; none has started yet",
-                    len(self.starting), "" if len(self.starting) == 1 else "s", each)
+                    starting, "" if starting == 1 else "s", each)
 
     def close(self, keep_idle: bool = False) -> None:
-        """Stop this job's actors (their chunks are done or will be retried by a resume); with
+        """Stop this job's workers (their chunks are done or will be retried by a resume); with
         ``keep_idle``, idle ones are left running for the next job (warm workers retire themselves)."""
-        actors = list(self.starting.values()) + [actor for _, actor, _ in self.in_flight.values()]
-        for actor in actors + ([] if keep_idle else self.idle):
-            self.pool.stop(actor)
-        self.idle.clear()
-        self.starting.clear()
-        self.in_flight.clear()
+        for slot in self.slots.values():
+            if not (keep_idle and slot.state == "idle"):
+                self.pool.stop(slot.handle)
+        self.slots.clear()
 
-    def _started(self, ref: Any) -> None:
-        actor = self.starting.pop(ref)
+    def _started(self, worker: int) -> None:
+        slot = self.slots[worker]
         try:
-            self.pool.result(ref)
+            self.pool.result(slot.call)
         except Exception as exc:  # the constructor failed (no weights, no GPU...), or a warm worker retired
+            del self.slots[worker]
             self.start_failure = _one_line(exc)
             log.warning("a style worker failed to start: %s", self.start_failure)
             if self.restarts_left > 0:
                 self.restarts_left -= 1
-                self._start_actor()
+                self._start_worker()
             return
-        self.idle.append(actor)
+        slot.state, slot.call = "idle", None
 
-    def _dispatch(self, feeder: Feeder) -> None:
-        while self.idle:
-            if self.retry:
-                chunk, attempt = self.retry.popleft()
-            else:
+    def _dispatch(self, feeder: Chunks) -> None:
+        fed = True
+        for worker in self._in("idle"):
+            retry = self._retry_for(worker)
+            if retry is None:
+                if not fed:  # the next idle worker may still take a retry this one may not
+                    continue
                 # block briefly only when nothing is running, so finished work is collected promptly
-                chunk, attempt = feeder.take(timeout=0.0 if self.in_flight else 0.2), 1
+                chunk = feeder.take(timeout=0.0 if self._in("busy") else 0.2)
                 if chunk is None:
-                    return
-            actor = self.idle.pop()
-            self.in_flight[self.call(actor, chunk)] = (chunk, actor, attempt)
+                    fed = False
+                    continue
+                retry = Retry(chunk, 1)
+            slot = self.slots[worker]
+            slot.state, slot.chunk, slot.attempt, slot.failed_on = "busy", retry.chunk, retry.attempt, retry.failed_on
+            slot.call = self.pool.render(slot.handle, self.job, retry.chunk)
 
-    def _collect(self, ref: Any) -> Receipt | None:
-        chunk, actor, attempt = self.in_flight.pop(ref)
+    def _retry_for(self, worker: int) -> Retry | None:
+        """The first failed chunk this worker may take: one it has not failed, or one that every
+        started worker has failed (then there is no one else to try: one still starting may never be placed)."""
+        started = {i for i, slot in self.slots.items() if slot.state != "starting"}
+        for retry in self.retry:
+            if worker not in retry.failed_on or started <= retry.failed_on:
+                self.retry.remove(retry)
+                return retry
+        return None
+
+    def _collect(self, worker: int) -> Receipt | None:
+        slot = self.slots[worker]
+        chunk, attempt, call, failed_on = slot.chunk, slot.attempt, slot.call, slot.failed_on
+        slot.state, slot.call, slot.chunk = "idle", None, None
         try:
-            receipt = self.pool.result(ref)
+            return self.pool.result(call)
         except WorkerLost as exc:
+            del self.slots[worker]
             log.warning("worker lost on chunk %d (attempt %d): %s", chunk.index, attempt, exc)
-            self._fail(chunk, attempt, f"worker died: {exc}")
-            self._start_actor()
+            self._start_worker()  # before _fail, which may raise: close() must find (and stop) it
+            self._fail(chunk, attempt, f"worker died: {exc}", failed_on | {worker})
             return None
-        except Exception as exc:  # a task error: the actor itself is still usable
-            # back among the idle first: _fail may raise, and close() must still find (and stop) the actor
-            self.idle.append(actor)
+        except Exception as exc:  # a task error: the worker itself is still usable
             if isinstance(exc, UserError):
                 raise
             log.warning("chunk %d failed (attempt %d): %s", chunk.index, attempt, exc)
-            self._fail(chunk, attempt, _one_line(exc))
+            self._fail(chunk, attempt, _one_line(exc), failed_on | {worker})
             return None
-        self.idle.append(actor)
-        return receipt
 
-    def _fail(self, chunk: Chunk, attempt: int, cause: str) -> None:
+    def _fail(self, chunk: Chunk, attempt: int, cause: str, failed_on: set[int]) -> None:
         if attempt >= self.max_attempts:
             raise ChunkFailedError(chunk.index, attempt, cause)
-        self.retry.append((chunk, attempt + 1))
+        self.retry.append(Retry(chunk, attempt + 1, failed_on))
 
 
 def _one_line(exc: BaseException) -> str:

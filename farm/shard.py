@@ -1,40 +1,184 @@
-"""The driver's first stage: decode the source as a stream into input chunk objects.
+"""Cutting the source into input chunk objects, spread over shard tasks.
 
-Never holds more than the frames being written: each decoded frame goes
-straight into the one or two chunk encoders whose range covers it (a chunk's
-warm-up frames are the tail of the chunk before it).
+The driver plans; shard tasks cut (Ray tasks on any CPU node of a cluster, or
+processes of this machine without one). Each task gets a *span*: consecutive
+chunks of the plan, and the keyframe at or before the span's first warm-up
+frame. It seeks there, decodes its own range only, and writes each chunk's
+input object (lossless, warm-up frames included) as soon as the chunk's last
+frame is decoded. A span covers at least :data:`SPAN_FRAMES` frames, so the
+seek and the frames decoded between the keyframe and the span are paid once
+per span, not per chunk.
+
+Frame numbers come from the container's packets, read without decoding
+(:func:`seek_table`): a keyframe's number is its rank among every frame's
+presentation time. A source whose timestamps cannot be trusted for that
+(missing or repeated) is cut from its start by every task, which is slower
+but exact.
 """
 
 from __future__ import annotations
 
+import bisect
+import multiprocessing
+import os
+import signal
 import tempfile
+from array import array
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
+
+import heapq
 
 from farm import video
 from farm.errors import InputError
 from farm.plan import Chunk, Layout
-from farm.store import ObjectStore
+from farm.store import ObjectStore, open_store
+
+#: the fewest frames one shard task cuts (unless the plan has fewer left): a seek lands on a keyframe and
+#: decodes up to the span, so a span much shorter than the source's keyframe interval would decode most
+#: of its frames twice
+SPAN_FRAMES = 48
 
 
-def shard(source: Path, info: video.VideoInfo, chunks: Iterable[Chunk], store: ObjectStore,
-          layout: Layout) -> Iterator[Chunk]:
-    """Write the input object of each given chunk, yielding each chunk as soon as it is stored.
+@dataclass(frozen=True)
+class SeekPoint:
+    """A keyframe: its frame number (presentation order) and pts; ``pts`` None means decode from the start."""
 
-    ``chunks`` may be a subset of the plan (a resume); decoding stops after the last one.
-    """
+    index: int
+    pts: int | None
+
+
+START = SeekPoint(0, None)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Consecutive chunks one shard task cuts, and where its decoding starts."""
+
+    chunks: tuple[Chunk, ...]
+    seek: SeekPoint
+
+    @property
+    def first(self) -> int:
+        return self.chunks[0].first
+
+    @property
+    def end(self) -> int:
+        return self.chunks[-1].end
+
+
+def seek_table(path: Path) -> list[SeekPoint]:
+    """The source's keyframes as frame numbers, by demuxing its packets (no decoding). One pts per
+    frame is held only while counting (8 bytes a frame: 1.4 MB for a 2-hour film)."""
+    with video._open_input(Path(path)) as container:
+        stream = video._video_stream(container, Path(path))
+        every, keys = array("q"), []
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.is_discard:
+                continue
+            if packet.pts is None:
+                return [START]
+            every.append(packet.pts)
+            if packet.is_keyframe:
+                keys.append(packet.pts)
+    order = sorted(every)
+    if any(a == b for a, b in zip(order, order[1:])):
+        return [START]
+    return [SeekPoint(bisect.bisect_left(order, pts), pts) for pts in sorted(keys)] or [START]
+
+
+def plan_spans(chunks: Iterable[Chunk], table: list[SeekPoint], min_frames: int = SPAN_FRAMES) -> Iterator[Span]:
+    """Group the chunks (in plan order) into spans of at least ``min_frames`` frames; a gap in the
+    chunks (a resume's finished ones) ends a span. Each span starts at the last keyframe at or before
+    its first warm-up frame."""
+    starts = [p.index for p in table]
+    group: list[Chunk] = []
+    for chunk in sorted(chunks, key=lambda c: c.index):
+        if group and (chunk.first > group[-1].end or group[-1].end - group[0].first >= min_frames):
+            yield _span(group, table, starts)
+            group = []
+        group.append(chunk)
+    if group:
+        yield _span(group, table, starts)
+
+
+def _span(chunks: list[Chunk], table: list[SeekPoint], starts: list[int]) -> Span:
+    at = bisect.bisect_right(starts, chunks[0].first) - 1
+    return Span(tuple(chunks), table[at] if at >= 0 else START)
+
+
+# --------------------------------------------------------------------------- one task
+
+
+_sources: dict[str, Path] = {}  # a task process fetches an s3:// source once, for every span it cuts
+
+
+def cut_span(source: str, info: video.VideoInfo, span: Span, store_uri: str, job_id: str) -> list[int]:
+    """A shard task: decode the span's frames and store each of its chunks' input objects."""
+    if source not in _sources:
+        from farm.sources import localize
+
+        _sources[source] = localize(source)
+    store, layout = open_store(store_uri), Layout(job_id)
+    frames = frames_from(_sources[source], info, span.seek)
+    return [c.index for c in cut(frames, span.chunks, store, layout, info, _sources[source])]
+
+
+class _SeekMissed(Exception):
+    """The seek did not land on the keyframe the table names (an edit list, a damaged index)."""
+
+
+def frames_from(path: Path, info: video.VideoInfo, seek: SeekPoint) -> Iterator[tuple[int, video.Frame]]:
+    """Numbered frames from the keyframe ``seek`` on (from the start when the seek cannot be trusted)."""
+    if seek.pts is not None and seek.index > 0:
+        try:
+            yield from _seeked(path, info, seek)
+            return
+        except _SeekMissed:
+            pass
+    yield from enumerate(video.iter_frames(path, info))
+
+
+def _seeked(path: Path, info: video.VideoInfo, seek: SeekPoint) -> Iterator[tuple[int, video.Frame]]:
+    with video._open_input(path) as container:
+        stream = video._video_stream(container, path)
+        container.seek(seek.pts, stream=stream, backward=True, any_frame=False)
+        index = seek.index
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                raise _SeekMissed
+            if frame.pts < seek.pts:  # open-GOP leading frames: they belong to the span before
+                continue
+            if index == seek.index and frame.pts != seek.pts:
+                raise _SeekMissed
+            yield index, video.Frame(video.to_rgb(frame, info.width, info.height, info.out_width, info.out_height),
+                                     frame.pts)
+            index += 1
+
+
+def cut(frames: Iterable[tuple[int, video.Frame]], chunks: Iterable[Chunk], store: ObjectStore, layout: Layout,
+        info: video.VideoInfo, source: Path) -> Iterator[Chunk]:
+    """Write the input object of each chunk from numbered frames, yielding each chunk once it is stored.
+    Each frame goes straight into the one or two chunk encoders whose range covers it (a chunk's warm-up
+    frames are the tail of the chunk before it); decoding stops after the last chunk."""
     todo = sorted(chunks, key=lambda c: c.first)
     if not todo:
         return
     open_writers: dict[int, tuple[Chunk, video.SegmentWriter, Path]] = {}
     next_to_open, decoded = 0, 0
     with tempfile.TemporaryDirectory(prefix="farm-shard-") as tmp:
-        for n, frame in enumerate(video.iter_frames(source, info)):
+        for n, frame in frames:
             decoded = n + 1
             while next_to_open < len(todo) and todo[next_to_open].first == n:
                 chunk = todo[next_to_open]
                 path = Path(tmp) / f"{chunk.index:06d}{video.SEGMENT_EXT}"
-                writer = video.SegmentWriter(path, info.out_width, info.out_height, info.time_base, lossless=True)
+                # one encoder thread: a shard task is one CPU's work, and tasks, not threads, scale it out
+                writer = video.SegmentWriter(path, info.out_width, info.out_height, info.time_base, lossless=True,
+                                             threads=1)
                 open_writers[chunk.index] = (chunk, writer, path)
                 next_to_open += 1
             for chunk, writer, _ in list(open_writers.values()):
@@ -53,3 +197,111 @@ def _store_chunk(entry: tuple[Chunk, video.SegmentWriter, Path], store: ObjectSt
     store.put_file(layout.input(chunk.index, video.SEGMENT_EXT), path)
     path.unlink()
     return chunk
+
+
+def shard(source: Path, info: video.VideoInfo, chunks: Iterable[Chunk], store: ObjectStore,
+          layout: Layout) -> Iterator[Chunk]:
+    """Cut the given chunks in this process, as one stream from the source's start (tests, benches)."""
+    return cut(enumerate(video.iter_frames(source, info)), chunks, store, layout, info, source)
+
+
+# --------------------------------------------------------------------------- tasks, and the feeder over them
+
+
+class Sharders(Protocol):
+    """Where shard tasks run: this machine's processes, or Ray tasks on a cluster (farm/cluster.py)."""
+
+    def submit(self, *args: Any) -> Any:
+        """Start ``cut_span(*args)``; returns the call."""
+
+    def wait(self, calls: list[Any], timeout: float) -> list[Any]:
+        """The finished calls among ``calls``, waiting up to ``timeout`` seconds for one."""
+
+    def result(self, call: Any) -> Any:
+        """A finished call's value, or its error raised."""
+
+    def close(self) -> None:
+        """Stop every task still running."""
+
+
+def _init_task(driver: int) -> None:
+    """Ctrl-C reaches the whole process group: the driver stops the tasks, they print no traceback. And
+    a task process ends with its driver, however the driver dies (as style workers do, farm/local.py)."""
+    from farm.local import die_with
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with(driver)
+
+
+class LocalSharders:
+    """Shard tasks as ``tasks`` processes of this machine (``spawn``: no thread state is forked)."""
+
+    def __init__(self, tasks: int):
+        self._pool = ProcessPoolExecutor(max_workers=tasks, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_init_task, initargs=(os.getpid(),))
+
+    def submit(self, *args: Any) -> Future:
+        return self._pool.submit(cut_span, *args)
+
+    @staticmethod
+    def wait(calls: list[Future], timeout: float) -> list[Future]:
+        done, _ = wait(calls, timeout=timeout, return_when=FIRST_COMPLETED)
+        return list(done)
+
+    @staticmethod
+    def result(call: Future) -> Any:
+        return call.result()
+
+    def close(self) -> None:
+        for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+            process.kill()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ShardFeeder:
+    """The chunks ahead of the style workers, cut by shard tasks: at most ``tasks`` spans at once, and a
+    new span only while fewer than ``depth`` chunks are cut or being cut and not yet taken (the
+    backpressure that keeps the store and the driver flat however long the film). Hands out the
+    earliest ready chunk first. The same ``take``/``exhausted`` as :class:`farm.schedule.Feeder`."""
+
+    def __init__(self, sharders: Sharders, spans: Iterable[Span], args: tuple, depth: int, tasks: int):
+        self.sharders, self.args, self.depth, self.tasks = sharders, args, depth, tasks
+        self._spans: deque[Span] = deque(spans)
+        self._running: dict[Any, Span] = {}
+        self._ready: list[tuple[int, Chunk]] = []
+        self._closed = False
+        self.exhausted = False
+        self._fill()
+
+    def _queued(self) -> int:
+        return len(self._ready) + sum(len(span.chunks) for span in self._running.values())
+
+    def _fill(self) -> None:
+        while (not self._closed and self._spans and len(self._running) < self.tasks
+               and self._queued() < self.depth):
+            span = self._spans.popleft()
+            self._running[self.sharders.submit(self.args[0], self.args[1], span, *self.args[2:])] = span
+
+    def resize(self, depth: int) -> None:
+        self.depth = depth
+        self._fill()
+
+    def take(self, timeout: float) -> Chunk | None:
+        """The earliest cut chunk, waiting up to ``timeout`` for one; None when none is ready or left."""
+        if not self._ready and self._running:
+            for call in self.sharders.wait(list(self._running), timeout):
+                span = self._running.pop(call)
+                self.sharders.result(call)  # a task's error (a corrupt source) stops the job here
+                for chunk in span.chunks:
+                    heapq.heappush(self._ready, (chunk.index, chunk))
+        if self._ready:
+            chunk = heapq.heappop(self._ready)[1]
+            self._fill()
+            return chunk
+        self._fill()
+        self.exhausted = not (self._spans or self._running)
+        return None
+
+    def close(self) -> None:
+        """Start no more spans (the job failed or was interrupted); the running ones are the sharders' to stop."""
+        self._closed = True

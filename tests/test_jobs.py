@@ -68,17 +68,20 @@ def test_status_reports_a_finished_job(cli, tmp_path):
 
 def test_corrupt_output_chunk_is_rendered_again_never_muxed(cli, tmp_path, private_store):
     clip = make_clip(tmp_path / "a.mp4", frames=12, width=64, height=48)
-    run_json(cli, "submit", clip, "--job-id", "rot", "--chunk-frames", "4", "--no-gif")
+    run_json(cli, "submit", clip, "--job-id", "rot", "--chunk-frames", "4", "--no-gif", "--keep")
     before = receipts(private_store, "rot")
     chunk_file = private_store / before[1].key
     chunk_file.write_bytes(b"\0" * chunk_file.stat().st_size)  # same size: only the checksum can tell
     (private_store / before[2].key).write_bytes(b"short")  # truncated: the size tells
-    again = run_json(cli, "submit", clip, "--job-id", "rot", "--chunk-frames", "4", "--no-gif")
+    again = run_json(cli, "submit", clip, "--job-id", "rot", "--chunk-frames", "4", "--no-gif", "--keep")
     after = receipts(private_store, "rot")
     assert after[0] == before[0]  # the healthy chunk was kept
     for i in (1, 2):  # both damaged chunks were rendered again and now match their receipts
         data = (private_store / after[i].key).read_bytes()
         assert hashlib.sha256(data).hexdigest() == after[i].sha256 and data.count(0) < len(data) // 2
+    # chunk 2 (its size wrong) was rendered before the reduce, chunk 1 (its checksum wrong) by the reducer's
+    # repair: on the job's one pool (of one worker, for one chunk), not on a second one started for it
+    assert after[1].pid == after[2].pid
     facts = video_facts(Path(again["output"]))
     assert facts["frames"] == 12 and facts["pts_seconds"] == pytest.approx(video_facts(clip)["pts_seconds"])
 

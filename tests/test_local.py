@@ -59,7 +59,8 @@ def stand_in(chunk: Chunk, how: str | None, log: str) -> Receipt:
     """Runs in a worker process: renders chunk N into a receipt, unless told to fail or die."""
     with open(log, "a") as fh:
         fh.write(f"{chunk.index} {os.getpid()}\n")
-    if how == "raise":
+    if how == "raise" or (how == "raise-once" and not os.path.exists(f"{log}.failed")):
+        Path(f"{log}.failed").touch()
         raise ValueError(f"cannot decode frame {chunk.start}")
     if how == "die" or (how == "die-once" and not os.path.exists(f"{log}.died")):
         Path(f"{log}.died").touch()
@@ -81,11 +82,11 @@ class StandIns(local.LocalWorkers):
         self.started.append(super().start())
         return self.started[-1]
 
-    def prepare_call(self, job=None):
-        return lambda worker: worker.submit(broken_start if self.broken else os.getpid)
+    def prepare(self, worker, job):
+        return worker.submit(broken_start if self.broken else os.getpid)
 
-    def render_call(self, job=None):
-        return lambda worker, chunk: worker.submit(stand_in, chunk, self.poison.get(chunk.index), self.log)
+    def render(self, worker, job, chunk):
+        return worker.submit(stand_in, chunk, self.poison.get(chunk.index), self.log)
 
 
 def stand_ins(tmp_path: Path, poison=None, broken: bool = False) -> StandIns:
@@ -95,7 +96,7 @@ def stand_ins(tmp_path: Path, poison=None, broken: bool = False) -> StandIns:
 def run(tmp_path: Path, poison=None, broken: bool = False, n: int = 6, pool=None) -> tuple[dict, list, StandIns]:
     pool = pool or stand_ins(tmp_path, poison, broken)
     chunks = [Chunk(index=i, start=10 * i, end=10 * i + 10) for i in range(n)]
-    scheduler = Scheduler(pool, workers=2, call=pool.render_call(), prepare=pool.prepare_call(), max_attempts=3)
+    scheduler = Scheduler(pool, None, workers=2, max_attempts=3)
     try:
         receipts = {r.chunk: r for r in scheduler.run(Feeder(iter(chunks), depth=3))}
     finally:
@@ -128,6 +129,14 @@ def test_a_worker_process_that_dies_is_replaced_and_its_chunk_retried(tmp_path):
     assert sorted(receipts) == list(range(6))
     assert [c for c, _ in calls].count(2) == 2 and len(pool.started) == 3  # one replacement
     assert receipts[2].pid != next(pid for c, pid in calls if c == 2)
+    assert all_stopped(tmp_path / "calls.log")
+
+
+def test_a_failed_chunk_is_retried_on_the_other_worker(tmp_path):
+    receipts, calls, pool = run(tmp_path, poison={0: "raise-once"}, n=4)
+    assert sorted(receipts) == list(range(4)) and len(pool.started) == 2  # no worker died
+    failed_on, retried_on = (pid for c, pid in calls if c == 0)
+    assert retried_on != failed_on and receipts[0].pid == retried_on
     assert all_stopped(tmp_path / "calls.log")
 
 

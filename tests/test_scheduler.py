@@ -46,8 +46,18 @@ class StandIn:
                        sha256="0" * 64, node="test", pid=os.getpid(), seconds={})
 
 
-def ping(actor):
-    return actor.ping.remote()
+class StandIns(RayWorkers):
+    """Ray actors answering the Workers protocol with the stand-in's calls."""
+
+    def __init__(self, start, poison: dict[int, str] | None = None):
+        super().__init__(start)
+        self.poison = poison or {}
+
+    def prepare(self, actor, job):
+        return actor.ping.remote()
+
+    def render(self, actor, job, chunk):
+        return actor.render.remote(chunk, self.poison)
 
 
 def chunks(n: int) -> list[Chunk]:
@@ -62,8 +72,7 @@ def run(tmp_path, *, workers: int = 2, poison=None, broken=lambda i: False, n: i
         actors.append(StandIn.remote(log, broken(next(started))))
         return actors[-1]
 
-    scheduler = Scheduler(RayWorkers(new_actor), workers=workers, prepare=ping,
-                          call=lambda actor, chunk: actor.render.remote(chunk, poison or {}), max_attempts=3)
+    scheduler = Scheduler(StandIns(new_actor, poison), None, workers=workers, max_attempts=3)
     try:
         receipts = {r.chunk: r for r in scheduler.run(Feeder(iter(chunks(n)), depth=workers + 1))}
     finally:
@@ -122,9 +131,7 @@ def test_workers_the_cluster_cannot_place_are_reported_not_waited_on_silently(ra
         actors.append(unplaceable.remote(str(tmp_path / "calls.log")))
         return actors[-1]
 
-    scheduler = Scheduler(RayWorkers(new_actor), workers=2, prepare=ping,
-                          call=lambda actor, chunk: actor.render.remote(chunk, {}), max_attempts=3,
-                          ask="1 GPU + 1 CPU", patience=0.5)
+    scheduler = Scheduler(StandIns(new_actor), None, workers=2, max_attempts=3, ask="1 GPU + 1 CPU", patience=0.5)
     outcome: list[BaseException] = []
 
     def drive() -> None:

@@ -89,6 +89,22 @@ def test_list_is_sorted_string_prefix(store: ObjectStore) -> None:
     assert store.list("nothing/") == []
 
 
+def test_list_sizes_gives_every_key_with_its_size(store: ObjectStore) -> None:
+    for key, size in [("a/1", 3), ("a/sub/2", 0), ("ab/3", 7), ("b", 1)]:
+        store.put_bytes(key, b"x" * size)
+    assert store.list_sizes("a/") == {"a/1": 3, "a/sub/2": 0}
+    assert store.list_sizes() == {"a/1": 3, "a/sub/2": 0, "ab/3": 7, "b": 1}
+    assert store.list_sizes("nothing/") == {}
+
+
+def test_delete_keys_deletes_those_and_no_others(store: ObjectStore) -> None:
+    for key in ["j/output/1.json", "j/output/1.mp4", "j/output/2.mp4", "j/manifest.json"]:
+        store.put_bytes(key, b"x")
+    store.delete_keys(["j/output/1.mp4", "j/output/2.mp4", "j/output/3.mp4"])  # one never was: fine
+    assert store.list() == ["j/manifest.json", "j/output/1.json"]
+    store.delete_keys([])
+
+
 def test_delete_prefix(store: ObjectStore) -> None:
     for key in ["jobs/j1/input/0", "jobs/j1/output/0", "jobs/j10/input/0", "jobs/j2/input/0"]:
         store.put_bytes(key, b"x")
