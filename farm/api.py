@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from farm.config import ClusterOptions, EncodeOptions, GifOptions, JobSpec, Precision, RenderOptions, StyleChoice, TemporalOptions
 from farm.driver import JobResult, ProgressFn
 from farm.errors import UserError
+from farm.files import atomic_path
 from farm.plan import new_job_id, validate_job_id
 from farm.sources import is_remote, localize, source_name, stage
 from farm.store import open_store
@@ -175,15 +176,12 @@ def _report(store, job_id: str, progress: ProgressFn | None) -> None:
 def _fetch_results(store, job: PreparedJob, seconds: float) -> JobResult:
     """Copy the finished job's MP4 and GIF from the store to the user's paths."""
     from farm.plan import Layout
-    from farm.reduce import deliver
 
     spec, layout = job.spec, Layout(job.spec.job_id)
     for wanted in filter(None, (spec.output, spec.gif_output)):
         dest = Path(wanted)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        part = dest.with_name(f".{dest.name}.part")
-        store.get_file(layout.final(dest.name), part)
-        deliver(part, dest)
+        with atomic_path(dest) as part:
+            store.get_file(layout.final(dest.name), part)
     info = job.info
     return JobResult(job_id=spec.job_id, output=spec.output, gif=spec.gif_output, frames=info.frames, fps=info.fps,
                      width=info.out_width, height=info.out_height, style=spec.render.style.name,

@@ -14,6 +14,7 @@ from pathlib import Path
 from farm import video
 from farm.config import GifOptions
 from farm.errors import ChunkCorruptError
+from farm.files import atomic_path
 from farm.plan import Layout, Receipt
 from farm.store import ObjectStore, sha256_file
 
@@ -51,6 +52,5 @@ def deliver(local: Path, dest: Path) -> None:
     try:
         local.replace(dest)  # same filesystem: atomic
     except OSError:
-        tmp = dest.with_name(f".{dest.name}.part")
-        shutil.copyfile(local, tmp)
-        tmp.replace(dest)
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(local, tmp)
