@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,8 +37,8 @@ class SubmitRequest(BaseModel):
     model: str | None = None
     strength: float = 1.0
     output: Path | None = None
-    gif: Path | None = None
-    make_gif: bool = True
+    #: the GIF preview: None = beside the output (``<output stem>.gif``), a path, or False for none
+    gif: Path | Literal[False] | None = None
     temporal: TemporalOptions = TemporalOptions()
     encode: EncodeOptions = EncodeOptions()
     chunk_frames: int | None = None
@@ -54,7 +55,7 @@ def default_outputs(request: SubmitRequest) -> tuple[Path, Path | None]:
     output = request.output or Path.cwd() / f"{base}.mp4"
     if output.suffix.lower() != ".mp4":
         raise UserError(f"--output must end in .mp4 (got {output.name})")
-    if not request.make_gif:
+    if request.gif is False:
         return output, None
     gif = request.gif or output.with_suffix(".gif")
     if gif.suffix.lower() != ".gif":

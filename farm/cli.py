@@ -131,10 +131,10 @@ def submit(
     from farm import api
 
     request = api.SubmitRequest(
-        input=input, style=style, style_images=tuple(style_image or ()), model=model, output=output, gif=None if no_gif else gif, make_gif=not no_gif,
+        input=input, style=style, style_images=tuple(style_image or ()), model=model, output=output, gif=False if no_gif else gif,
         strength=strength, temporal=TemporalOptions(enabled=temporal, strength=coherence, flow=flow.value),
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames, precision=precision.value,
-        gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id,
+        gif_options=GifOptions(max_seconds=gif_seconds), store=store, job_id=job_id,
         cluster=cluster_options(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
                                 compile=compile.value, keep_warm=keep_warm),
     )

@@ -50,12 +50,23 @@ class EncodeOptions(Model):
 
 
 class GifOptions(Model):
-    """The preview GIF: ffmpeg's palettegen → paletteuse recipe."""
+    """How the preview GIF looks: ffmpeg's palettegen → paletteuse recipe.
 
-    enabled: bool = True
+    Whether there is a GIF at all is said in one place: a job makes one when it
+    names a path for it (``JobSpec.gif_output``).
+    """
+
     width: int = Field(480, ge=16, le=4096)
     fps: float = Field(12.0, gt=0.0, le=50.0)
     max_seconds: float = Field(10.0, gt=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_legacy_switch(cls, data: object) -> object:
+        """Manifests written before the switch moved to ``gif_output`` carry an unread ``enabled``."""
+        if isinstance(data, dict) and "enabled" in data:
+            data = {k: v for k, v in data.items() if k != "enabled"}
+        return data
 
 
 #: how long each network's style vector is: 26 style weights, Ghiasi et al.'s 100-d embedding, or none
@@ -153,6 +164,7 @@ class JobSpec(Model):
     store: str
     #: where the user wants the results (a resume delivers there again); not part of the job's identity
     output: str
+    #: where the GIF goes; None: no GIF
     gif_output: str | None = None
 
 
