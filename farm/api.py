@@ -7,6 +7,7 @@ directory, the embedded local store, a readable job id.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Literal
@@ -19,7 +20,7 @@ from farm.errors import UserError
 from farm.files import atomic_path
 from farm.plan import new_job_id, validate_job_id
 from farm.sources import is_remote, localize, source_name, stage
-from farm.store import open_store
+from farm.store import LocalStore, open_store
 from farm.video import VideoInfo, probe
 
 
@@ -61,6 +62,14 @@ def default_outputs(request: SubmitRequest) -> tuple[Path, Path | None]:
     if gif.suffix.lower() != ".gif":
         raise UserError(f"--gif must end in .gif (got {gif.name})")
     return output, gif
+
+
+def refuse_overwriting_source(source: Path, *outputs: Path | None) -> None:
+    """An output that is the source itself would destroy the user's original (ffmpeg: "Output same as Input")."""
+    for out in filter(None, outputs):
+        same = out.exists() and source.exists() and os.path.samefile(out, source)
+        if same or out.resolve() == source.resolve():
+            raise UserError(f"{out}: the output would overwrite the source; choose another --output/--gif")
 
 
 def style_label(request: SubmitRequest) -> str:
@@ -109,6 +118,8 @@ def build_spec(request: SubmitRequest, local: Path, info: VideoInfo, output: Pat
     """Resolve the style and the store, stage the source, and fill in the job id."""
     job_id = validate_job_id(request.job_id) if request.job_id else new_job_id(local.stem)
     store = open_store(request.store)
+    if isinstance(store, LocalStore):
+        store.ensure_root()
     render = RenderOptions(style=stage_model(resolve_style(request, local, info), store), temporal=request.temporal,
                            encode=request.encode, chunk_frames=request.chunk_frames,
                            precision=request.precision)
@@ -133,6 +144,7 @@ def prepare(request: SubmitRequest) -> PreparedJob:
     """Every check that can fail on bad input, before anything is started or written."""
     output, gif = default_outputs(request)
     local = localize(request.input)
+    refuse_overwriting_source(local, output, gif)
     info = probe(local)  # before the style or the store: a bad video is the likeliest mistake
     return PreparedJob(spec=build_spec(request, local, info, output, gif), local_source=local, info=info,
                        cluster=request.cluster)

@@ -169,6 +169,17 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
 
+    def ensure_root(self) -> None:
+        """Create the root now: a directory that cannot be made is the user's error (a bad --store),
+        said before a job starts rather than as a failed write halfway through it."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise PermissionError(13, "permission denied")
+        except OSError as exc:
+            raise ConfigError(f"store {self.root}: cannot create or write the directory "
+                              f"({exc.strerror or exc})") from None
+
     def put_file(self, key: str, path: Path) -> None:
         src = _require_source(path)
         dest = self._path(key)

@@ -115,6 +115,24 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(cli, tmp_path, make, wo
     assert set(tmp_path.iterdir()) == before  # no output, no GIF, no scratch folder
 
 
+@pytest.mark.parametrize("target", ["c.mp4", "./c.mp4", "link.mp4"])
+def test_output_that_is_the_source_is_refused_and_the_source_kept(cli, tmp_path, target):
+    clip = make_clip(tmp_path / "c.mp4", frames=2, width=32, height=32)
+    (tmp_path / "link.mp4").symlink_to(clip)
+    original = clip.read_bytes()
+    result = cli("submit", "c.mp4", "-o", target)
+    assert result.code == 2 and "overwrite the source" in result.stderr and result.stderr.count("\n") == 1
+    assert clip.read_bytes() == original
+
+
+def test_a_store_that_cannot_be_created_is_a_user_error(cli, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=2, width=32, height=32)
+    result = cli("submit", clip, "--store", "/proc/x", "--no-gif")
+    assert result.code == 2, result.stderr
+    assert "/proc/x" in result.stderr and "internal" not in result.stderr and result.stderr.count("\n") == 1
+    assert not list(tmp_path.glob("c_*"))
+
+
 @pytest.mark.parametrize("args, words", [
     (("--crf", "99"), "--crf"),
     (("--compile", "sometimes"), "--compile"),
