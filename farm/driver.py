@@ -282,7 +282,7 @@ def _workdir(near: Path):
 
 
 def _notes(info: video.VideoInfo) -> list[str]:
-    if (info.out_width, info.out_height) != (info.width, info.height):
-        return [f"source is {info.width}x{info.height}; yuv420p needs even sizes, so the output is "
+    if (info.out_width, info.out_height) != info.display_size:
+        return [f"source is {'x'.join(map(str, info.display_size))}; yuv420p needs even sizes, so the output is "
                 f"{info.out_width}x{info.out_height} (last row/column repeated)"]
     return []

@@ -67,12 +67,15 @@ def _add_audio(container: av.container.OutputContainer, seconds: float, codec: s
 
 def make_clip(path: Path, *, frames: int = 24, width: int = 96, height: int = 64, fps: Fraction = Fraction(24),
               audio: bool = False, vfr: bool = False, time_base: Fraction | None = None,
-              codec: str = "libx264", faststart: bool = False, audio_codec: str = "aac") -> Path:
+              codec: str = "libx264", faststart: bool = False, audio_codec: str = "aac", rotation: float = 0,
+              hflip: bool = False) -> Path:
     """Write a synthetic clip to ``path`` (container from the suffix) and return the path.
 
     ``time_base`` defaults to 1/1000 for VFR and 1/fps otherwise; the muxer may
     refine it (MP4 raises small timescales), as real files do. The audio is a
-    sine tone as long as the video.
+    sine tone as long as the video. ``rotation`` (degrees counter-clockwise) and
+    ``hflip`` go into the display matrix, as a phone writes it: the pixels stay
+    as they are, a player turns them.
     """
     fps = Fraction(fps)
     time_base = time_base or (Fraction(1, 1000) if vfr else 1 / fps)
@@ -80,6 +83,8 @@ def make_clip(path: Path, *, frames: int = 24, width: int = 96, height: int = 64
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", options=options) as container:
         stream = _add_video(container, codec, width, height, fps, time_base)
+        if rotation or hflip:
+            stream.set_display_rotation(rotation, hflip=hflip)
         audio_packets = _add_audio(container, float(pts[-1] * time_base + 1 / fps), audio_codec) if audio else []
         for i, p in enumerate(pts):
             frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24")

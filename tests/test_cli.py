@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.sidedata.sidedata
 import pytest
 
 from tests.clips import make_audio_only, make_clip, make_not_a_video, make_truncated, make_zero_frames
@@ -96,6 +97,18 @@ def test_variable_frame_rate_keeps_timestamps(cli, tmp_path):
     submit_json(cli, clip, "--no-gif", "--chunk-frames", "5")
     src, dst = video_facts(clip), video_facts(tmp_path / "vfr_vangogh.mp4")
     assert dst["pts_seconds"] == pytest.approx(src["pts_seconds"], abs=1e-3)
+
+
+def test_phone_clip_comes_out_upright_with_no_matrix_left(cli, tmp_path):
+    """Landscape pixels + a quarter-turn display matrix: a player shows it portrait, and so must the outputs."""
+    clip = make_clip(tmp_path / "phone.mp4", frames=6, width=64, height=32, rotation=-90, audio=True)
+    report = submit_json(cli, clip, "--chunk-frames", "3", "--gif", tmp_path / "phone.gif")
+    assert (report["width"], report["height"]) == (32, 64)
+    assert video_facts(Path(report["output"]))["size"] == (32, 64)
+    with av.open(report["output"]) as container:
+        frame = next(container.decode(video=0))
+        assert frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX) is None and frame.rotation == 0
+    assert gif_facts(tmp_path / "phone.gif")["size"] == (32, 64)
 
 
 @pytest.mark.parametrize("make, words", [

@@ -410,3 +410,43 @@ def test_concat_refuses_segments_out_of_order(clips, tmp_path):
     with pytest.raises(CodecError, match="overlap"):
         video.concat_segments(segments[::-1], tmp_path / "final.mp4", audio_from=None, time_base=Fraction(1, 12288))
     assert not (tmp_path / "final.mp4").exists()
+
+
+# ---------------------------------------------------------------- orientation
+
+
+def display_matrix(path: Path) -> bytes | None:
+    """The display matrix a player would apply (FFmpeg puts the container's on every decoded frame)."""
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+        return None if matrix is None else bytes(matrix)
+
+
+# rotation is counter-clockwise (FFmpeg's -display_rotation); a mirror comes after the turn
+@pytest.mark.parametrize("rotation, hflip, show", [
+    (90, False, lambda a: np.rot90(a, 1)),
+    (-90, False, lambda a: np.rot90(a, -1)),
+    (180, False, lambda a: np.rot90(a, 2)),
+    (0, True, lambda a: a[:, ::-1]),
+    (90, True, lambda a: np.rot90(a, 1)[:, ::-1]),
+])
+def test_display_matrix_is_applied_to_the_pixels(tmp_path, rotation, hflip, show):
+    plain = make_clip(tmp_path / "plain.mp4", frames=3, width=64, height=32)
+    phone = make_clip(tmp_path / "phone.mp4", frames=3, width=64, height=32, rotation=rotation, hflip=hflip)
+    assert display_matrix(phone) is not None
+    info = video.probe(phone)
+    expected = [show(f.rgb) for f in video.read_all_frames(plain)]
+    assert (info.out_height, info.out_width) == expected[0].shape[:2]
+    for frame, want in zip(video.read_all_frames(phone), expected, strict=True):
+        assert np.array_equal(frame.rgb, want)
+
+
+def test_segments_and_final_video_carry_no_display_matrix(tmp_path):
+    phone = make_clip(tmp_path / "phone.mp4", frames=4, width=64, height=32, rotation=90)
+    info = video.probe(phone)
+    segment = write_segment(tmp_path / "seg.mp4", video.read_all_frames(phone), info.time_base, lossless=False)
+    final = tmp_path / "final.mp4"
+    video.concat_segments([segment], final, audio_from=None, time_base=info.time_base)
+    assert display_matrix(final) is None
+    assert (video.probe(final).out_width, video.probe(final).out_height) == (32, 64)

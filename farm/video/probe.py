@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import av
+import av.sidedata.sidedata
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from farm.errors import InputError
+from farm.video import orient
 
 
 # Demuxers that open pictures or text as one-frame "video": refused as not a video.
@@ -37,10 +40,10 @@ class VideoInfo(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str
-    width: int
+    width: int  # the coded picture, as decoded
     height: int
-    out_width: int  # rounded up to even for yuv420p (last column repeated)
-    out_height: int  # rounded up to even for yuv420p (last row repeated)
+    out_width: int  # as displayed (orientation applied), rounded up to even for yuv420p (last column repeated)
+    out_height: int  # as displayed, rounded up to even for yuv420p (last row repeated)
     frames: int  # exact: packets of the video stream, counted by demuxing
     time_base_num: int
     time_base_den: int
@@ -53,6 +56,13 @@ class VideoInfo(BaseModel):
     has_audio: bool
     audio_codec: str | None
     first_pts: int
+    #: how a player turns the picture (the display matrix, farm/video/orient.py); applied on decode
+    orientation: tuple[int, int, int, int] = orient.UPRIGHT
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as a player shows the source, before rounding to even."""
+        return orient.display_size(self.width, self.height, self.orientation)
 
     @property
     def time_base(self) -> Fraction:
@@ -74,7 +84,26 @@ def probe(path: str | Path) -> VideoInfo:
         _refuse_stills(container, path)
         stream = video_stream(container, path)
         stats = _scan_packets(container, stream, path)
-        return _info(path, container, stream, stats)
+        info = _info(path, container, stream, stats)
+    return _oriented(info, _first_orientation(path))
+
+
+def _first_orientation(path: Path) -> orient.Orientation:
+    """The display matrix the decoder attaches to the first frame (FFmpeg exports the container's there)."""
+    try:
+        with open_input(path) as container:
+            for frame in container.decode(video_stream(container, path)):
+                matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+                return orient.from_display_matrix(None if matrix is None else np.frombuffer(bytes(matrix), "<i4"))
+    except (av.error.FFmpegError, InputError):
+        pass  # a damaged first frame is reported by the decode itself, naming the frame
+    return orient.UPRIGHT
+
+
+def _oriented(info: VideoInfo, orientation: orient.Orientation) -> VideoInfo:
+    width, height = orient.display_size(info.width, info.height, orientation)
+    return info.model_copy(update={"orientation": orientation, "out_width": width + width % 2,
+                                   "out_height": height + height % 2})
 
 
 def _check_file(path: Path) -> None:
