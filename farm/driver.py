@@ -118,7 +118,8 @@ def submit(spec: JobSpec, options: ClusterOptions, *, source: Path, info: video.
         receipts, rendered = _render_all(store, layout, manifest, source, info, options, progress)
         stages = _sum_stages(receipts.values())
         with _workdir(output) as tmp:
-            stages.update(_finish(store, layout, manifest, receipts, source, info, options, Path(tmp)))
+            finished, notes = _finish(store, layout, manifest, receipts, source, info, options, Path(tmp))
+            stages.update(finished)
     except BaseException as exc:
         write_state(store, layout, state="failed", error=f"{type(exc).__name__}: {exc}")
         raise
@@ -129,17 +130,18 @@ def submit(spec: JobSpec, options: ClusterOptions, *, source: Path, info: video.
     return JobResult(job_id=spec.job_id, output=str(output), gif=str(gif) if gif else None, frames=info.frames,
                      fps=info.fps, width=info.out_width, height=info.out_height, style=spec.render.style.name,
                      seconds=round(time.perf_counter() - t0, 3), chunks=len(manifest.chunks),
-                     chunks_rendered=rendered, store=store.uri, stages=stages, notes=_notes(info))
+                     chunks_rendered=rendered, store=store.uri, stages=stages, notes=_notes(info) + notes)
 
 
 def _finish(store: ObjectStore, layout: Layout, manifest: Manifest, receipts: dict[int, Receipt], source: Path,
-            info: video.VideoInfo, options: ClusterOptions, tmp: Path) -> dict[str, float]:
-    """Reduce to the final MP4, make the GIF, and move both to the user's paths."""
+            info: video.VideoInfo, options: ClusterOptions, tmp: Path) -> tuple[dict[str, float], list[str]]:
+    """Reduce to the final MP4, make the GIF, and move both to the user's paths; the stages' seconds and
+    the reducer's notes."""
     spec, stages = manifest.spec, {}
     output, gif = Path(spec.output), Path(spec.gif_output) if spec.gif_output else None
     t = time.perf_counter()
     final = tmp / output.name
-    _reduce_with_repair(store, layout, manifest, receipts, source, info, options, final)
+    notes = _reduce_with_repair(store, layout, manifest, receipts, source, info, options, final)
     stages["reduce"] = round(time.perf_counter() - t, 3)
     if gif is not None:
         t = time.perf_counter()
@@ -147,7 +149,7 @@ def _finish(store: ObjectStore, layout: Layout, manifest: Manifest, receipts: di
         stages["gif"] = round(time.perf_counter() - t, 3)
         deliver(tmp / gif.name, gif)
     deliver(final, output)
-    return stages
+    return stages, notes
 
 
 class JobStatus(BaseModel):
@@ -254,12 +256,11 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
 
 
 def _reduce_with_repair(store: ObjectStore, layout: Layout, manifest: Manifest, receipts: dict[int, Receipt],
-                        source: Path, info: video.VideoInfo, options: ClusterOptions, final: Path) -> None:
+                        source: Path, info: video.VideoInfo, options: ClusterOptions, final: Path) -> list[str]:
     """Reduce; a chunk whose bytes fail their checksum is re-rendered once, never muxed in."""
     for attempt in range(3):
         try:
-            write_video(store, layout, list(receipts.values()), source, info, final)
-            return
+            return write_video(store, layout, list(receipts.values()), source, info, final)
         except ChunkCorruptError as exc:
             if attempt == 2:
                 raise

@@ -31,12 +31,14 @@ def fetch_verified(store: ObjectStore, receipt: Receipt, tmp: Path) -> Path:
 
 
 def write_video(store: ObjectStore, layout: Layout, receipts: list[Receipt], source: Path,
-                info: video.VideoInfo, out: Path) -> None:
-    """Concatenate the verified chunks into ``out``, mux the source's audio, store it as final/<name>."""
+                info: video.VideoInfo, out: Path) -> list[str]:
+    """Concatenate the verified chunks into ``out`` with the source's other tracks, store it as
+    final/<name>; returns notes for the user (a track left out or converted)."""
     with tempfile.TemporaryDirectory(prefix="farm-reduce-") as tmp:
         parts = [fetch_verified(store, r, Path(tmp)) for r in sorted(receipts, key=lambda r: r.chunk)]
-        video.concat_segments(parts, out, audio_from=source if info.has_audio else None, time_base=info.time_base)
+        notes = video.concat_segments(parts, out, audio_from=source, time_base=info.time_base)
     store.put_file(layout.final(out.name), out)
+    return notes
 
 
 def write_gif(store: ObjectStore, layout: Layout, final_video: Path, options: GifOptions, out: Path) -> video.GifInfo:

@@ -135,3 +135,40 @@ def make_zero_frames(path: Path) -> Path:
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         container.mux(_add_audio(container, 0.5))
     return path
+
+
+def make_film(path: Path, *, frames: int = 24, width: int = 64, height: int = 48) -> Path:
+    """A Matroska film as a user has them: two tagged audio tracks, a text and a picture subtitle track,
+    chapters, a title, a creation time and a location."""
+    fps = Fraction(24)
+    seconds = frames / fps
+    with av.open(str(path), "w") as container:
+        video = _add_video(container, "libx264", width, height, fps, 1 / fps)
+        audio = []
+        for language, title in (("eng", "Main"), ("fra", "Commentary")):
+            packets = _add_audio(container, float(seconds))
+            packets[0].stream.metadata.update({"language": language, "title": title})
+            audio += packets
+        text = container.add_mux_stream("subrip")
+        text.metadata.update({"language": "deu", "title": "Deutsch"})
+        picture = container.add_mux_stream("dvd_subtitle")
+        picture.metadata["language"] = "spa"
+        container.metadata.update({"title": "My film", "creation_time": "2024-05-01T10:00:00.000000Z",
+                                   "location": "+48.8584+002.2945/"})
+        half = int(seconds * 500)
+        container.set_chapters([
+            {"id": 1, "start": 0, "end": half, "time_base": Fraction(1, 1000), "metadata": {"title": "Opening"}},
+            {"id": 2, "start": half, "end": 2 * half, "time_base": Fraction(1, 1000), "metadata": {"title": "End"}},
+        ])
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24")
+            frame.pts, frame.time_base = i, 1 / fps
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        container.mux(audio)
+        for stream, data, start in ((text, b"Hallo Welt", 100), (picture, b"\x00" * 16, 200)):
+            packet = av.Packet(data)
+            packet.pts = packet.dts = start
+            packet.duration, packet.time_base, packet.stream = 300, Fraction(1, 1000), stream
+            container.mux(packet)
+    return path

