@@ -223,7 +223,7 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
         shape, here = open_pool(options, chunks=len(todo))
         feeder.resize(options.max_in_flight or shape.workers + 1)
         job = JobContext(job_id=manifest.spec.job_id, store_uri=store.uri, render=manifest.spec.render,
-                         width=info.out_width, height=info.out_height, time_base=info.time_base,
+                         width=info.out_width, height=info.out_height, time_base=info.time_base, colour=info.colour,
                          compile=compile_mode(options, shape, sum(c.frames + c.warmup for c in todo),
                                               (info.out_height, info.out_width)))
         if here:
@@ -283,6 +283,11 @@ def _workdir(near: Path):
 
 
 def _notes(info: video.VideoInfo) -> list[str]:
+    hdr = video.hdr_note(info.colour)
+    return ([hdr] if hdr else []) + _size_notes(info)
+
+
+def _size_notes(info: video.VideoInfo) -> list[str]:
     if (info.out_width, info.out_height) != info.display_size:
         return [f"source is {'x'.join(map(str, info.display_size))}; yuv420p needs even sizes, so the output is "
                 f"{info.out_width}x{info.out_height} (last row/column repeated)"]

@@ -34,7 +34,8 @@ def shard(source: Path, info: video.VideoInfo, chunks: Iterable[Chunk], store: O
             while next_to_open < len(todo) and todo[next_to_open].first == n:
                 chunk = todo[next_to_open]
                 path = Path(tmp) / f"{chunk.index:06d}{video.SEGMENT_EXT}"
-                writer = video.SegmentWriter(path, info.out_width, info.out_height, info.time_base, lossless=True)
+                writer = video.SegmentWriter(path, info.out_width, info.out_height, info.time_base, lossless=True,
+                                             colour=info.colour)
                 open_writers[chunk.index] = (chunk, writer, path)
                 next_to_open += 1
             for chunk, writer, _ in list(open_writers.values()):

@@ -15,6 +15,7 @@ import numpy as np
 
 AUDIO_RATE = 48000
 _VFR_STEPS_MS = (33, 50, 42, 67, 21)  # irregular frame durations, repeated
+_SWS = {1: "ITU709", 6: "ITU601", 9: "BT2020"}  # AVCOL_SPC → swscale's matrix names
 
 
 def pattern(index: int, width: int, height: int) -> np.ndarray:
@@ -68,14 +69,15 @@ def _add_audio(container: av.container.OutputContainer, seconds: float, codec: s
 def make_clip(path: Path, *, frames: int = 24, width: int = 96, height: int = 64, fps: Fraction = Fraction(24),
               audio: bool = False, vfr: bool = False, time_base: Fraction | None = None,
               codec: str = "libx264", faststart: bool = False, audio_codec: str = "aac", rotation: float = 0,
-              hflip: bool = False) -> Path:
+              hflip: bool = False, colour: tuple[int, int, int] | None = None) -> Path:
     """Write a synthetic clip to ``path`` (container from the suffix) and return the path.
 
     ``time_base`` defaults to 1/1000 for VFR and 1/fps otherwise; the muxer may
     refine it (MP4 raises small timescales), as real files do. The audio is a
     sine tone as long as the video. ``rotation`` (degrees counter-clockwise) and
     ``hflip`` go into the display matrix, as a phone writes it: the pixels stay
-    as they are, a player turns them.
+    as they are, a player turns them. ``colour`` (primaries, transfer, matrix:
+    AVCOL_* numbers) tags the stream, and its matrix converts the pattern to YUV.
     """
     fps = Fraction(fps)
     time_base = time_base or (Fraction(1, 1000) if vfr else 1 / fps)
@@ -85,9 +87,15 @@ def make_clip(path: Path, *, frames: int = 24, width: int = 96, height: int = 64
         stream = _add_video(container, codec, width, height, fps, time_base)
         if rotation or hflip:
             stream.set_display_rotation(rotation, hflip=hflip)
+        if colour:
+            ctx = stream.codec_context
+            ctx.color_primaries, ctx.color_trc, ctx.colorspace = colour
+            ctx.color_range = 1
         audio_packets = _add_audio(container, float(pts[-1] * time_base + 1 / fps), audio_codec) if audio else []
         for i, p in enumerate(pts):
             frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24")
+            if colour:
+                frame = frame.reformat(format=stream.pix_fmt, dst_colorspace=_SWS[colour[2]], dst_color_range="MPEG")
             frame.pts, frame.time_base = p, time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))

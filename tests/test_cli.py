@@ -121,6 +121,14 @@ def test_film_keeps_both_audio_tracks_and_its_subtitles_and_says_what_it_left_ou
     assert kinds == [("video", "und"), ("audio", "eng"), ("audio", "fra"), ("subtitle", "deu")]
 
 
+def test_bt709_clip_comes_out_tagged_bt709(cli, tmp_path):
+    clip = make_clip(tmp_path / "hd.mp4", frames=4, width=64, height=32, colour=(1, 1, 1))
+    report = submit_json(cli, clip, "--no-gif", "--chunk-frames", "2")
+    with av.open(report["output"]) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.color_primaries, frame.color_trc, frame.colorspace, frame.color_range) == (1, 1, 1, 1)
+
+
 @pytest.mark.parametrize("make, words", [
     (lambda p: p / "missing.mp4", "not found"),
     (lambda p: make_not_a_video(p / "notes.mp4"), "not a video"),

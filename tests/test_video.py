@@ -13,6 +13,7 @@ import pytest
 
 from farm import video
 from farm.errors import CodecError, InputError
+from farm.video.colour import TO_RGB, describe
 from farm.samples import sample_clip, samples_dir
 from tests.clips import (make_audio_only, make_clip, make_film, make_not_a_video, make_truncated, make_zero_frames,
                          pattern)
@@ -485,3 +486,43 @@ def test_final_video_keeps_every_audio_and_text_track_chapters_and_tags(tmp_path
             ("Opening", 0.0), ("End", 0.5)]
         subtitle = [p for p in container.demux(container.streams.subtitles[0]) if p.size > 2]
         assert bytes(subtitle[0])[2:] == b"Hallo Welt" and float(subtitle[0].pts * subtitle[0].time_base) == 0.1
+
+
+# ---------------------------------------------------------------- colour
+
+BT709_TAGS = (1, 1, 1)  # primaries, transfer, matrix: BT.709
+HLG_TAGS = (9, 18, 9)  # BT.2020 primaries, HLG transfer, BT.2020 matrix
+
+
+def colour_tags(path: Path) -> tuple[int, int, int, int]:
+    """What a player reads: primaries, transfer, matrix, range of the first frame."""
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        return frame.color_primaries, frame.color_trc, frame.colorspace, frame.color_range
+
+
+def shown_rgb(path: Path) -> list[np.ndarray]:
+    """The frames as a player that honours the tags shows them (PyAV converts with the frame's own matrix)."""
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24", src_color_range="MPEG", interpolation=TO_RGB)
+                for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("tags", [BT709_TAGS, HLG_TAGS])
+def test_colour_description_is_carried_and_converted_with(tmp_path, tags):
+    source = make_clip(tmp_path / "hd.mp4", frames=4, width=96, height=64, colour=tags)
+    info = video.probe(source)
+    assert (info.colour.primaries, info.colour.transfer, info.colour.matrix, info.colour.range) == (*tags, 1)
+    segment = write_segment(tmp_path / "seg.mp4", video.read_all_frames(source), info.time_base,
+                            lossless=True, colour=info.colour, pix_fmt="yuv444p")
+    final = tmp_path / "final.mp4"
+    video.concat_segments([segment], final, audio_from=None, time_base=info.time_base)
+    assert colour_tags(final) == (*tags, 1)
+    for shown, original in zip(shown_rgb(final), shown_rgb(source), strict=True):
+        # 4:4:4, so only rounding and the source's own 4:2:0 chroma remain
+        assert np.abs(shown.astype(int) - original).mean() < 1.0
+
+
+def test_untagged_hd_is_taken_as_bt709_and_sd_as_bt601():
+    assert describe(av.VideoFrame(1280, 720, "yuv420p")).matrix == 1
+    assert describe(av.VideoFrame(640, 480, "yuv420p")).matrix == 6

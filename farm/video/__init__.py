@@ -10,7 +10,7 @@ The names other modules use are re-exported here: ``from farm import video;
 video.probe(...)``.
 """
 
-from farm.video.colour import to_uint8
+from farm.video.colour import Colour, hdr_note, to_uint8
 from farm.video.decode import Frame, iter_frames, pad_even, read_all_frames, to_rgb
 from farm.video.gif import GifInfo, make_gif
 from farm.video.mux import check_concat_compatible, concat_segments, decode_timestamps
@@ -18,7 +18,7 @@ from farm.video.probe import VideoInfo, probe
 from farm.video.segments import SEGMENT_EXT, SegmentClock, SegmentWriter, read_segment
 
 __all__ = [
-    "SEGMENT_EXT", "Frame", "GifInfo", "SegmentClock", "SegmentWriter", "VideoInfo", "check_concat_compatible",
-    "concat_segments", "decode_timestamps", "iter_frames", "make_gif", "pad_even", "probe", "read_all_frames",
+    "SEGMENT_EXT", "Colour", "Frame", "GifInfo", "SegmentClock", "SegmentWriter", "VideoInfo", "check_concat_compatible",
+    "concat_segments", "decode_timestamps", "hdr_note", "iter_frames", "make_gif", "pad_even", "probe", "read_all_frames",
     "read_segment", "to_rgb", "to_uint8",
 ]

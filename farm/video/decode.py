@@ -12,7 +12,7 @@ import numpy as np
 
 from farm.errors import InputError
 from farm.video import orient
-from farm.video.colour import TO_RGB
+from farm.video.colour import Colour, describe, to_rgb_array
 from farm.video.probe import VideoInfo, open_input, probe, reason, video_stream
 
 
@@ -35,7 +35,8 @@ def iter_frames(path: str | Path, info: VideoInfo) -> Iterator[Frame]:
         stream.codec_context.thread_type = "AUTO"  # frame + slice threads; PyAV's default is slice only
         count = 0
         for frame, pts in _timestamps(decoded(container, stream, path), info):
-            yield Frame(to_rgb(frame, info.width, info.height, info.out_width, info.out_height, info.orientation), pts)
+            yield Frame(to_rgb(frame, info.width, info.height, info.out_width, info.out_height, info.orientation,
+                               info.colour), pts)
             count += 1
     if count < info.frames:
         raise InputError(f"{path}: decoding stopped after {count} of {info.frames} frames "
@@ -75,12 +76,12 @@ def _timestamps(frames: Iterable[av.VideoFrame], info: VideoInfo) -> Iterator[tu
 
 
 def to_rgb(frame: av.VideoFrame, width: int, height: int, out_width: int, out_height: int,
-           orientation: orient.Orientation = orient.UPRIGHT) -> np.ndarray:
-    """The frame as (out_height, out_width, 3) uint8 RGB, turned as a player shows it, edges replicated
-    into the padding."""
+           orientation: orient.Orientation = orient.UPRIGHT, colour: Colour | None = None) -> np.ndarray:
+    """The frame as (out_height, out_width, 3) uint8 RGB through the source's ``colour`` (default: the
+    frame's own), turned as a player shows it, edges replicated into the padding."""
     if (frame.width, frame.height) != (width, height):  # a mid-stream size change: back to the probed size
         frame = frame.reformat(width=width, height=height)
-    rgb = orient.apply(frame.to_ndarray(format="rgb24", interpolation=TO_RGB), orientation)
+    rgb = orient.apply(to_rgb_array(frame, colour or describe(frame)), orientation)
     return pad_even(rgb, out_width, out_height)
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from farm.errors import InputError
 from farm.video import orient
+from farm.video.colour import Colour, describe
 
 
 # Demuxers that open pictures or text as one-frame "video": refused as not a video.
@@ -58,6 +59,8 @@ class VideoInfo(BaseModel):
     first_pts: int
     #: how a player turns the picture (the display matrix, farm/video/orient.py); applied on decode
     orientation: tuple[int, int, int, int] = orient.UPRIGHT
+    #: the colour description, carried to the output (farm/video/colour.py)
+    colour: Colour = Colour()
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -85,19 +88,23 @@ def probe(path: str | Path) -> VideoInfo:
         stream = video_stream(container, path)
         stats = _scan_packets(container, stream, path)
         info = _info(path, container, stream, stats)
-    return _oriented(info, _first_orientation(path))
+    orientation, colour = _first_frame_facts(path)
+    return _oriented(info, orientation).model_copy(update={"colour": colour})
 
 
-def _first_orientation(path: Path) -> orient.Orientation:
-    """The display matrix the decoder attaches to the first frame (FFmpeg exports the container's there)."""
+def _first_frame_facts(path: Path) -> tuple[orient.Orientation, Colour]:
+    """What only a decoded frame says for sure: the display matrix (FFmpeg exports the container's onto
+    every frame) and the colour description (the codec's own, else the container's)."""
     try:
         with open_input(path) as container:
             for frame in container.decode(video_stream(container, path)):
                 matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
-                return orient.from_display_matrix(None if matrix is None else np.frombuffer(bytes(matrix), "<i4"))
+                orientation = orient.from_display_matrix(None if matrix is None else
+                                                         np.frombuffer(bytes(matrix), "<i4"))
+                return orientation, describe(frame)
     except (av.error.FFmpegError, InputError):
         pass  # a damaged first frame is reported by the decode itself, naming the frame
-    return orient.UPRIGHT
+    return orient.UPRIGHT, Colour()
 
 
 def _oriented(info: VideoInfo, orientation: orient.Orientation) -> VideoInfo:

@@ -14,7 +14,7 @@ from av.codec.context import Flags
 
 from farm.codecs import encoder_options
 from farm.errors import CodecError
-from farm.video.colour import BT601, LIMITED_RANGE, TO_RGB, TO_YUV
+from farm.video.colour import Colour, describe, from_rgb_array, to_rgb_array
 from farm.video.decode import Frame
 
 
@@ -49,13 +49,15 @@ class SegmentWriter:
     Input chunks are ``lossless`` (x264 at qp 0, preset veryfast, tune fastdecode:
     exact for the YUV planes it is given); output chunks use the final codec settings, so the
     reducer can stream-copy them. Every segment starts with a keyframe and
-    carries its own parameter sets; nothing depends on process state.
+    carries its own parameter sets; nothing depends on process state. ``colour``
+    (the source's description, farm/video/colour.py) converts RGB to YUV and is
+    written into the stream's tags; read_segment converts back with it.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, time_base: Fraction, *, lossless: bool,
                  codec: str = "libx264", crf: int = 18, preset: str = "veryfast", pix_fmt: str = "yuv420p",
-                 threads: int = 0) -> None:
-        self.path, self.width, self.height = Path(path), width, height
+                 threads: int = 0, colour: Colour = Colour()) -> None:
+        self.path, self.width, self.height, self.colour = Path(path), width, height, colour
         self.time_base = Fraction(time_base)
         self._tick = Fraction(1, self.time_base.denominator)  # the MP4 track's unit
         self._frames, self._last_pts, self._pix_fmt = 0, None, pix_fmt
@@ -81,7 +83,7 @@ class SegmentWriter:
         ctx.thread_count = threads
         ctx.flags |= Flags.frame_duration  # let packets carry our frame durations (else the muxer assumes 24 fps)
         if self._yuv:  # an RGB stream (libx264rgb) must stay untagged: its planes are not YUV
-            ctx.colorspace, ctx.color_range = BT601, LIMITED_RANGE
+            self.colour.tag(ctx)
         known = {o.name for o in ctx.supported_options.private} | {o.name for o in ctx.supported_options.generic}
         if lossless and not set(options) <= known:  # silently lossy input chunks would be a quiet quality bug
             raise ValueError(f"{codec} has no x264-style lossless mode (qp 0)")
@@ -113,10 +115,7 @@ class SegmentWriter:
             raise CodecError(f"{self.path}: pts {pts} after {self._last_pts} (must increase)")
 
     def _to_frame(self, rgb: np.ndarray, pts: int) -> av.VideoFrame:
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        if self._yuv:
-            frame = frame.reformat(format=self._pix_fmt, interpolation=TO_YUV,
-                                   dst_colorspace="ITU601", dst_color_range="MPEG")
+        frame = from_rgb_array(rgb, self._pix_fmt, self.colour)
         frame.pts, frame.time_base = self._clock.to_ticks(pts), self._tick
         return frame
 
@@ -209,7 +208,7 @@ def read_segment(path: str | Path, threads: int = 0) -> Iterator[Frame]:
             stream.codec_context.thread_count = threads
             clock = SegmentClock.read(container, path)
             for frame in container.decode(stream):
-                rgb = frame.to_ndarray(format="rgb24", interpolation=TO_RGB)
+                rgb = to_rgb_array(frame, describe(frame))  # the colour the writer tagged
                 yield Frame(rgb, exact(clock.seconds(frame.pts, stream.time_base) / clock.time_base, path))
     except (av.error.FFmpegError, IndexError) as err:
         raise CodecError(f"{path}: cannot read segment: {err}") from None
