@@ -14,7 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from farm.config import ClusterOptions, EncodeOptions, GifOptions, JobSpec, Precision, RenderOptions, StyleChoice, TemporalOptions
+from farm.config import (ClusterOptions, EncodeOptions, GifOptions, JobSpec, Precision, RenderOptions, StyleChoice,
+                         TemporalOptions, Trim)
 from farm.driver import JobResult, ProgressFn
 from farm.errors import UserError
 from farm.files import atomic_path
@@ -43,6 +44,7 @@ class SubmitRequest(BaseModel):
     temporal: TemporalOptions = TemporalOptions()
     encode: EncodeOptions = EncodeOptions()
     chunk_frames: int | None = None
+    trim: Trim | None = None
     precision: Precision = "auto"
     gif_options: GifOptions = GifOptions()
     store: str | None = None
@@ -125,8 +127,13 @@ def build_spec(request: SubmitRequest, local: Path, info: VideoInfo, output: Pat
                            precision=request.precision)
     source = request.input if is_remote(request.input) else str(local.resolve())
     return JobSpec(job_id=job_id, source=source, source_copy=stage(store, local) if not is_remote(source) else None,
-                   render=render, gif=request.gif_options, store=store.uri, output=str(output.resolve()),
+                   render=render, trim=request.trim, gif=request.gif_options, store=store.uri, output=str(output.resolve()),
                    gif_output=str(gif.resolve()) if gif else None)
+
+
+def probe_spec(local: Path, trim: Trim | None) -> VideoInfo:
+    """The source as the job sees it: the whole video, or the part a trim keeps."""
+    return probe(local, trim.start, trim.duration) if trim else probe(local)
 
 
 class PreparedJob(BaseModel):
@@ -145,7 +152,7 @@ def prepare(request: SubmitRequest) -> PreparedJob:
     output, gif = default_outputs(request)
     local = localize(request.input)
     refuse_overwriting_source(local, output, gif)
-    info = probe(local)  # before the style or the store: a bad video is the likeliest mistake
+    info = probe_spec(local, request.trim)  # before the style or the store: a bad video is the likeliest mistake
     return PreparedJob(spec=build_spec(request, local, info, output, gif), local_source=local, info=info,
                        cluster=request.cluster)
 
@@ -208,7 +215,7 @@ def run_job(job_id: str, store_uri: str, cluster: ClusterOptions) -> JobResult:
     store = open_store(store_uri)
     spec = JobSpec.model_validate_json(store.get_bytes(remote.spec_key(validate_job_id(job_id))))
     local = localize(spec.source)
-    return driver.submit(spec, cluster, source=local, info=probe(local))
+    return driver.submit(spec, cluster, source=local, info=probe_spec(local, spec.trim))
 
 
 def submit(request: SubmitRequest, progress: ProgressFn | None = None) -> JobResult:
@@ -227,7 +234,7 @@ def prepare_resume(job_id: str, store: str | None, cluster: ClusterOptions) -> P
         if spec.source_copy is None:
             raise UserError(f"job {job_id}: its source {spec.source} is no longer there") from None
         local = localize(spec.source_copy)
-    return PreparedJob(spec=spec, local_source=local, info=probe(local), cluster=cluster)
+    return PreparedJob(spec=spec, local_source=local, info=probe_spec(local, spec.trim), cluster=cluster)
 
 
 def status(job_id: str, store: str | None):

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from farm.config import ClusterOptions, EncodeOptions, GifOptions, TemporalOptions
+from farm.config import ClusterOptions, EncodeOptions, GifOptions, TemporalOptions, Trim
 from farm.errors import FarmError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -124,6 +124,8 @@ def submit(
     preset: Annotated[str, typer.Option(help="Encoder preset.")] = EncodeOptions().preset,
     codec: Annotated[str, typer.Option(help="Video encoder (an FFmpeg name); auto = h264_nvenc on GPU workers with NVENC, else libx264.")] = EncodeOptions().codec,
     gif_seconds: Annotated[float, typer.Option(min=0.1, help="Cap on the GIF's length.")] = GifOptions().max_seconds,
+    start: Annotated[Optional[float], typer.Option(help="Render from this many seconds into the source (ffmpeg -ss).")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Render only this many seconds (ffmpeg -t) [to the end].")] = None,
     detach: Annotated[bool, typer.Option(help="With an http:// --address: return once the job is submitted.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object at the end, nothing else on stdout.")] = False,
 ) -> None:
@@ -133,7 +135,8 @@ def submit(
     request = api.SubmitRequest(
         input=input, style=style, style_images=tuple(style_image or ()), model=model, output=output, gif=False if no_gif else gif,
         strength=strength, temporal=TemporalOptions(enabled=temporal, strength=coherence, flow=flow.value),
-        encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames, precision=precision.value,
+        encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames,
+        trim=Trim(start=start or 0.0, duration=duration) if start is not None or duration is not None else None, precision=precision.value,
         gif_options=GifOptions(max_seconds=gif_seconds), store=store, job_id=job_id,
         cluster=cluster_options(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
                                 compile=compile.value, keep_warm=keep_warm),

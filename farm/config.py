@@ -151,6 +151,14 @@ class ClusterOptions(Model):
     keep_warm: float = Field(default_factory=default_keep_warm, ge=0.0)
 
 
+class Trim(Model):
+    """Render only part of the source: ``start`` seconds from its first frame, for ``duration`` seconds
+    (None: to the end). farm.video.probe checks it against the source (a bad trim is the user's error)."""
+
+    start: float = 0.0
+    duration: float | None = None
+
+
 class JobSpec(Model):
     """What the user asked for: a source, a look, and where the results go."""
 
@@ -160,6 +168,7 @@ class JobSpec(Model):
     #: the content-addressed copy in a remote store, for drivers and resumes elsewhere
     source_copy: str | None = None
     render: RenderOptions
+    trim: Trim | None = None
     gif: GifOptions = GifOptions()
     store: str
     #: where the user wants the results (a resume delivers there again); not part of the job's identity

@@ -108,7 +108,7 @@ def submit(spec: JobSpec, options: ClusterOptions, *, source: Path, info: video.
     t0 = time.perf_counter()
     output = Path(spec.output)
     gif = Path(spec.gif_output) if spec.gif_output else None
-    info = info or video.probe(source)
+    info = info or (video.probe(source, spec.trim.start, spec.trim.duration) if spec.trim else video.probe(source))
     store, layout = open_store(spec.store), Layout(spec.job_id)
     # an automatic chunk length is planned for the pool this cluster holds (a resume keeps its plan)
     planning = spec.render.chunk_frames is None and not store.exists(layout.manifest)

@@ -129,6 +129,27 @@ def test_bt709_clip_comes_out_tagged_bt709(cli, tmp_path):
         assert (frame.color_primaries, frame.color_trc, frame.colorspace, frame.color_range) == (1, 1, 1, 1)
 
 
+def test_trim_renders_only_that_part_with_its_sound_and_gif(cli, tmp_path):
+    clip = make_clip(tmp_path / "long.mp4", frames=48, width=64, height=32, audio=True)  # 2 s at 24 fps
+    report = submit_json(cli, clip, "--start", "0.5", "--duration", "1", "--chunk-frames", "12",
+                         "--gif", tmp_path / "long.gif")
+    facts = video_facts(Path(report["output"]))
+    assert report["frames"] == facts["frames"] == 24 and facts["pts_seconds"][0] == 0.0
+    assert abs(facts["audio_seconds"] - 1.0) <= 2 * 1024 / 48000  # cut at AAC packets (21 ms each)
+    assert gif_facts(tmp_path / "long.gif")["frames"] == 12  # 1 s at the GIF's 12 fps
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--start", "5"), "past the end"),
+    (("--duration", "-1"), "--duration > 0"),
+])
+def test_bad_trim_is_exit_2_and_writes_nothing(cli, tmp_path, args, words):
+    clip = make_clip(tmp_path / "c.mp4", frames=24, width=32, height=32)
+    result = cli("submit", clip, *args)
+    assert result.code == 2 and words in result.stderr and result.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4"]
+
+
 @pytest.mark.parametrize("make, words", [
     (lambda p: p / "missing.mp4", "not found"),
     (lambda p: make_not_a_video(p / "notes.mp4"), "not a video"),

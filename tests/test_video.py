@@ -526,3 +526,34 @@ def test_colour_description_is_carried_and_converted_with(tmp_path, tags):
 def test_untagged_hd_is_taken_as_bt709_and_sd_as_bt601():
     assert describe(av.VideoFrame(1280, 720, "yuv420p")).matrix == 1
     assert describe(av.VideoFrame(640, 480, "yuv420p")).matrix == 6
+
+
+# ---------------------------------------------------------------- trims
+
+
+def test_trim_decodes_only_its_frames_and_the_output_starts_at_zero_with_its_sound(tmp_path):
+    clip = make_clip(tmp_path / "long.mp4", frames=48, width=64, height=48, audio=True)  # 2 s at 24 fps
+    whole = video.read_all_frames(clip)
+    info = video.probe(clip, start=0.5, duration=1.0)
+    assert (info.frames, info.duration) == (24, 1.0)
+    frames = list(video.iter_frames(clip, info))
+    assert [f.pts for f in frames] == [f.pts for f in whole[12:36]]
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(frames, whole[12:36], strict=True))
+    segment = write_segment(tmp_path / "seg.mp4", frames, info.time_base)
+    final = tmp_path / "final.mp4"
+    video.concat_segments([segment], final, audio_from=clip, time_base=info.time_base, trim=info.window)
+    out = video.probe(final)
+    assert (out.frames, out.duration) == (24, 1.0)
+    assert packet_pts(final)[0] == 0
+    codec, seconds = audio_facts(final)
+    assert abs(seconds - 1.0) <= 2 * 1024 / 48000  # cut at AAC packets (21 ms each)
+
+
+@pytest.mark.parametrize("start, duration, words", [
+    (5.0, None, "past the end"),
+    (0.0, -1.0, "--duration > 0"),
+    (-1.0, None, "--start >= 0"),
+])
+def test_bad_trims_are_input_errors(clips, start, duration, words):
+    with pytest.raises(InputError, match=words):
+        video.probe(clips["cfr"], start=start, duration=duration)

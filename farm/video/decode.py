@@ -34,13 +34,30 @@ def iter_frames(path: str | Path, info: VideoInfo) -> Iterator[Frame]:
         stream = video_stream(container, path)
         stream.codec_context.thread_type = "AUTO"  # frame + slice threads; PyAV's default is slice only
         count = 0
-        for frame, pts in _timestamps(decoded(container, stream, path), info):
+        for frame, pts in _timestamps(_windowed(container, stream, path, info), info):
             yield Frame(to_rgb(frame, info.width, info.height, info.out_width, info.out_height, info.orientation,
                                info.colour), pts)
             count += 1
     if count < info.frames:
         raise InputError(f"{path}: decoding stopped after {count} of {info.frames} frames "
                          "(the file is truncated or corrupt)")
+
+
+def _windowed(container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path,
+              info: VideoInfo) -> Iterator[av.VideoFrame]:
+    """The decoded frames of a trim only: seek to the keyframe before it, drop what comes before it,
+    stop after it (frames come out in pts order); every frame without a trim."""
+    first, last = info.window_first_pts, info.window_last_pts
+    if first is None or last is None:
+        yield from decoded(container, stream, path)
+        return
+    container.seek(first, stream=stream, backward=True)
+    for frame in decoded(container, stream, path):
+        if frame.pts is None or frame.pts < first:
+            continue
+        if frame.pts > last:
+            return
+        yield frame
 
 
 def decoded(container: av.container.InputContainer, stream: av.video.stream.VideoStream,

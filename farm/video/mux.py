@@ -18,26 +18,28 @@ from farm.video.tracks import Window, carry_tracks
 
 log = logging.getLogger(__name__)
 
-def concat_segments(segments: Sequence[Path], out: Path, *, audio_from: Path | None,
-                    time_base: Fraction) -> list[str]:
+def concat_segments(segments: Sequence[Path], out: Path, *, audio_from: Path | None, time_base: Fraction,
+                    trim: tuple[Fraction, Fraction] | None = None) -> list[str]:
     """Stream-copy the output segments, in order, into one MP4 (+faststart) at ``out``; returns notes.
 
     Video packets are not re-encoded and keep their pts (in ``time_base``).
     Every audio and subtitle track, the chapters and the tags of
     ``audio_from`` (the source) go beside them (farm/video/tracks.py: copied
     where the container takes them, else converted, and said in the notes).
-    ``out`` appears only when complete.
+    A ``trim`` ([start, end) source seconds) starts the output at 0 and cuts
+    the other tracks and the chapters to it. ``out`` appears only when complete.
     """
     if not segments:
         raise CodecError(f"{out}: no segments to concatenate")
     first = check_concat_compatible(segments)
     out, tick = Path(out), Fraction(1, Fraction(time_base).denominator)
-    shift = max(0, -exact(first.origin * first.time_base / tick, Path(segments[0])))
-    if shift:
+    start = -exact(first.origin * first.time_base / tick, Path(segments[0]))
+    shift = start if trim else max(0, start)
+    if shift > 0 and not trim:
         log.warning("%s: the video starts before time 0; shifting video and audio by %ss", out, float(shift * tick))
     with atomic_path(out) as tmp:
         try:
-            return _mux_final(segments, tmp, audio_from, tick, shift)
+            return _mux_final(segments, tmp, audio_from, tick, shift, trim)
         except av.error.FFmpegError as err:
             raise CodecError(f"{out}: muxing failed: {err}") from None
 
@@ -70,7 +72,7 @@ def check_concat_compatible(segments: Sequence[Path]) -> SegmentClock:
 
 
 def _mux_final(segments: Sequence[Path], tmp: Path, audio_from: Path | None, tick: Fraction,
-               shift: int) -> list[str]:
+               shift: int, trim: tuple[Fraction, Fraction] | None) -> list[str]:
     with ExitStack() as stack:
         out = stack.enter_context(av.open(str(tmp), "w", format="mp4", options=mp4_options(tick, faststart=True)))
         with av.open(str(segments[0])) as first:
@@ -79,7 +81,8 @@ def _mux_final(segments: Sequence[Path], tmp: Path, audio_from: Path | None, tic
         streams = [_video_packets(segments, video, tick, shift)]
         notes: list[str] = []
         if audio_from is not None:
-            tracks, notes = carry_tracks(stack, Path(audio_from), out, Window(offset=shift * tick))
+            window = Window(shift * tick, *trim) if trim else Window(shift * tick)
+            tracks, notes = carry_tracks(stack, Path(audio_from), out, window)
             streams += tracks
         for packet in merge(*streams, key=_packet_time):
             out.mux(packet)

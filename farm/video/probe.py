@@ -61,6 +61,17 @@ class VideoInfo(BaseModel):
     orientation: tuple[int, int, int, int] = orient.UPRIGHT
     #: the colour description, carried to the output (farm/video/colour.py)
     colour: Colour = Colour()
+    #: a trim: the first and last pts shown, and where the last frame ends (None: the whole video)
+    window_first_pts: int | None = None
+    window_last_pts: int | None = None
+    window_end_pts: int | None = None
+
+    @property
+    def window(self) -> tuple[Fraction, Fraction] | None:
+        """A trim's [start, end) in source seconds, or None for the whole video."""
+        if self.window_first_pts is None or self.window_end_pts is None:
+            return None
+        return self.window_first_pts * self.time_base, self.window_end_pts * self.time_base
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -77,10 +88,12 @@ class _PacketStats(NamedTuple):
     frames: int
     first_pts: int
     end_pts: int | None  # pts + duration of the latest frame, None when no timestamps
+    pts: list[int]  # every shown frame's pts, sorted (empty when some frame has none)
 
 
-def probe(path: str | Path) -> VideoInfo:
-    """Describe the video at ``path``; InputError (one line) if it cannot be used."""
+def probe(path: str | Path, start: float | None = None, duration: float | None = None) -> VideoInfo:
+    """Describe the video at ``path`` (only its ``start``..``start + duration`` seconds, counted from its
+    first frame, when given: a trim); InputError (one line) if it cannot be used."""
     path = Path(path)
     _check_file(path)
     with open_input(path) as container:
@@ -88,8 +101,31 @@ def probe(path: str | Path) -> VideoInfo:
         stream = video_stream(container, path)
         stats = _scan_packets(container, stream, path)
         info = _info(path, container, stream, stats)
+    if start is not None or duration is not None:
+        info = _trimmed(path, info, stats, start or 0.0, duration)
     orientation, colour = _first_frame_facts(path)
     return _oriented(info, orientation).model_copy(update={"colour": colour})
+
+
+def _trimmed(path: Path, info: VideoInfo, stats: _PacketStats, start: float, duration: float | None) -> VideoInfo:
+    """``info`` narrowed to the frames shown from ``start`` for ``duration`` seconds (ffmpeg's -ss/-t)."""
+    if start < 0 or (duration is not None and duration <= 0):
+        raise InputError(f"{path}: a trim needs --start >= 0 and --duration > 0 (got {start}, {duration})")
+    if start >= info.duration:
+        raise InputError(f"{path}: --start {start:g} s is past the end of the video ({info.duration:.3f} s long)")
+    if not stats.pts:
+        raise InputError(f"{path}: cannot be trimmed: its frames carry no timestamps")
+    tb = info.time_base
+    begin = stats.first_pts + Fraction(start).limit_denominator(10**6) / tb
+    stop = None if duration is None else begin + Fraction(duration).limit_denominator(10**6) / tb
+    kept = [p for p in stats.pts if p >= begin and (stop is None or p < stop)]
+    if not kept:
+        raise InputError(f"{path}: no frame is shown between {start:g} s and {start + (duration or 0):g} s")
+    later = [p for p in stats.pts if p > kept[-1]]
+    end = later[0] if later else (stats.end_pts or kept[-1] + 1)
+    return info.model_copy(update={"frames": len(kept), "first_pts": kept[0], "duration": float((end - kept[0]) * tb),
+                                   "window_first_pts": kept[0], "window_last_pts": kept[-1],
+                                   "window_end_pts": end})
 
 
 def _first_frame_facts(path: Path) -> tuple[orient.Orientation, Colour]:
@@ -169,7 +205,7 @@ def video_stream(container: av.container.InputContainer, path: Path) -> av.video
 def _scan_packets(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                   path: Path) -> _PacketStats:
     """Count the video packets and find the pts span, without decoding."""
-    frames, seen, first, end = 0, 0, None, None
+    frames, seen, first, end, every = 0, 0, None, None, []
     try:
         for packet in container.demux(stream):
             if packet.size == 0:
@@ -181,13 +217,15 @@ def _scan_packets(container: av.container.InputContainer, stream: av.video.strea
                 continue  # trimmed by an edit list: never shown
             frames += 1
             ts = packet.pts if packet.pts is not None else packet.dts
+            every.append(ts)
             if ts is not None:
                 first = ts if first is None else min(first, ts)
                 end = ts + (packet.duration or 0) if end is None else max(end, ts + (packet.duration or 0))
     except av.error.FFmpegError as err:
         raise InputError(f"{path}: truncated or corrupt after {frames} frames ({reason(err)})") from None
     _check_count(path, frames, seen, stream.frames)
-    return _PacketStats(frames, 0 if first is None else first, end)
+    timed = None not in every
+    return _PacketStats(frames, 0 if first is None else first, end, sorted(every) if timed else [])
 
 
 def _check_count(path: Path, frames: int, seen: int, listed: int) -> None:
