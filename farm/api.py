@@ -15,14 +15,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from farm.config import (ClusterOptions, EncodeOptions, GifOptions, JobSpec, Precision, RenderOptions, StyleChoice,
-                         TemporalOptions, Trim)
+                         TemporalOptions, PhotoOptions, Trim)
 from farm.driver import JobResult, ProgressFn
 from farm.errors import UserError
 from farm.files import atomic_path
 from farm.plan import new_job_id, validate_job_id
-from farm.sources import is_remote, localize, source_name, stage
+from farm.sources import is_remote, localize, source_name, stage, stage_photos
 from farm.store import LocalStore, open_store
-from farm.video import VideoInfo, probe
+from farm.video import VideoInfo, images, probe
+from farm.video.images import root
 
 
 DEFAULT_STYLE = "vangogh"
@@ -45,6 +46,7 @@ class SubmitRequest(BaseModel):
     encode: EncodeOptions = EncodeOptions()
     chunk_frames: int | None = None
     trim: Trim | None = None
+    photos: PhotoOptions = PhotoOptions()
     precision: Precision = "auto"
     gif_options: GifOptions = GifOptions()
     store: str | None = None
@@ -54,7 +56,8 @@ class SubmitRequest(BaseModel):
 
 def default_outputs(request: SubmitRequest) -> tuple[Path, Path | None]:
     """``<stem>_<style>.mp4`` and ``.gif`` in the current directory unless given."""
-    base = f"{Path(source_name(request.input)).stem}_{style_label(request)}"
+    name = root(request.input).name if images.is_sequence(request.input) else Path(source_name(request.input)).stem
+    base = f"{name}_{style_label(request)}"
     output = request.output or Path.cwd() / f"{base}.mp4"
     if output.suffix.lower() != ".mp4":
         raise UserError(f"--output must end in .mp4 (got {output.name})")
@@ -126,14 +129,19 @@ def build_spec(request: SubmitRequest, local: Path, info: VideoInfo, output: Pat
                            encode=request.encode, chunk_frames=request.chunk_frames,
                            precision=request.precision)
     source = request.input if is_remote(request.input) else str(local.resolve())
-    return JobSpec(job_id=job_id, source=source, source_copy=stage(store, local) if not is_remote(source) else None,
-                   render=render, trim=request.trim, gif=request.gif_options, store=store.uri, output=str(output.resolve()),
+    copy = None if is_remote(source) else (stage_photos(store, Path(info.path), info.photos) if info.photos
+                                           else stage(store, local))
+    return JobSpec(job_id=job_id, source=source, source_copy=copy,
+                   render=render, trim=request.trim, photos=request.photos, gif=request.gif_options, store=store.uri, output=str(output.resolve()),
                    gif_output=str(gif.resolve()) if gif else None)
 
 
-def probe_spec(local: Path, trim: Trim | None) -> VideoInfo:
-    """The source as the job sees it: the whole video, or the part a trim keeps."""
-    return probe(local, trim.start, trim.duration) if trim else probe(local)
+def probe_spec(local: Path, trim: Trim | None, photos: PhotoOptions = PhotoOptions()) -> VideoInfo:
+    """The source as the job sees it: a video or a photo sequence, whole or the part a trim keeps."""
+    start, duration = (trim.start, trim.duration) if trim else (None, None)
+    if images.is_sequence(local):
+        return images.probe_sequence(local, photos.fps, photos.long_side, start, duration)
+    return probe(local, start, duration)
 
 
 class PreparedJob(BaseModel):
@@ -152,7 +160,7 @@ def prepare(request: SubmitRequest) -> PreparedJob:
     output, gif = default_outputs(request)
     local = localize(request.input)
     refuse_overwriting_source(local, output, gif)
-    info = probe_spec(local, request.trim)  # before the style or the store: a bad video is the likeliest mistake
+    info = probe_spec(local, request.trim, request.photos)  # before the style or the store: a bad video is the likeliest mistake
     return PreparedJob(spec=build_spec(request, local, info, output, gif), local_source=local, info=info,
                        cluster=request.cluster)
 
@@ -215,7 +223,7 @@ def run_job(job_id: str, store_uri: str, cluster: ClusterOptions) -> JobResult:
     store = open_store(store_uri)
     spec = JobSpec.model_validate_json(store.get_bytes(remote.spec_key(validate_job_id(job_id))))
     local = localize(spec.source)
-    return driver.submit(spec, cluster, source=local, info=probe_spec(local, spec.trim))
+    return driver.submit(spec, cluster, source=local, info=probe_spec(local, spec.trim, spec.photos))
 
 
 def submit(request: SubmitRequest, progress: ProgressFn | None = None) -> JobResult:
@@ -234,7 +242,7 @@ def prepare_resume(job_id: str, store: str | None, cluster: ClusterOptions) -> P
         if spec.source_copy is None:
             raise UserError(f"job {job_id}: its source {spec.source} is no longer there") from None
         local = localize(spec.source_copy)
-    return PreparedJob(spec=spec, local_source=local, info=probe_spec(local, spec.trim), cluster=cluster)
+    return PreparedJob(spec=spec, local_source=local, info=probe_spec(local, spec.trim, spec.photos), cluster=cluster)
 
 
 def status(job_id: str, store: str | None):

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from farm.config import ClusterOptions, EncodeOptions, GifOptions, TemporalOptions, Trim
+from farm.config import ClusterOptions, EncodeOptions, GifOptions, PhotoOptions, TemporalOptions, Trim
 from farm.errors import FarmError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -99,7 +99,7 @@ def cluster_options(**given) -> ClusterOptions:
 
 @app.command()
 def submit(
-    input: Annotated[str, typer.Argument(help="Source video: a file (any container/codec FFmpeg reads) or s3://bucket/key.")],
+    input: Annotated[str, typer.Argument(help="Source video: a file (any container/codec FFmpeg reads) or s3://bucket/key; or photos: a folder, or a quoted glob such as 'TimeLapse/*.jpg'.")],
     style: Annotated[Optional[str], typer.Option("--style", "-s", help="Named style (see `farm styles`) [vangogh].")] = None,
     style_image: Annotated[Optional[list[Path]], typer.Option(help="Any painting as the style; repeat to blend paintings (exclusive with --style).")] = None,
     model: Annotated[Optional[str], typer.Option(help="A fast-neural-style TransformerNet .pth (path or s3://) as the style.")] = None,
@@ -124,6 +124,8 @@ def submit(
     preset: Annotated[str, typer.Option(help="Encoder preset.")] = EncodeOptions().preset,
     codec: Annotated[str, typer.Option(help="Video encoder (an FFmpeg name); auto = h264_nvenc on GPU workers with NVENC, else libx264.")] = EncodeOptions().codec,
     gif_seconds: Annotated[float, typer.Option(min=0.1, help="Cap on the GIF's length.")] = GifOptions().max_seconds,
+    fps: Annotated[float, typer.Option(min=0.01, help="Frame rate of a photo sequence (a folder or a quoted glob as INPUT).")] = PhotoOptions().fps,
+    full_size: Annotated[bool, typer.Option("--full-size", help=f"Keep photos at full size [their long side is limited to {PhotoOptions().long_side} pixels].")] = False,
     start: Annotated[Optional[float], typer.Option(help="Render from this many seconds into the source (ffmpeg -ss).")] = None,
     duration: Annotated[Optional[float], typer.Option(help="Render only this many seconds (ffmpeg -t) [to the end].")] = None,
     detach: Annotated[bool, typer.Option(help="With an http:// --address: return once the job is submitted.")] = False,
@@ -136,6 +138,7 @@ def submit(
         input=input, style=style, style_images=tuple(style_image or ()), model=model, output=output, gif=False if no_gif else gif,
         strength=strength, temporal=TemporalOptions(enabled=temporal, strength=coherence, flow=flow.value),
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames,
+        photos=PhotoOptions(fps=fps, long_side=None if full_size else PhotoOptions().long_side),
         trim=Trim(start=start or 0.0, duration=duration) if start is not None or duration is not None else None, precision=precision.value,
         gif_options=GifOptions(max_seconds=gif_seconds), store=store, job_id=job_id,
         cluster=cluster_options(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,

@@ -159,6 +159,14 @@ class Trim(Model):
     duration: float | None = None
 
 
+class PhotoOptions(Model):
+    """How a folder (or glob) of photos becomes frames: the frame rate, and the long side photos are
+    limited to (None: full size). See farm/video/images.py."""
+
+    fps: float = Field(24.0, gt=0.0, le=1000.0)
+    long_side: int | None = Field(1920, ge=16)
+
+
 class JobSpec(Model):
     """What the user asked for: a source, a look, and where the results go."""
 
@@ -169,6 +177,8 @@ class JobSpec(Model):
     source_copy: str | None = None
     render: RenderOptions
     trim: Trim | None = None
+    #: used when the source is a photo sequence
+    photos: PhotoOptions = PhotoOptions()
     gif: GifOptions = GifOptions()
     store: str
     #: where the user wants the results (a resume delivers there again); not part of the job's identity

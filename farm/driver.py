@@ -284,7 +284,7 @@ def _workdir(near: Path):
 
 def _notes(info: video.VideoInfo) -> list[str]:
     hdr = video.hdr_note(info.colour)
-    return ([hdr] if hdr else []) + _size_notes(info)
+    return list(info.notes) + ([hdr] if hdr else []) + _size_notes(info)
 
 
 def _size_notes(info: video.VideoInfo) -> list[str]:

@@ -36,7 +36,8 @@ def write_video(store: ObjectStore, layout: Layout, receipts: list[Receipt], sou
     final/<name>; returns notes for the user (a track left out or converted)."""
     with tempfile.TemporaryDirectory(prefix="farm-reduce-") as tmp:
         parts = [fetch_verified(store, r, Path(tmp)) for r in sorted(receipts, key=lambda r: r.chunk)]
-        notes = video.concat_segments(parts, out, audio_from=source, time_base=info.time_base, trim=info.window)
+        tracks = None if info.photos else source  # photos have no sound, subtitles or chapters
+        notes = video.concat_segments(parts, out, audio_from=tracks, time_base=info.time_base, trim=info.window)
     store.put_file(layout.final(out.name), out)
     return notes
 

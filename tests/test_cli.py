@@ -9,8 +9,9 @@ from pathlib import Path
 import av
 import av.sidedata.sidedata
 import pytest
+from PIL import Image
 
-from tests.clips import make_audio_only, make_clip, make_film, make_not_a_video, make_truncated, make_zero_frames
+from tests.clips import make_audio_only, make_clip, make_film, make_not_a_video, make_truncated, make_zero_frames, pattern
 
 
 def video_facts(path: Path) -> dict:
@@ -148,6 +149,30 @@ def test_bad_trim_is_exit_2_and_writes_nothing(cli, tmp_path, args, words):
     result = cli("submit", clip, *args)
     assert result.code == 2 and words in result.stderr and result.stderr.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4"]
+
+
+def test_photo_folder_and_glob_render_like_a_video(cli, tmp_path):
+    folder = tmp_path / "TimeLapse"
+    folder.mkdir()
+    for i in (1, 2, 10, 11):
+        Image.fromarray(pattern(i, 48, 32)).save(folder / f"IMG_{i}.jpg")
+    report = submit_json(cli, str(folder), "--fps", "4", "--chunk-frames", "2", "--gif", tmp_path / "t.gif")
+    assert Path(report["output"]).name == "TimeLapse_vangogh.mp4"
+    facts = video_facts(Path(report["output"]))
+    assert facts["frames"] == 4 and facts["size"] == (48, 32), facts
+    assert facts["pts_seconds"] == [0.0, 0.25, 0.5, 0.75]
+    assert gif_facts(tmp_path / "t.gif")["frames"] == 12  # 1 s at the GIF's 12 fps
+    glob = submit_json(cli, f"{folder}/IMG_1*.jpg", "--no-gif", "-o", tmp_path / "g.mp4")
+    assert glob["frames"] == 3  # IMG_1, IMG_10, IMG_11
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: (p / "empty").mkdir() or p / "empty", "no photos"),
+    (lambda p: p / "*.jpg", "matches no file"),
+])
+def test_bad_photo_sequences_are_exit_2(cli, tmp_path, make, words):
+    result = cli("submit", str(make(tmp_path)))
+    assert result.code == 2 and words in result.stderr and result.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize("make, words", [

@@ -29,6 +29,11 @@ def iter_frames(path: str | Path, info: VideoInfo) -> Iterator[Frame]:
     Raises InputError naming the file and frame index when the data is corrupt,
     or when the file ends before the ``info.frames`` frames probe counted.
     """
+    if info.photos:
+        from farm.video.images import iter_photos  # images builds on this module
+
+        yield from iter_photos(path, info)
+        return
     path = Path(path)
     with open_input(path) as container:
         stream = video_stream(container, path)

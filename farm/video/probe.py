@@ -61,6 +61,10 @@ class VideoInfo(BaseModel):
     orientation: tuple[int, int, int, int] = orient.UPRIGHT
     #: the colour description, carried to the output (farm/video/colour.py)
     colour: Colour = Colour()
+    #: a photo sequence (farm/video/images.py): its photos, relative to ``path``, in order; () for a video
+    photos: tuple[str, ...] = ()
+    #: what the user should be told about this source (photos fitted to one size, ...)
+    notes: tuple[str, ...] = ()
     #: a trim: the first and last pts shown, and where the last frame ends (None: the whole video)
     window_first_pts: int | None = None
     window_last_pts: int | None = None
