@@ -124,6 +124,8 @@ def submit(
     preset: Annotated[str, typer.Option(help="Encoder preset.")] = EncodeOptions().preset,
     codec: Annotated[str, typer.Option(help="Video encoder (an FFmpeg name); auto = h264_nvenc on GPU workers with NVENC, else libx264.")] = EncodeOptions().codec,
     gif_seconds: Annotated[float, typer.Option(min=0.1, help="Cap on the GIF's length.")] = GifOptions().max_seconds,
+    gif_fps: Annotated[float, typer.Option(min=0.1, max=50.0, help="The GIF's frame rate (ffmpeg's fps=).")] = GifOptions().fps,
+    gif_width: Annotated[int, typer.Option(min=16, max=4096, help="The GIF's width in pixels, height to scale (ffmpeg's scale=W:-1); never above the video's.")] = GifOptions().width,
     fps: Annotated[float, typer.Option(min=0.01, help="Frame rate of a photo sequence (a folder or a quoted glob as INPUT).")] = PhotoOptions().fps,
     full_size: Annotated[bool, typer.Option("--full-size", help=f"Keep photos at full size [their long side is limited to {PhotoOptions().long_side} pixels].")] = False,
     start: Annotated[Optional[float], typer.Option(help="Render from this many seconds into the source (ffmpeg -ss).")] = None,
@@ -140,7 +142,7 @@ def submit(
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames,
         photos=PhotoOptions(fps=fps, long_side=None if full_size else PhotoOptions().long_side),
         trim=Trim(start=start or 0.0, duration=duration) if start is not None or duration is not None else None, precision=precision.value,
-        gif_options=GifOptions(max_seconds=gif_seconds), store=store, job_id=job_id,
+        gif_options=GifOptions(max_seconds=gif_seconds, fps=gif_fps, width=gif_width), store=store, job_id=job_id,
         cluster=cluster_options(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
                                 compile=compile.value, keep_warm=keep_warm),
     )

@@ -140,6 +140,13 @@ def test_trim_renders_only_that_part_with_its_sound_and_gif(cli, tmp_path):
     assert gif_facts(tmp_path / "long.gif")["frames"] == 12  # 1 s at the GIF's 12 fps
 
 
+def test_gif_fps_and_width_are_tunable(cli, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=24, width=96, height=64)  # 1 s
+    submit_json(cli, clip, "--gif-fps", "5", "--gif-width", "48", "--gif", tmp_path / "c.gif")
+    facts = gif_facts(tmp_path / "c.gif")
+    assert (facts["frames"], facts["size"]) == (5, (48, 32))
+
+
 @pytest.mark.parametrize("args, words", [
     (("--start", "5"), "past the end"),
     (("--duration", "-1"), "--duration > 0"),
