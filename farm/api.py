@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import time
+
+import av
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +26,7 @@ from farm.sources import is_remote, localize, source_name, stage, stage_photos
 from farm.store import LocalStore, open_store
 from farm.video import VideoInfo, images, probe
 from farm.video.images import root
+from farm.video.mux import check_output
 
 
 DEFAULT_STYLE = "vangogh"
@@ -42,6 +45,10 @@ class SubmitRequest(BaseModel):
     output: Path | None = None
     #: the GIF preview: None = beside the output (``<output stem>.gif``), a path, or False for none
     gif: Path | Literal[False] | None = None
+    #: deliver the video (False: only the frames and/or the GIF)
+    video: bool = True
+    #: every output frame as a numbered PNG in this folder
+    frames_dir: Path | None = None
     temporal: TemporalOptions = TemporalOptions()
     encode: EncodeOptions = EncodeOptions()
     chunk_frames: int | None = None
@@ -59,14 +66,37 @@ def default_outputs(request: SubmitRequest) -> tuple[Path, Path | None]:
     name = root(request.input).name if images.is_sequence(request.input) else Path(source_name(request.input)).stem
     base = f"{name}_{style_label(request)}"
     output = request.output or Path.cwd() / f"{base}.mp4"
-    if output.suffix.lower() != ".mp4":
-        raise UserError(f"--output must end in .mp4 (got {output.name})")
+    check_output(output, request.encode.codec)
+    if not request.video and request.frames_dir is None:
+        raise UserError("--no-video needs --frames-dir (there would be no video to write the frames of)")
     if request.gif is False:
         return output, None
     gif = request.gif or output.with_suffix(".gif")
     if gif.suffix.lower() != ".gif":
         raise UserError(f"--gif must end in .gif (got {gif.name})")
     return output, gif
+
+
+def check_frames_dir(request: SubmitRequest) -> None:
+    """A frames folder must be new or empty (frames are never mixed with another render's), and local."""
+    folder = request.frames_dir
+    if folder is None:
+        return
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise UserError(f"--frames-dir {folder}: must be a new or empty folder")
+    if request.cluster.address and request.cluster.address.startswith("http"):
+        raise UserError("--frames-dir is not available with a remote --address yet (the frames are written "
+                        "where the driver runs)")
+
+
+def fitted_encode(encode: EncodeOptions) -> EncodeOptions:
+    """The encode options with a pixel format the encoder takes (ProRes has no yuv420p: its first one)."""
+    if encode.codec == "auto":
+        return encode
+    formats = [f.name for f in av.codec.Codec(encode.codec, "w").video_formats or ()]
+    if not formats or encode.pix_fmt in formats:
+        return encode
+    return encode.model_copy(update={"pix_fmt": formats[0]})
 
 
 def refuse_overwriting_source(source: Path, *outputs: Path | None) -> None:
@@ -126,14 +156,15 @@ def build_spec(request: SubmitRequest, local: Path, info: VideoInfo, output: Pat
     if isinstance(store, LocalStore):
         store.ensure_root()
     render = RenderOptions(style=stage_model(resolve_style(request, local, info), store), temporal=request.temporal,
-                           encode=request.encode, chunk_frames=request.chunk_frames,
+                           encode=fitted_encode(request.encode), chunk_frames=request.chunk_frames,
                            precision=request.precision)
     source = request.input if is_remote(request.input) else str(local.resolve())
     copy = None if is_remote(source) else (stage_photos(store, Path(info.path), info.photos) if info.photos
                                            else stage(store, local))
     return JobSpec(job_id=job_id, source=source, source_copy=copy,
                    render=render, trim=request.trim, photos=request.photos, gif=request.gif_options, store=store.uri, output=str(output.resolve()),
-                   gif_output=str(gif.resolve()) if gif else None)
+                   gif_output=str(gif.resolve()) if gif else None, video=request.video,
+                   frames_dir=str(request.frames_dir.resolve()) if request.frames_dir else None)
 
 
 def probe_spec(local: Path, trim: Trim | None, photos: PhotoOptions = PhotoOptions()) -> VideoInfo:
@@ -158,8 +189,9 @@ class PreparedJob(BaseModel):
 def prepare(request: SubmitRequest) -> PreparedJob:
     """Every check that can fail on bad input, before anything is started or written."""
     output, gif = default_outputs(request)
+    check_frames_dir(request)
     local = localize(request.input)
-    refuse_overwriting_source(local, output, gif)
+    refuse_overwriting_source(local, output if request.video else None, gif)
     info = probe_spec(local, request.trim, request.photos)  # before the style or the store: a bad video is the likeliest mistake
     return PreparedJob(spec=build_spec(request, local, info, output, gif), local_source=local, info=info,
                        cluster=request.cluster)
@@ -206,7 +238,7 @@ def _fetch_results(store, job: PreparedJob, seconds: float) -> JobResult:
     from farm.plan import Layout
 
     spec, layout = job.spec, Layout(job.spec.job_id)
-    for wanted in filter(None, (spec.output, spec.gif_output)):
+    for wanted in filter(None, (spec.output if spec.video else None, spec.gif_output)):
         dest = Path(wanted)
         with atomic_path(dest) as part:
             store.get_file(layout.final(dest.name), part)

@@ -103,7 +103,9 @@ def submit(
     style: Annotated[Optional[str], typer.Option("--style", "-s", help="Named style (see `farm styles`) [vangogh].")] = None,
     style_image: Annotated[Optional[list[Path]], typer.Option(help="Any painting as the style; repeat to blend paintings (exclusive with --style).")] = None,
     model: Annotated[Optional[str], typer.Option(help="A fast-neural-style TransformerNet .pth (path or s3://) as the style.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="MP4 to write [<stem>_<style>.mp4].")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Video to write: .mp4, .mov or .mkv, the container by the extension [<stem>_<style>.mp4].")] = None,
+    frames_dir: Annotated[Optional[Path], typer.Option(help="Also write every frame as a numbered PNG into this new folder.")] = None,
+    no_video: Annotated[bool, typer.Option("--no-video", help="With --frames-dir: write the frames instead of the video.")] = False,
     gif: Annotated[Optional[Path], typer.Option(help="GIF preview path [<stem>_<style>.gif].")] = None,
     no_gif: Annotated[bool, typer.Option("--no-gif", help="Skip the GIF preview.")] = False,
     strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="Mix with the original frame (1 = all paint).")] = 1.0,
@@ -137,7 +139,7 @@ def submit(
     from farm import api
 
     request = api.SubmitRequest(
-        input=input, style=style, style_images=tuple(style_image or ()), model=model, output=output, gif=False if no_gif else gif,
+        input=input, style=style, style_images=tuple(style_image or ()), model=model, output=output, gif=False if no_gif else gif, video=not no_video, frames_dir=frames_dir,
         strength=strength, temporal=TemporalOptions(enabled=temporal, strength=coherence, flow=flow.value),
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames,
         photos=PhotoOptions(fps=fps, long_side=None if full_size else PhotoOptions().long_side),
@@ -171,8 +173,10 @@ def _render(job, as_json: bool, detach: bool = False) -> None:
         return
     for note in result.notes:
         err.print(f"note: {note}")
-    err.print(f"wrote {result.output}" + (f" and {result.gif}" if result.gif else "")
-              + f" ({result.frames} frames in {result.seconds:.1f} s, job {result.job_id})")
+    spec = job.spec
+    written = [p for p in (result.output if spec.video else None, spec.frames_dir and f"{spec.frames_dir}/",
+                           result.gif) if p]
+    err.print(f"wrote {' and '.join(written)} ({result.frames} frames in {result.seconds:.1f} s, job {result.job_id})")
 
 
 @app.command()

@@ -185,6 +185,10 @@ class JobSpec(Model):
     output: str
     #: where the GIF goes; None: no GIF
     gif_output: str | None = None
+    #: whether the video is delivered to ``output`` (False: only the frames and/or the GIF)
+    video: bool = True
+    #: a folder for every output frame as a numbered PNG; None: no frames
+    frames_dir: str | None = None
 
 
 def load_yaml_model(path: Path, model: type[Model]) -> Model:

@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from farm import cluster, local, video
+from farm.video import images
 from farm.config import ClusterOptions, JobSpec
 from farm.errors import ChunkCorruptError, JobError, MissingObjectError
 from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks
@@ -148,7 +149,12 @@ def _finish(store: ObjectStore, layout: Layout, manifest: Manifest, receipts: di
         write_gif(store, layout, final, spec.gif, tmp / gif.name)
         stages["gif"] = round(time.perf_counter() - t, 3)
         deliver(tmp / gif.name, gif)
-    deliver(final, output)
+    if spec.frames_dir:
+        t = time.perf_counter()
+        images.write_frames(final, Path(spec.frames_dir))
+        stages["frames"] = round(time.perf_counter() - t, 3)
+    if spec.video:
+        deliver(final, output)
     return stages, notes
 
 

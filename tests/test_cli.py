@@ -8,6 +8,7 @@ from pathlib import Path
 
 import av
 import av.sidedata.sidedata
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -180,6 +181,50 @@ def test_photo_folder_and_glob_render_like_a_video(cli, tmp_path):
 def test_bad_photo_sequences_are_exit_2(cli, tmp_path, make, words):
     result = cli("submit", str(make(tmp_path)))
     assert result.code == 2 and words in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_frames_dir_beside_the_video_holds_its_frames_as_sorted_pngs(cli, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=6, width=64, height=32)
+    report = submit_json(cli, clip, "--no-gif", "--frames-dir", tmp_path / "frames", "--chunk-frames", "3")
+    names = sorted(p.name for p in (tmp_path / "frames").iterdir())
+    assert names == [f"frame_00000{i}.png" for i in range(1, 7)]
+    from farm import video
+
+    for name, frame in zip(names, video.read_all_frames(Path(report["output"])), strict=True):
+        assert (np.asarray(Image.open(tmp_path / "frames" / name)) == frame.rgb).all()  # the MP4's frames
+
+
+def test_no_video_writes_only_the_frames(cli, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=4, width=32, height=32)
+    result = cli("submit", clip, "--no-gif", "--no-video", "--frames-dir", tmp_path / "frames")
+    assert result.code == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4", "frames"]
+    assert len(list((tmp_path / "frames").iterdir())) == 4
+
+
+def test_mov_with_prores_for_an_editor_and_mkv_keeps_every_subtitle(cli, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=4, width=64, height=32, audio=True)
+    report = submit_json(cli, clip, "-o", tmp_path / "edit.mov", "--codec", "prores_ks", "--gif", tmp_path / "e.gif")
+    with av.open(report["output"]) as container:
+        assert container.format.name.startswith("mov") and container.streams.video[0].codec_context.name == "prores"
+        assert container.streams.video[0].frames == 4 and len(container.streams.audio) == 1
+    film = make_film(tmp_path / "film.mkv", frames=4)
+    report = submit_json(cli, film, "-o", tmp_path / "film.mkv.out.mkv", "--no-gif")
+    with av.open(report["output"]) as container:
+        subtitles = [s.codec_context.name for s in container.streams.subtitles]
+    assert container.format.name.startswith("matroska") and subtitles == ["srt", "dvdsub"]  # decoder names
+    assert report["notes"] == []
+
+
+@pytest.mark.parametrize("args, words", [
+    (("-o", "x.mp4", "--codec", "prores_ks"), "use .mov or .mkv"),
+    (("-o", "x.avi"), "must end in .mp4, .mov, .mkv"),
+    (("--no-video",), "--no-video needs --frames-dir"),
+])
+def test_output_containers_and_codecs_that_do_not_fit_are_exit_2(cli, tmp_path, args, words):
+    clip = make_clip(tmp_path / "c.mp4", frames=2, width=32, height=32)
+    result = cli("submit", clip, *args)
+    assert result.code == 2 and words in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
 @pytest.mark.parametrize("make, words", [

@@ -103,3 +103,29 @@ def test_bad_sequences_are_input_errors(tmp_path, make, words):
 def test_natural_sort_reads_numbers_as_numbers():
     names = ["IMG_10.jpg", "IMG_2.jpg", "img_1.jpg", "IMG_100.jpg"]
     assert sorted(names, key=images.natural_key) == ["img_1.jpg", "IMG_2.jpg", "IMG_10.jpg", "IMG_100.jpg"]
+
+
+# ---------------------------------------------------------------- frames out
+
+
+def test_frames_are_numbered_pngs_that_sort_in_frame_order_and_match_the_video(tmp_path):
+    from tests.clips import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", frames=12, width=64, height=48)
+    count = images.write_frames(clip, tmp_path / "frames")
+    names = sorted(p.name for p in (tmp_path / "frames").iterdir())
+    assert count == 12 and names[0] == "frame_000001.png" and names[-1] == "frame_000012.png"
+    for name, frame in zip(names, video.read_all_frames(clip), strict=True):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "frames" / name)), frame.rgb)
+    assert images.frame_name(9, 1_234_567) == "frame_0000010.png"  # wider than 6 digits when the film is
+
+
+def test_frames_never_go_into_a_folder_with_files(tmp_path):
+    from tests.clips import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", frames=2, width=32, height=32)
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames" / "mine.png").write_bytes(b"x")
+    with pytest.raises(InputError, match="new or empty"):
+        images.write_frames(clip, tmp_path / "frames")
+    assert [p.name for p in (tmp_path / "frames").iterdir()] == ["mine.png"]

@@ -1,4 +1,4 @@
-"""Photo sequences as a source: a folder of photos, or a glob, read as frames at a chosen rate.
+"""Image sequences: photos in (a folder or a glob, read as frames at a chosen rate), PNG frames out.
 
 The workflow this project grew from: a time-lapse shot as ``TimeLapse/*.jpg``,
 painted photo by photo. A sequence becomes a :class:`VideoInfo` like a video
@@ -14,7 +14,10 @@ later stage 12x slower than 1080p for a painting that does not need it.
 from __future__ import annotations
 
 import glob
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -23,8 +26,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from farm.errors import InputError
-from farm.video.decode import Frame, pad_even
-from farm.video.probe import VideoInfo
+from farm.video.decode import Frame, iter_frames, pad_even
+from farm.video.probe import VideoInfo, probe
 
 #: the default long side of photos, in pixels (a 6000x4000 photo becomes 1920x1280); None keeps full size
 LONG_SIDE = 1920
@@ -137,3 +140,33 @@ def read_photo(path: Path, size: tuple[int, int]) -> np.ndarray:
     if upright.size != size:
         upright = ImageOps.pad(upright, size, method=Image.Resampling.LANCZOS, color=(0, 0, 0))
     return np.asarray(upright)
+
+
+def frame_name(index: int, frames: int) -> str:
+    """``frame_000001.png``: numbered from 1, zero-padded so that a plain sort is frame order."""
+    return f"frame_{index + 1:0{max(6, len(str(frames)))}d}.png"
+
+
+def write_frames(video_path: Path, folder: Path) -> int:
+    """Every frame of ``video_path`` as a numbered RGB PNG in ``folder`` (what compositing and editing
+    tools import); ``folder`` appears complete or not at all. Returns the number of frames."""
+    folder = Path(folder)
+    info = probe(video_path)
+    if folder.exists() and any(folder.iterdir()):
+        raise InputError(f"{folder}: the frames folder must be new or empty")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
+    try:
+        for index, frame in enumerate(iter_frames(video_path, info)):
+            Image.fromarray(frame.rgb).save(tmp / frame_name(index, info.frames), compress_level=1)
+        os.chmod(tmp, 0o777 & ~_umask())
+        os.replace(tmp, folder)  # an empty folder is replaced; rename(2) is atomic
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return info.frames
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import av
 
-from farm.errors import CodecError
+from farm.errors import CodecError, UserError
 from farm.files import atomic_path
-from farm.video.segments import SegmentClock, exact, mp4_options
+from farm.video.segments import SegmentClock, exact, holds, mp4_options
 from farm.video.tracks import Window, carry_tracks
 
 log = logging.getLogger(__name__)
 
 def concat_segments(segments: Sequence[Path], out: Path, *, audio_from: Path | None, time_base: Fraction,
                     trim: tuple[Fraction, Fraction] | None = None) -> list[str]:
-    """Stream-copy the output segments, in order, into one MP4 (+faststart) at ``out``; returns notes.
+    """Stream-copy the output segments, in order, into one video at ``out`` (MP4 or MOV with +faststart,
+    or Matroska, by its extension); returns notes.
 
     Video packets are not re-encoded and keep their pts (in ``time_base``).
     Every audio and subtitle track, the chapters and the tags of
@@ -42,6 +43,33 @@ def concat_segments(segments: Sequence[Path], out: Path, *, audio_from: Path | N
             return _mux_final(segments, tmp, audio_from, tick, shift, trim)
         except av.error.FFmpegError as err:
             raise CodecError(f"{out}: muxing failed: {err}") from None
+
+
+#: the containers the final video may be, by the output's extension
+CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
+def output_format(path: Path) -> str:
+    """FFmpeg's muxer for an output path (UserError for an extension farm does not write)."""
+    fmt = CONTAINERS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise UserError(f"{Path(path).name}: the video must end in {', '.join(CONTAINERS)} (the container)")
+    return fmt
+
+
+def check_output(path: Path, codec: str) -> None:
+    """UserError unless ``codec`` is an encoder FFmpeg has and the output's container can hold it."""
+    fmt = output_format(path)
+    if codec == "auto":
+        return  # H.264 (libx264 or NVENC): every container farm writes holds it
+    try:
+        av.codec.Codec(codec, "w")
+    except (av.error.FFmpegError, ValueError):
+        raise UserError(f"--codec {codec}: no such video encoder in this FFmpeg") from None
+    if not holds(fmt, codec):
+        fits = [ext for ext, other in CONTAINERS.items() if holds(other, codec)]
+        raise UserError(f"--codec {codec}: a {Path(path).suffix} file cannot hold it"
+                        + (f"; use {' or '.join(fits)}" if fits else ""))
 
 
 _CONCAT_KEYS = ("codec", "width", "height", "pix_fmt", "profile", "extradata", "time base")
@@ -74,7 +102,9 @@ def check_concat_compatible(segments: Sequence[Path]) -> SegmentClock:
 def _mux_final(segments: Sequence[Path], tmp: Path, audio_from: Path | None, tick: Fraction,
                shift: int, trim: tuple[Fraction, Fraction] | None) -> list[str]:
     with ExitStack() as stack:
-        out = stack.enter_context(av.open(str(tmp), "w", format="mp4", options=mp4_options(tick, faststart=True)))
+        fmt = output_format(tmp)
+        options = {} if fmt == "matroska" else mp4_options(tick, faststart=True)
+        out = stack.enter_context(av.open(str(tmp), "w", format=fmt, options=options))
         with av.open(str(segments[0])) as first:
             video = out.add_stream_from_template(first.streams.video[0])
         video.time_base = tick

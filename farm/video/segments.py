@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
+from functools import cache
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +30,19 @@ SEGMENT_EXT = ".mp4"
 # segment stores pts - origin (origin: its first pts) in 1/den ticks, and the
 # writer's exact time base and origin ride in the container's comment tag.
 _CLOCK_TAG = "farm-segment"
+
+
+@cache
+def holds(container_format: str, codec: str) -> bool:
+    """Whether FFmpeg's ``container_format`` muxer takes ``codec`` (an encoder or codec name)."""
+    with av.open(io.BytesIO(), "w", format=container_format) as probe:
+        return codec in probe.supported_codecs
+
+
+def segment_format(codec: str) -> str:
+    """MP4, or QuickTime for codecs MP4 cannot hold (ProRes): the same muxer family and exact timescales,
+    so a segment's name keeps SEGMENT_EXT whatever it holds (readers probe the content, not the name)."""
+    return "mp4" if holds("mp4", codec) else "mov"
 
 
 def mp4_options(time_base: Fraction, *, faststart: bool = False) -> dict[str, str]:
@@ -67,7 +82,8 @@ class SegmentWriter:
         self._container = None
         try:
             self._yuv = not av.VideoFormat(pix_fmt).is_rgb
-            self._container = av.open(str(self.path), "w", format="mp4", options=mp4_options(self.time_base))
+            self._container = av.open(str(self.path), "w", format=segment_format(codec),
+                                      options=mp4_options(self.time_base))
             self._stream = self._add_stream(codec, pix_fmt, threads, lossless,
                                             encoder_options(codec, lossless=lossless, crf=crf, preset=preset))
         except (av.error.FFmpegError, ValueError) as err:

@@ -3,9 +3,10 @@ track (with its language and title), the chapters and the container's metadata.
 
 Audio is stream-copied when the output container carries its codec (MP4: the
 codecs its players handle), else re-encoded to AAC; text subtitles are copied
-when the container holds their codec, else converted to mov_text (MP4/MOV);
-image subtitles (DVD, Blu-ray PGS, DVB) are dropped there with a note, since
-MP4 players have no bitmap subtitle track. ``offset`` moves every timestamp
+when the container holds their codec, else converted (mov_text for MP4/MOV,
+subrip for Matroska); image subtitles (DVD, Blu-ray PGS, DVB) are copied into
+Matroska and dropped from MP4/MOV with a note, since MP4 players have no bitmap
+subtitle track. ``offset`` moves every timestamp
 (seconds, output = source + offset) and ``window`` keeps only the source's
 [start, end) seconds, so a trim cuts the sound and the subtitles in sync.
 """
@@ -177,8 +178,9 @@ def _subtitle(container: av.container.InputContainer, stream: av.stream.Stream, 
         target = out.add_stream_from_template(stream)
         _tag(target, stream)
         return _copied(container, stream, target, window)
-    if codec in _TEXT_SUBTITLES and "mov_text" in out.supported_codecs:
-        return _converted(container, stream, out, window)
+    text = next((c for c in ("mov_text", "subrip") if c in out.supported_codecs), None)
+    if codec in _TEXT_SUBTITLES and text:
+        return _converted(container, stream, out, window, text)
     notes.append(f"subtitle track {stream.index} ({codec}, {_describe(stream)}) is a picture format "
                  f"{out.format.name.split(',')[0].upper()} cannot carry; it was left out")
     return None
@@ -190,12 +192,13 @@ def _describe(stream: av.stream.Stream) -> str:
 
 
 def _converted(container: av.container.InputContainer, stream: av.stream.Stream,
-               out: av.container.OutputContainer, window: Window) -> Iterator[av.Packet]:
-    """A text track re-encoded as mov_text: FFmpeg's decoder turns it into ASS events, its mov_text
-    encoder writes them back (styling MP4 cannot show is dropped, the words are kept)."""
+               out: av.container.OutputContainer, window: Window, codec: str) -> Iterator[av.Packet]:
+    """A text track re-encoded as ``codec`` (mov_text for MP4/MOV, subrip for Matroska): FFmpeg's decoder
+    turns it into ASS events, the encoder writes them back (styling the target cannot show is dropped,
+    the words are kept)."""
     decoder = stream.codec_context
     decoder.open()  # its ASS header is what the encoder needs before the output's header is written
-    target = out.add_stream("mov_text")
+    target = out.add_stream(codec)
     target.codec_context.subtitle_header = decoder.subtitle_header
     target.codec_context.time_base = stream.time_base or Fraction(1, 1000)
     _tag(target, stream)
