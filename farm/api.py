@@ -63,7 +63,8 @@ class SubmitRequest(BaseModel):
 
 def default_outputs(request: SubmitRequest) -> tuple[Path, Path | None]:
     """``<stem>_<style>.mp4`` and ``.gif`` in the current directory unless given."""
-    name = root(request.input).name if images.is_sequence(request.input) else Path(source_name(request.input)).stem
+    sequence = images.is_sequence(request.input)
+    name = root(request.input).absolute().name if sequence else Path(source_name(request.input)).stem
     base = f"{name}_{style_label(request)}"
     output = request.output or Path.cwd() / f"{base}.mp4"
     check_output(output, request.encode.codec)

@@ -32,8 +32,8 @@ _MP4_FAMILY = {"mp4", "mov", "ipod", "3gp"}
 _TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text", "microdvd", "sami"}
 # track tags a player shows; everything else in a stream's metadata belongs to the muxer that wrote it
 _TRACK_TAGS = ("language", "title", "handler_name")
-# container tags owned by the muxer (or by farm's segments), not the user's
-_MUXER_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "comment", "duration"}
+# container tags owned by the muxer, not the user's
+_MUXER_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration"}
 
 
 class Window(NamedTuple):
