@@ -170,8 +170,10 @@ def test_photo_folder_and_glob_render_like_a_video(cli, tmp_path):
     assert facts["frames"] == 4 and facts["size"] == (48, 32), facts
     assert facts["pts_seconds"] == [0.0, 0.25, 0.5, 0.75]
     assert gif_facts(tmp_path / "t.gif")["frames"] == 12  # 1 s at the GIF's 12 fps
-    glob = submit_json(cli, f"{folder}/IMG_1*.jpg", "--no-gif", "-o", tmp_path / "g.mp4")
+    glob = submit_json(cli, f"{folder}/IMG_1*.jpg", "--no-gif", "-o", tmp_path / "g.mp4", "--job-id", "tl")
     assert glob["frames"] == 3  # IMG_1, IMG_10, IMG_11
+    again = submit_json(cli, f"{folder}/IMG_1*.jpg", "--no-gif", "-o", tmp_path / "g.mp4", "--job-id", "tl")
+    assert again["chunks_rendered"] == 0  # the same job again: resumed, every chunk already done
 
 
 @pytest.mark.parametrize("make, words", [
