@@ -229,7 +229,7 @@ def _render_all(store: ObjectStore, layout: Layout, manifest: Manifest, source: 
         shape, here = open_pool(options, chunks=len(todo))
         feeder.resize(options.max_in_flight or shape.workers + 1)
         job = JobContext(job_id=manifest.spec.job_id, store_uri=store.uri, render=manifest.spec.render,
-                         width=info.out_width, height=info.out_height, time_base=info.time_base, colour=info.colour,
+                         width=info.out_width, height=info.out_height, time_base=info.time_base, colour=info.colour.output,
                          compile=compile_mode(options, shape, sum(c.frames + c.warmup for c in todo),
                                               (info.out_height, info.out_width)))
         if here:

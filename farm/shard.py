@@ -35,7 +35,7 @@ def shard(source: Path, info: video.VideoInfo, chunks: Iterable[Chunk], store: O
                 chunk = todo[next_to_open]
                 path = Path(tmp) / f"{chunk.index:06d}{video.SEGMENT_EXT}"
                 writer = video.SegmentWriter(path, info.out_width, info.out_height, info.time_base, lossless=True,
-                                             colour=info.colour)
+                                             colour=info.colour.output)
                 open_writers[chunk.index] = (chunk, writer, path)
                 next_to_open += 1
             for chunk, writer, _ in list(open_writers.values()):

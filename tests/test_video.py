@@ -491,7 +491,7 @@ def test_final_video_keeps_every_audio_and_text_track_chapters_and_tags(tmp_path
 # ---------------------------------------------------------------- colour
 
 BT709_TAGS = (1, 1, 1)  # primaries, transfer, matrix: BT.709
-HLG_TAGS = (9, 18, 9)  # BT.2020 primaries, HLG transfer, BT.2020 matrix
+PQ_TAGS = (9, 16, 9)  # BT.2020 primaries, PQ transfer, BT.2020 matrix
 
 
 def colour_tags(path: Path) -> tuple[int, int, int, int]:
@@ -508,7 +508,7 @@ def shown_rgb(path: Path) -> list[np.ndarray]:
                 for f in container.decode(video=0)]
 
 
-@pytest.mark.parametrize("tags", [BT709_TAGS, HLG_TAGS])
+@pytest.mark.parametrize("tags", [BT709_TAGS, (6, 6, 6)])
 def test_colour_description_is_carried_and_converted_with(tmp_path, tags):
     source = make_clip(tmp_path / "hd.mp4", frames=4, width=96, height=64, colour=tags)
     info = video.probe(source)
@@ -557,3 +557,47 @@ def test_trim_decodes_only_its_frames_and_the_output_starts_at_zero_with_its_sou
 def test_bad_trims_are_input_errors(clips, start, duration, words):
     with pytest.raises(InputError, match=words):
         video.probe(clips["cfr"], start=start, duration=duration)
+
+
+def pq_bands(path: Path, nits: list[float], width: int = 80, height: int = 16) -> Path:
+    """A PQ BT.2020 clip of grey bands of known light (nits), coded with the BT.2020 matrix, 10 bits."""
+    from farm.video.hdr import pq_to_nits
+
+    codes = np.linspace(0, 1, 4097)
+    levels = [int(np.interp(n, pq_to_nits(codes), codes) * 65535) for n in nits]
+    band = width // len(nits)
+    rgb = np.repeat(np.repeat(np.array(levels, dtype=np.uint16), band)[None, :, None], height, 0).repeat(3, 2)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p10le"
+        ctx = stream.codec_context
+        ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = *PQ_TAGS, 1
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(
+                format="yuv444p10le", dst_colorspace="BT2020", dst_color_range="MPEG")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_hdr_is_tone_mapped_to_sdr_bt709_not_shown_washed_out(tmp_path):
+    nits = [0.0, 20.0, 100.0, 203.0, 1000.0]
+    source = pq_bands(tmp_path / "pq.mp4", nits)
+    info = video.probe(source)
+    assert info.colour.hdr == "PQ" and "tone-mapped to SDR BT.709" in video.hdr_note(info.colour)
+    frames = video.read_all_frames(source)
+    shown = [int(frames[0].rgb[8, 16 * i + 8, 1]) for i in range(len(nits))]
+    # extended Reinhard, 203-nit white at 1.0, 1000-nit peak, BT.1886 gamma: 0, 94, 162, 194, 255
+    assert np.allclose(shown, [0, 94, 162, 194, 255], atol=3), shown
+    segment = write_segment(tmp_path / "seg.mp4", frames, info.time_base, colour=info.colour.output)
+    final = tmp_path / "final.mp4"
+    video.concat_segments([segment], final, audio_from=None, time_base=info.time_base)
+    assert colour_tags(final) == (1, 1, 1, 1)
+
+
+def test_hlg_reference_white_and_peak_land_where_bt2408_puts_them():
+    from farm.video.hdr import hlg_to_nits
+
+    grey = lambda code: hlg_to_nits(np.full((1, 1, 3), code, np.float32))[0, 0, 0]  # noqa: E731
+    assert abs(grey(0.75) - 203) < 1 and abs(grey(1.0) - 1000) < 1  # 75 % HLG = 203 nits on a 1000-nit display

@@ -9,9 +9,9 @@ matrix and range for every conversion (decode, segments, back to the
 output's YUV) and tags every segment and the output with all four, so an HD
 clip tagged BT.709 comes out tagged BT.709. An untagged source gets what
 players assume for it (BT.709 for HD, BT.601 for SD) and the output says so
-in its tags. HDR (PQ or HLG transfer, BT.2020) is kept as HDR: the tags are
-carried and the BT.2020 matrix converts; the painting happens on the 8-bit
-code values, and the result is said in a note.
+in its tags. HDR (PQ or HLG transfer, BT.2020) is tone-mapped to SDR BT.709 on
+decode (farm/video/hdr.py), said in a note: the networks paint SDR pictures,
+and an 8-bit GIF cannot show HDR.
 
 Conversions use accurate rounding and full (bilinear) chroma on the way to
 RGB. (swscale's fast default path is off by 1-2 levels on most pixels and
@@ -29,6 +29,8 @@ import av
 import numpy as np
 from av.video.reformatter import Interpolation
 from pydantic import BaseModel, ConfigDict
+
+from farm.video import hdr
 
 _I = Interpolation
 TO_RGB = _I.BILINEAR | _I.ACCURATE_RND | _I.FULL_CHR_H_INT | _I.FULL_CHR_H_INP
@@ -66,6 +68,11 @@ class Colour(BaseModel):
         return "JPEG" if self.range == FULL else "MPEG"
 
     @property
+    def output(self) -> Colour:
+        """What farm writes for a source of this colour: the same, except HDR, which becomes SDR BT.709."""
+        return SDR_BT709 if self.hdr else self
+
+    @property
     def hdr(self) -> str | None:
         """"PQ" or "HLG" for an HDR transfer, else None."""
         return _TRANSFER_NAMES.get(self.transfer)
@@ -76,12 +83,15 @@ class Colour(BaseModel):
         target.color_primaries, target.color_trc = self.primaries, self.transfer
 
 
+SDR_BT709 = Colour(primaries=BT709, transfer=BT709, matrix=BT709, range=LIMITED)
+
+
 def hdr_note(colour: Colour) -> str | None:
     """What the user should know about an HDR source, or None for SDR."""
     if colour.hdr is None:
         return None
-    return (f"HDR source ({colour.hdr}): kept as HDR, its colour tags carried to the video, painted on its "
-            "code values in 8 bits per channel; the GIF cannot hold HDR and shows them flat (no tone mapping)")
+    return (f"HDR source ({colour.hdr}, BT.2020): tone-mapped to SDR BT.709 (extended Reinhard, "
+            f"{hdr.PEAK_NITS:g}-nit peak, {hdr.REFERENCE_WHITE:g}-nit reference white); the video and GIF are SDR")
 
 
 def describe(frame: av.VideoFrame) -> Colour:
@@ -95,9 +105,14 @@ def describe(frame: av.VideoFrame) -> Colour:
 
 
 def to_rgb_array(frame: av.VideoFrame, colour: Colour) -> np.ndarray:
-    """A decoded frame as (H, W, 3) uint8 RGB through ``colour``'s matrix and range."""
+    """A decoded frame as (H, W, 3) uint8 RGB through ``colour``'s matrix and range; an HDR frame
+    tone-mapped to SDR BT.709 (farm/video/hdr.py)."""
     if frame.format.is_rgb:
         return frame.to_ndarray(format="rgb24")
+    if colour.hdr:
+        rgb16 = frame.to_ndarray(format="rgb48le", interpolation=TO_RGB, src_colorspace=colour.swscale_matrix,
+                                 src_color_range=colour.swscale_range)
+        return hdr.to_sdr(rgb16, colour.hdr)
     return frame.to_ndarray(format="rgb24", interpolation=TO_RGB, src_colorspace=colour.swscale_matrix,
                             src_color_range=colour.swscale_range)
 
