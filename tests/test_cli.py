@@ -123,6 +123,18 @@ def test_film_keeps_both_audio_tracks_and_its_subtitles_and_says_what_it_left_ou
     assert kinds == [("video", "und"), ("audio", "eng"), ("audio", "fra"), ("subtitle", "deu")]
 
 
+def test_hdr_clip_comes_out_sdr_bt709_and_says_so(cli, tmp_path):
+    from tests.test_video import pq_bands
+
+    clip = pq_bands(tmp_path / "pq.mp4", [0.0, 100.0, 203.0, 1000.0], width=64)
+    result = cli("submit", clip, "--no-gif")
+    assert result.code == 0, result.stderr
+    assert "note: HDR source (PQ, BT.2020): tone-mapped to SDR BT.709" in result.stderr
+    with av.open(str(tmp_path / "pq_vangogh.mp4")) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.color_primaries, frame.color_trc, frame.colorspace) == (1, 1, 1)
+
+
 def test_bt709_clip_comes_out_tagged_bt709(cli, tmp_path):
     clip = make_clip(tmp_path / "hd.mp4", frames=4, width=64, height=32, colour=(1, 1, 1))
     report = submit_json(cli, clip, "--no-gif", "--chunk-frames", "2")
