@@ -601,3 +601,14 @@ def test_hlg_reference_white_and_peak_land_where_bt2408_puts_them():
 
     grey = lambda code: hlg_to_nits(np.full((1, 1, 3), code, np.float32))[0, 0, 0]  # noqa: E731
     assert abs(grey(0.75) - 203) < 1 and abs(grey(1.0) - 1000) < 1  # 75 % HLG = 203 nits on a 1000-nit display
+
+
+def test_hdr_tables_give_the_curves_own_values():
+    from farm.video import hdr
+
+    rgb = (np.random.default_rng(1).random((40, 60, 3)) * 65535).astype(np.uint16)
+    code = rgb.astype(np.float32) / 65535
+    for transfer, curve in (("PQ", hdr.pq_to_nits), ("HLG", hdr.hlg_to_nits)):
+        linear = hdr.tone_map(np.maximum(curve(code) @ hdr._BT2020_TO_BT709.T, 0.0))
+        exact = (np.power(linear, 1 / 2.4) * 255 + 0.5).astype(np.uint8)
+        assert np.abs(exact.astype(int) - hdr.to_sdr(rgb, transfer)).max() <= 1  # rounding at table steps
