@@ -7,18 +7,26 @@ directory, the embedded local store, a readable job id.
 
 from __future__ import annotations
 
+import os
 import time
+
+import av
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from farm.config import ClusterOptions, EncodeOptions, GifOptions, JobSpec, Precision, RenderOptions, StyleChoice, TemporalOptions
-from farm.driver import JobResult, ProgressFn
+from farm.config import (ClusterOptions, EncodeOptions, GifOptions, JobSpec, Precision, RenderOptions, StyleChoice,
+                         TemporalOptions, PhotoOptions, Trim)
+from farm.driver import JobResult, ProgressFn, probe_source
 from farm.errors import InternalError, UserError
+from farm.files import atomic_path
 from farm.plan import new_job_id, validate_job_id
-from farm.sources import is_remote, localize, source_name, stage
-from farm.store import open_store
-from farm.video import VideoInfo, probe
+from farm.sources import is_remote, localize, source_name, stage, stage_photos
+from farm.store import LocalStore, open_store
+from farm.video import VideoInfo, images, probe
+from farm.video.images import root
+from farm.video.mux import check_output
 
 
 DEFAULT_STYLE = "vangogh"
@@ -35,11 +43,17 @@ class SubmitRequest(BaseModel):
     model: str | None = None
     strength: float = 1.0
     output: Path | None = None
-    gif: Path | None = None
-    make_gif: bool = True
+    #: the GIF preview: None = beside the output (``<output stem>.gif``), a path, or False for none
+    gif: Path | Literal[False] | None = None
+    #: deliver the video (False: only the frames and/or the GIF)
+    video: bool = True
+    #: every output frame as a numbered PNG in this folder
+    frames_dir: Path | None = None
     temporal: TemporalOptions = TemporalOptions()
     encode: EncodeOptions = EncodeOptions()
     chunk_frames: int | None = None
+    trim: Trim | None = None
+    photos: PhotoOptions = PhotoOptions()
     precision: Precision = "auto"
     stroke_scale: float = 1.0
     #: render the first seconds at a small size instead (farm/preview.py)
@@ -53,16 +67,49 @@ class SubmitRequest(BaseModel):
 
 def default_outputs(request: SubmitRequest) -> tuple[Path, Path | None]:
     """``<stem>_<style>.mp4`` and ``.gif`` in the current directory unless given."""
-    base = f"{Path(source_name(request.input)).stem}_{style_label(request)}"
+    sequence = images.is_sequence(request.input)
+    name = root(request.input).absolute().name if sequence else Path(source_name(request.input)).stem
+    base = f"{name}_{style_label(request)}"
     output = request.output or Path.cwd() / f"{base}.mp4"
-    if output.suffix.lower() != ".mp4":
-        raise UserError(f"--output must end in .mp4 (got {output.name})")
-    if not request.make_gif:
+    check_output(output, request.encode.codec)
+    if not request.video and request.frames_dir is None:
+        raise UserError("--no-video needs --frames-dir (there would be no video to write the frames of)")
+    if request.gif is False:
         return output, None
     gif = request.gif or output.with_suffix(".gif")
     if gif.suffix.lower() != ".gif":
         raise UserError(f"--gif must end in .gif (got {gif.name})")
     return output, gif
+
+
+def check_frames_dir(request: SubmitRequest) -> None:
+    """A frames folder must be new or empty (frames are never mixed with another render's), and local."""
+    folder = request.frames_dir
+    if folder is None:
+        return
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise UserError(f"--frames-dir {folder}: must be a new or empty folder")
+    if request.cluster.address and request.cluster.address.startswith("http"):
+        raise UserError("--frames-dir is not available with a remote --address yet (the frames are written "
+                        "where the driver runs)")
+
+
+def fitted_encode(encode: EncodeOptions) -> EncodeOptions:
+    """The encode options with a pixel format the encoder takes (ProRes has no yuv420p: its first one)."""
+    if encode.codec == "auto":
+        return encode
+    formats = [f.name for f in av.codec.Codec(encode.codec, "w").video_formats or ()]
+    if not formats or encode.pix_fmt in formats:
+        return encode
+    return encode.model_copy(update={"pix_fmt": formats[0]})
+
+
+def refuse_overwriting_source(source: Path, *outputs: Path | None) -> None:
+    """An output that is the source itself would destroy the user's original (ffmpeg: "Output same as Input")."""
+    for out in filter(None, outputs):
+        same = out.exists() and source.exists() and os.path.samefile(out, source)
+        if same or out.resolve() == source.resolve():
+            raise UserError(f"{out}: the output would overwrite the source; choose another --output/--gif")
 
 
 def style_label(request: SubmitRequest) -> str:
@@ -111,13 +158,18 @@ def build_spec(request: SubmitRequest, local: Path, info: VideoInfo, output: Pat
     """Resolve the style and the store, stage the source, and fill in the job id."""
     job_id = validate_job_id(request.job_id) if request.job_id else new_job_id(local.stem)
     store = open_store(request.store)
+    if isinstance(store, LocalStore):
+        store.ensure_root()
     render = RenderOptions(style=stage_model(resolve_style(request, local, info), store), temporal=request.temporal,
-                           encode=request.encode, chunk_frames=request.chunk_frames,
+                           encode=fitted_encode(request.encode), chunk_frames=request.chunk_frames,
                            precision=request.precision, stroke_scale=request.stroke_scale)
     source = request.input if is_remote(request.input) else str(local.resolve())
-    return JobSpec(job_id=job_id, source=source, source_copy=stage(store, local) if not is_remote(source) else None,
-                   render=render, gif=request.gif_options, store=store.uri, output=str(output.resolve()),
-                   gif_output=str(gif.resolve()) if gif else None, keep=request.keep)
+    copy = None if is_remote(source) else (stage_photos(store, Path(info.path), info.photos) if info.photos
+                                           else stage(store, local))
+    return JobSpec(job_id=job_id, source=source, source_copy=copy, render=render, trim=request.trim,
+                   photos=request.photos, gif=request.gif_options, store=store.uri, output=str(output.resolve()),
+                   gif_output=str(gif.resolve()) if gif else None, keep=request.keep, video=request.video,
+                   frames_dir=str(request.frames_dir.resolve()) if request.frames_dir else None)
 
 
 class PreparedJob(BaseModel):
@@ -136,8 +188,10 @@ def prepare(request: SubmitRequest) -> PreparedJob:
     if request.preview:
         request = preview_request(request)
     output, gif = default_outputs(request)
+    check_frames_dir(request)
     local = localize(request.input)
-    info = probe(local)  # before the style or the store: a bad video is the likeliest mistake
+    refuse_overwriting_source(local, output if request.video else None, gif)
+    info = probe_source(local, request.trim, request.photos)  # before the style or the store: a bad video is the likeliest mistake
     return PreparedJob(spec=build_spec(request, local, info, output, gif), local_source=local, info=info,
                        cluster=request.cluster)
 
@@ -193,15 +247,13 @@ def _fetch_results(store, job: PreparedJob, seconds: float) -> JobResult:
     paths and wall time."""
     from farm.jobs import read_state
     from farm.plan import Layout
-    from farm.reduce import deliver
 
     spec, layout = job.spec, Layout(job.spec.job_id)
-    for wanted in filter(None, (spec.output, spec.gif_output)):
+    for wanted in filter(None, (spec.output if spec.video else None, spec.gif_output)):
         dest = Path(wanted)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        part = dest.with_name(f".{dest.name}.part")
-        store.get_file(layout.final(dest.name), part)
-        deliver(part, dest)
+        with atomic_path(dest) as part:
+            store.get_file(layout.final(dest.name), part)
     state = read_state(store, layout)
     if "result" not in state:
         raise InternalError(f"the remote driver of job {spec.job_id} finished without recording its result "
@@ -217,7 +269,7 @@ def run_job(job_id: str, store_uri: str, cluster: ClusterOptions) -> JobResult:
     store = open_store(store_uri)
     spec = JobSpec.model_validate_json(store.get_bytes(remote.spec_key(validate_job_id(job_id))))
     local = localize(spec.source)
-    return driver.submit(spec, cluster, source=local, info=probe(local))
+    return driver.submit(spec, cluster, source=local, info=probe_source(local, spec.trim, spec.photos))
 
 
 def submit(request: SubmitRequest, progress: ProgressFn | None = None) -> JobResult:
@@ -236,7 +288,7 @@ def prepare_resume(job_id: str, store: str | None, cluster: ClusterOptions) -> P
         if spec.source_copy is None:
             raise UserError(f"job {job_id}: its source {spec.source} is no longer there") from None
         local = localize(spec.source_copy)
-    return PreparedJob(spec=spec, local_source=local, info=probe(local), cluster=cluster)
+    return PreparedJob(spec=spec, local_source=local, info=probe_source(local, spec.trim, spec.photos), cluster=cluster)
 
 
 def status(job_id: str, store: str | None):

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from farm.config import ClusterOptions, EncodeOptions, GifOptions, TemporalOptions
+from farm.config import ClusterOptions, EncodeOptions, GifOptions, PhotoOptions, TemporalOptions, Trim
 from farm.errors import FarmError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -101,11 +101,13 @@ def cluster_options(**given) -> ClusterOptions:
 
 @app.command()
 def submit(
-    input: Annotated[str, typer.Argument(help="Source video: a file (any container/codec FFmpeg reads) or s3://bucket/key.")],
+    input: Annotated[str, typer.Argument(help="Source video: a file (any container/codec FFmpeg reads) or s3://bucket/key; or photos: a folder, or a quoted glob such as 'TimeLapse/*.jpg'.")],
     style: Annotated[Optional[str], typer.Option("--style", "-s", help="Named style (see `farm styles`) [vangogh].")] = None,
     style_image: Annotated[Optional[list[Path]], typer.Option(help="Any painting as the style; repeat to blend paintings (exclusive with --style).")] = None,
     model: Annotated[Optional[str], typer.Option(help="A fast-neural-style TransformerNet .pth (path or s3://) as the style.")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="MP4 to write [<stem>_<style>.mp4].")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Video to write: .mp4, .mov or .mkv, the container by the extension [<stem>_<style>.mp4].")] = None,
+    frames_dir: Annotated[Optional[Path], typer.Option(help="Also write every frame as a numbered PNG into this new folder.")] = None,
+    no_video: Annotated[bool, typer.Option("--no-video", help="With --frames-dir: write the frames instead of the video.")] = False,
     gif: Annotated[Optional[Path], typer.Option(help="GIF preview path [<stem>_<style>.gif].")] = None,
     no_gif: Annotated[bool, typer.Option("--no-gif", help="Skip the GIF preview.")] = False,
     strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="Mix with the original frame (1 = all paint).")] = 1.0,
@@ -130,6 +132,12 @@ def submit(
     preset: Annotated[str, typer.Option(help="Encoder preset.")] = EncodeOptions().preset,
     codec: Annotated[str, typer.Option(help="Video encoder (an FFmpeg name); auto = h264_nvenc on GPU workers with NVENC, else libx264.")] = EncodeOptions().codec,
     gif_seconds: Annotated[float, typer.Option(min=0.1, help="Cap on the GIF's length.")] = GifOptions().max_seconds,
+    gif_fps: Annotated[float, typer.Option(min=0.1, max=50.0, help="The GIF's frame rate (ffmpeg's fps=).")] = GifOptions().fps,
+    gif_width: Annotated[int, typer.Option(min=16, max=4096, help="The GIF's width in pixels, height to scale (ffmpeg's scale=W:-1); never above the video's.")] = GifOptions().width,
+    fps: Annotated[float, typer.Option(min=0.01, help="Frame rate of a photo sequence (a folder or a quoted glob as INPUT).")] = PhotoOptions().fps,
+    full_size: Annotated[bool, typer.Option("--full-size", help=f"Keep photos at full size [their long side is limited to {PhotoOptions().long_side} pixels].")] = False,
+    start: Annotated[Optional[float], typer.Option(help="Render from this many seconds into the source (ffmpeg -ss).")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Render only this many seconds (ffmpeg -t) [to the end].")] = None,
     detach: Annotated[bool, typer.Option(help="With an http:// --address: return once the job is submitted.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object at the end, nothing else on stdout.")] = False,
 ) -> None:
@@ -137,11 +145,13 @@ def submit(
     from farm import api
 
     request = api.SubmitRequest(
-        input=input, style=style, style_images=tuple(style_image or ()), model=model, output=output, gif=None if no_gif else gif, make_gif=not no_gif,
+        input=input, style=style, style_images=tuple(style_image or ()), model=model, output=output, gif=False if no_gif else gif, video=not no_video, frames_dir=frames_dir,
         strength=strength, stroke_scale=stroke_scale, preview=preview,
         temporal=TemporalOptions(enabled=temporal, strength=coherence, flow=flow.value),
-        encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames, precision=precision.value,
-        gif_options=GifOptions(enabled=not no_gif, max_seconds=gif_seconds), store=store, job_id=job_id, keep=keep,
+        encode=EncodeOptions(codec=codec, crf=crf, preset=preset), chunk_frames=chunk_frames,
+        photos=PhotoOptions(fps=fps, long_side=None if full_size else PhotoOptions().long_side),
+        trim=Trim(start=start or 0.0, duration=duration) if start is not None or duration is not None else None, precision=precision.value,
+        gif_options=GifOptions(max_seconds=gif_seconds, fps=gif_fps, width=gif_width), store=store, job_id=job_id, keep=keep,
         cluster=cluster_options(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
                                 compile=compile.value, keep_warm=keep_warm, shard_tasks=shard_tasks),
     )
@@ -170,8 +180,10 @@ def _render(job, as_json: bool, detach: bool = False) -> None:
         return
     for note in result.notes:
         err.print(f"note: {note}")
-    err.print(f"wrote {result.output}" + (f" and {result.gif}" if result.gif else "")
-              + f" ({result.frames} frames in {result.seconds:.1f} s, job {result.job_id})")
+    spec = job.spec
+    written = [p for p in (result.output if spec.video else None, spec.frames_dir and f"{spec.frames_dir}/",
+                           result.gif) if p]
+    err.print(f"wrote {' and '.join(written)} ({result.frames} frames in {result.seconds:.1f} s, job {result.job_id})")
 
 
 @app.command()

@@ -50,12 +50,23 @@ class EncodeOptions(Model):
 
 
 class GifOptions(Model):
-    """The preview GIF: ffmpeg's palettegen → paletteuse recipe."""
+    """How the preview GIF looks: ffmpeg's palettegen → paletteuse recipe.
 
-    enabled: bool = True
+    Whether there is a GIF at all is said in one place: a job makes one when it
+    names a path for it (``JobSpec.gif_output``).
+    """
+
     width: int = Field(480, ge=16, le=4096)
     fps: float = Field(12.0, gt=0.0, le=50.0)
     max_seconds: float = Field(10.0, gt=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_legacy_switch(cls, data: object) -> object:
+        """Manifests written before the switch moved to ``gif_output`` carry an unread ``enabled``."""
+        if isinstance(data, dict) and "enabled" in data:
+            data = {k: v for k, v in data.items() if k != "enabled"}
+        return data
 
 
 #: how long each network's style vector is: 26 style weights, Ghiasi et al.'s 100-d embedding, or none
@@ -144,6 +155,22 @@ class ClusterOptions(Model):
     keep_warm: float = Field(default_factory=default_keep_warm, ge=0.0)
 
 
+class Trim(Model):
+    """Render only part of the source: ``start`` seconds from its first frame, for ``duration`` seconds
+    (None: to the end). farm.video.probe checks it against the source (a bad trim is the user's error)."""
+
+    start: float = 0.0
+    duration: float | None = None
+
+
+class PhotoOptions(Model):
+    """How a folder (or glob) of photos becomes frames: the frame rate, and the long side photos are
+    limited to (None: full size). See farm/video/images.py."""
+
+    fps: float = Field(24.0, gt=0.0, le=1000.0)
+    long_side: int | None = Field(1920, ge=16)
+
+
 class JobSpec(Model):
     """What the user asked for: a source, a look, and where the results go."""
 
@@ -153,14 +180,22 @@ class JobSpec(Model):
     #: the content-addressed copy in a remote store, for drivers and resumes elsewhere
     source_copy: str | None = None
     render: RenderOptions
+    trim: Trim | None = None
+    #: used when the source is a photo sequence
+    photos: PhotoOptions = PhotoOptions()
     gif: GifOptions = GifOptions()
     store: str
     #: where the user wants the results (a resume delivers there again); not part of the job's identity
     output: str
+    #: where the GIF goes; None: no GIF
     gif_output: str | None = None
     #: keep the output chunks (and a local store's copy of the final video) once the job has delivered;
     #: by default they go, so the store does not hold a film twice. Not part of the job's identity
     keep: bool = False
+    #: whether the video is delivered to ``output`` (False: only the frames and/or the GIF)
+    video: bool = True
+    #: a folder for every output frame as a numbered PNG; None: no frames
+    frames_dir: str | None = None
 
 
 def load_yaml_model(path: Path, model: type[Model]) -> Model:

@@ -19,13 +19,15 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from farm import cluster, local, video
-from farm.config import ClusterOptions, JobSpec
+from farm.video import images
+from farm.config import ClusterOptions, JobSpec, PhotoOptions, Trim
 from farm.errors import ChunkCorruptError, JobError
 from farm.jobs import finished_receipts, load_manifest, read_state, write_state
 from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks
 from farm.reduce import deliver, write_gif, write_video
 from farm.schedule import PoolShape, Scheduler, compile_mode, pool_shape
-from farm.shard import LocalSharders, Sharders, ShardFeeder, SeekPoint, plan_spans, seek_table
+from farm.shard import (SPAN_FRAMES, START, LocalSharders, SeekPoint, Sharders, ShardFeeder, plan_spans, seek_table,
+                        seekable)
 from farm.store import LocalStore, ObjectStore, open_store
 from farm.worker import JobContext
 from farm.styles.identity import model_identity
@@ -78,7 +80,15 @@ def open_manifest(store: ObjectStore, layout: Layout, fresh: Manifest) -> Manife
 def submit(spec: JobSpec, options: ClusterOptions, *, source: Path, info: video.VideoInfo | None = None,
            progress: ProgressFn | None = None) -> JobResult:
     """Render ``spec`` from the local file ``source`` and deliver the MP4 (and GIF) to the paths it names."""
-    return JobRun(spec, options, source, info or video.probe(source), progress).run()
+    return JobRun(spec, options, source, info or probe_source(source, spec.trim, spec.photos), progress).run()
+
+
+def probe_source(source: Path, trim: Trim | None, photos: PhotoOptions = PhotoOptions()) -> video.VideoInfo:
+    """The source as a job sees it: a video or a photo sequence, whole or the part a trim keeps."""
+    start, duration = (trim.start, trim.duration) if trim else (None, None)
+    if images.is_sequence(source):
+        return images.probe_sequence(source, photos.fps, photos.long_side, start, duration)
+    return video.probe(source, start, duration)
 
 
 class JobRun:
@@ -99,6 +109,8 @@ class JobRun:
         self._seek_table: list[SeekPoint] | None = None
         self.receipts: dict[int, Receipt] = {}
         self.rendered = 0
+        #: what the reducer said about the source's tracks (set by finish)
+        self.notes: list[str] = []
 
     # -- the job, start to end
 
@@ -128,7 +140,8 @@ class JobRun:
         result = JobResult(job_id=spec.job_id, output=str(output), gif=str(gif) if gif else None, frames=info.frames,
                            fps=info.fps, width=info.out_width, height=info.out_height, style=spec.render.style.name,
                            seconds=round(time.perf_counter() - t0, 3), chunks=len(self.manifest.chunks),
-                           chunks_rendered=self.rendered, store=self.store.uri, stages=stages, notes=_notes(info))
+                           chunks_rendered=self.rendered, store=self.store.uri, stages=stages,
+                           notes=_notes(info) + self.notes)
         stored = self.drop_chunks()
         write_state(self.store, self.layout, state="done", dropped=not spec.keep, result=result.model_dump(mode="json"),
                     output=stored.get(output.name), gif=stored.get(gif.name) if gif else None)
@@ -199,7 +212,7 @@ class JobRun:
         shape, info = self.shape(chunks=len(todo)), self.info
         job = JobContext(job_id=self.spec.job_id, store_uri=self.store.uri, render=self.spec.render,
                          width=info.out_width, height=info.out_height, time_base=info.time_base,
-                         compile=compile_mode(self.options, shape, sum(c.frames + c.warmup for c in todo),
+                         colour=info.colour.output, compile=compile_mode(self.options, shape, sum(c.frames + c.warmup for c in todo),
                                               (info.out_height, info.out_width)))
         if self.here:
             pool = local.LocalWorkers(shape)
@@ -219,8 +232,9 @@ class JobRun:
 
     def feeder(self, todo: list[Chunk]) -> ShardFeeder:
         """The chunks to render, cut by the job's shard tasks (started on first use, kept for repairs)."""
+        whole = seekable(self.info)
         if self._seek_table is None:
-            self._seek_table = seek_table(self.source)
+            self._seek_table = seek_table(self.source) if whole else [START]
         tasks = self.options.shard_tasks or (1 if self.here else 2)
         if self._sharders is None:
             self.shape()  # connected to the cluster, where the job uses one
@@ -229,7 +243,8 @@ class JobRun:
         spec = self.spec
         staged = spec.source_copy or (spec.source if spec.source.startswith("s3://") else None)
         source = staged if staged and not self.here else str(self.source)
-        return ShardFeeder(self._sharders, plan_spans(todo, self._seek_table),
+        spans = plan_spans(todo, self._seek_table, min_frames=SPAN_FRAMES if whole else self.info.frames)
+        return ShardFeeder(self._sharders, spans,
                            (source, self.info, self.store.uri, spec.job_id),
                            depth=self.options.max_in_flight or 2, tasks=tasks)
 
@@ -260,27 +275,34 @@ class JobRun:
         self.rendered += len(todo)
 
     def finish(self, tmp: Path) -> dict[str, float]:
-        """Reduce to the final MP4, make the GIF, and move both to the user's paths."""
+        """Reduce to the final video, make the GIF and the frames folder, and move them to the user's paths;
+        the reducer's notes go to :attr:`notes`."""
         spec, stages = self.spec, {}
         output, gif = Path(spec.output), Path(spec.gif_output) if spec.gif_output else None
         t = time.perf_counter()
         final = tmp / output.name
-        self.reduce(final)
+        self.notes = self.reduce(final)
         stages["reduce"] = round(time.perf_counter() - t, 3)
         if gif is not None:
             t = time.perf_counter()
             write_gif(self.store, self.layout, final, spec.gif, tmp / gif.name)
             stages["gif"] = round(time.perf_counter() - t, 3)
             deliver(tmp / gif.name, gif)
-        deliver(final, output)
+        if spec.frames_dir:
+            t = time.perf_counter()
+            images.write_frames(final, Path(spec.frames_dir))
+            stages["frames"] = round(time.perf_counter() - t, 3)
+        if spec.video:
+            deliver(final, output)
         return stages
 
-    def reduce(self, final: Path) -> None:
-        """Reduce; a chunk whose bytes fail their checksum is rendered again on the job's pool, never muxed in."""
+    def reduce(self, final: Path) -> list[str]:
+        """Reduce; a chunk whose bytes fail their checksum is rendered again on the job's pool, never muxed in.
+        Returns the reducer's notes (tracks left out or converted)."""
         for repair in range(REPAIRS + 1):
             try:
-                write_video(self.store, self.layout, list(self.receipts.values()), self.source, self.info, final)
-                return
+                return write_video(self.store, self.layout, list(self.receipts.values()), self.source, self.info,
+                                   final)
             except ChunkCorruptError as exc:
                 if repair == REPAIRS:
                     raise
@@ -307,7 +329,12 @@ def _workdir(near: Path):
 
 
 def _notes(info: video.VideoInfo) -> list[str]:
-    if (info.out_width, info.out_height) != (info.width, info.height):
-        return [f"source is {info.width}x{info.height}; yuv420p needs even sizes, so the output is "
+    hdr = video.hdr_note(info.colour)
+    return list(info.notes) + ([hdr] if hdr else []) + _size_notes(info)
+
+
+def _size_notes(info: video.VideoInfo) -> list[str]:
+    if (info.out_width, info.out_height) != info.display_size:
+        return [f"source is {'x'.join(map(str, info.display_size))}; yuv420p needs even sizes, so the output is "
                 f"{info.out_width}x{info.out_height} (last row/column repeated)"]
     return []

@@ -14,6 +14,7 @@ from pathlib import Path
 from farm import video
 from farm.config import GifOptions
 from farm.errors import ChunkCorruptError
+from farm.files import atomic_path
 from farm.plan import Layout, Receipt
 from farm.store import ObjectStore, sha256_file
 
@@ -30,12 +31,15 @@ def fetch_verified(store: ObjectStore, receipt: Receipt, tmp: Path) -> Path:
 
 
 def write_video(store: ObjectStore, layout: Layout, receipts: list[Receipt], source: Path,
-                info: video.VideoInfo, out: Path) -> None:
-    """Concatenate the verified chunks into ``out``, mux the source's audio, store it as final/<name>."""
+                info: video.VideoInfo, out: Path) -> list[str]:
+    """Concatenate the verified chunks into ``out`` with the source's other tracks, store it as
+    final/<name>; returns notes for the user (a track left out or converted)."""
     with tempfile.TemporaryDirectory(prefix="farm-reduce-") as tmp:
         parts = [fetch_verified(store, r, Path(tmp)) for r in sorted(receipts, key=lambda r: r.chunk)]
-        video.concat_segments(parts, out, audio_from=source if info.has_audio else None, time_base=info.time_base)
+        tracks = None if info.photos else source  # photos have no sound, subtitles or chapters
+        notes = video.concat_segments(parts, out, audio_from=tracks, time_base=info.time_base, trim=info.window)
     store.put_file(layout.final(out.name), out)
+    return notes
 
 
 def write_gif(store: ObjectStore, layout: Layout, final_video: Path, options: GifOptions, out: Path) -> video.GifInfo:
@@ -51,6 +55,5 @@ def deliver(local: Path, dest: Path) -> None:
     try:
         local.replace(dest)  # same filesystem: atomic
     except OSError:
-        tmp = dest.with_name(f".{dest.name}.part")
-        shutil.copyfile(local, tmp)
-        tmp.replace(dest)
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(local, tmp)

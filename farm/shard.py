@@ -37,6 +37,7 @@ from farm import video
 from farm.errors import InputError
 from farm.plan import Chunk, Layout
 from farm.store import ObjectStore, open_store
+from farm.video.probe import open_input, video_stream
 
 #: the fewest frames one shard task cuts (unless the plan has fewer left): a seek lands on a keyframe and
 #: decodes up to the span, so a span much shorter than the source's keyframe interval would decode most
@@ -71,11 +72,18 @@ class Span:
         return self.chunks[-1].end
 
 
+def seekable(info: video.VideoInfo) -> bool:
+    """Whether shard tasks may seek into the source: a whole video, not a trim or a photo sequence
+    (their frame numbers count from the trim's first frame or the first photo, which a keyframe
+    table of the file does not know). Those are cut as one stream, by one task."""
+    return not info.photos and info.window is None
+
+
 def seek_table(path: Path) -> list[SeekPoint]:
     """The source's keyframes as frame numbers, by demuxing its packets (no decoding). One pts per
     frame is held only while counting (8 bytes a frame: 1.4 MB for a 2-hour film)."""
-    with video._open_input(Path(path)) as container:
-        stream = video._video_stream(container, Path(path))
+    with open_input(Path(path)) as container:
+        stream = video_stream(container, Path(path))
         every, keys = array("q"), []
         for packet in container.demux(stream):
             if packet.size == 0 or packet.is_discard:
@@ -133,8 +141,11 @@ class _SeekMissed(Exception):
 
 
 def frames_from(path: Path, info: video.VideoInfo, seek: SeekPoint) -> Iterator[tuple[int, video.Frame]]:
-    """Numbered frames from the keyframe ``seek`` on (from the start when the seek cannot be trusted)."""
-    if seek.pts is not None and seek.index > 0:
+    """Numbered frames from the keyframe ``seek`` on (from the start when the seek cannot be trusted).
+
+    A trimmed video and a photo sequence are read from their start: frame numbers there count from the
+    trim's first frame or the first photo, which the keyframe table of the whole file does not know."""
+    if seekable(info) and seek.pts is not None and seek.index > 0:
         try:
             yield from _seeked(path, info, seek)
             return
@@ -144,8 +155,8 @@ def frames_from(path: Path, info: video.VideoInfo, seek: SeekPoint) -> Iterator[
 
 
 def _seeked(path: Path, info: video.VideoInfo, seek: SeekPoint) -> Iterator[tuple[int, video.Frame]]:
-    with video._open_input(path) as container:
-        stream = video._video_stream(container, path)
+    with open_input(path) as container:
+        stream = video_stream(container, path)
         container.seek(seek.pts, stream=stream, backward=True, any_frame=False)
         index = seek.index
         for frame in container.decode(stream):
@@ -155,8 +166,9 @@ def _seeked(path: Path, info: video.VideoInfo, seek: SeekPoint) -> Iterator[tupl
                 continue
             if index == seek.index and frame.pts != seek.pts:
                 raise _SeekMissed
-            yield index, video.Frame(video.to_rgb(frame, info.width, info.height, info.out_width, info.out_height),
-                                     frame.pts)
+            rgb = video.to_rgb(frame, info.width, info.height, info.out_width, info.out_height, info.orientation,
+                               info.colour)
+            yield index, video.Frame(rgb, frame.pts)
             index += 1
 
 
@@ -178,7 +190,7 @@ def cut(frames: Iterable[tuple[int, video.Frame]], chunks: Iterable[Chunk], stor
                 path = Path(tmp) / f"{chunk.index:06d}{video.SEGMENT_EXT}"
                 # one encoder thread: a shard task is one CPU's work, and tasks, not threads, scale it out
                 writer = video.SegmentWriter(path, info.out_width, info.out_height, info.time_base, lossless=True,
-                                             threads=1)
+                                             threads=1, colour=info.colour.output)
                 open_writers[chunk.index] = (chunk, writer, path)
                 next_to_open += 1
             for chunk, writer, _ in list(open_writers.values()):

@@ -10,8 +10,11 @@ scratch folder for decoding (PyAV wants a seekable file).
 from __future__ import annotations
 
 import atexit
+import hashlib
+import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from farm.errors import InputError, MissingObjectError
@@ -37,8 +40,35 @@ def stage(store: ObjectStore, path: Path) -> str | None:
     return store.describe(key)
 
 
+def stage_photos(store: ObjectStore, base: Path, names: Sequence[str]) -> str | None:
+    """Upload a photo sequence into a remote store, each photo once, content-addressed like a video, and
+    a listing of them (``sources/<sha256>/photos.json``); returns the listing's URI (None for a local store)."""
+    if isinstance(store, LocalStore):
+        return None
+    photos = []
+    for name in names:
+        key = f"sources/{sha256_file(base / name)}/{PurePosixPath(name).name}"
+        if not store.exists(key):
+            store.put_file(key, base / name)
+        photos.append({"name": name, "uri": store.describe(key)})
+    listing = json.dumps({"photos": photos}, indent=1).encode()
+    key = f"sources/{hashlib.sha256(listing).hexdigest()}/{PHOTO_LISTING}"
+    if not store.exists(key):
+        store.put_bytes(key, listing)
+    return store.describe(key)
+
+
+#: the object that names a staged photo sequence's photos
+PHOTO_LISTING = "photos.json"
+
+
 def localize(source: str) -> Path:
-    """A local, seekable file for ``source``: the path itself, or an S3 object fetched to scratch."""
+    """A local, seekable file for ``source``: the path itself, or an S3 object fetched to scratch
+    (a staged photo sequence: its photos, fetched into a scratch folder)."""
+    from farm.video.images import is_sequence
+
+    if not is_remote(source) and is_sequence(source):
+        return Path(source).absolute()  # a folder or a glob: farm.video.images lists (and checks) it
     if not is_remote(source):
         path = Path(source)
         if not path.exists():
@@ -53,6 +83,16 @@ def localize(source: str) -> Path:
     store: S3Store = open_store(f"s3://{bucket}")  # type: ignore[assignment]
     try:
         store.get_file(key, local)
+        if local.name == PHOTO_LISTING:
+            return _fetch_photos(store, json.loads(local.read_bytes()), scratch / "photos")
     except MissingObjectError:
         raise InputError(f"input not found: {source}") from None
     return local
+
+
+def _fetch_photos(store: S3Store, listing: dict, folder: Path) -> Path:
+    """Every photo a listing names, from the bucket ``store`` opens at its root, into ``folder``."""
+    for photo in listing["photos"]:
+        _, _, key = photo["uri"].removeprefix("s3://").partition("/")
+        store.get_file(key, folder / photo["name"])
+    return folder

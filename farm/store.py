@@ -21,7 +21,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from farm.errors import ConfigError, MissingObjectError, StoreError
+from farm.files import atomic_path
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -178,6 +178,17 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
 
+    def ensure_root(self) -> None:
+        """Create the root now: a directory that cannot be made is the user's error (a bad --store),
+        said before a job starts rather than as a failed write halfway through it."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise PermissionError(13, "permission denied")
+        except OSError as exc:
+            raise ConfigError(f"store {self.root}: cannot create or write the directory "
+                              f"({exc.strerror or exc})") from None
+
     def put_file(self, key: str, path: Path) -> None:
         src = _require_source(path)
         dest = self._path(key)
@@ -252,34 +263,12 @@ class LocalStore:
 
 
 def _atomic_write(dest: Path, fill: Callable[[Path], Any], *, durable: bool = True) -> None:
-    """Write ``dest`` through a temp file in its own directory, then rename over it.
+    """Write ``dest`` through farm.files.atomic_path; a local copy for reading skips the fsync.
 
-    Same directory means same filesystem, so ``os.replace`` is atomic. The
-    fsync makes "the object exists" survive a crash with its bytes, which the
-    resume rule (DESIGN.md) relies on; a local copy for reading skips it.
+    The temp file carries _TMP_PREFIX, so list() never reports a half-written object.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=dest.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    with atomic_path(dest, durable=durable, prefix=_TMP_PREFIX) as tmp:
         fill(tmp)
-        if durable:
-            _fsync(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; objects are ordinary readable files
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _walk_keys(base: Path, base_key: str, partial: str) -> Iterator[str]:

@@ -66,6 +66,8 @@ class JobContext:
     #: compile the network for frames of this size: "on", "cached" (only a package already built), "off";
     #: see schedule.compile_mode
     compile: CompileMode = "off"
+    #: the source's colour description: output chunks convert and are tagged with it
+    colour: video.Colour = video.Colour()
 
 
 class IdleClock:
@@ -221,7 +223,8 @@ class StyleWorker:
         frames = ahead(timed(video.read_segment(src, threads=self.threads), timer, "decode"), depth, "farm-decode")
 
         with video.SegmentWriter(out, job.width, job.height, job.time_base, lossless=False, codec=codec,
-                                 crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt, threads=self.threads) as writer:
+                                 crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt, threads=self.threads,
+                                 colour=job.colour) as writer:
             def encode(item: tuple[np.ndarray, int]) -> None:
                 with timer.stage("encode"):
                     writer.write(*item)

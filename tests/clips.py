@@ -15,6 +15,7 @@ import numpy as np
 
 AUDIO_RATE = 48000
 _VFR_STEPS_MS = (33, 50, 42, 67, 21)  # irregular frame durations, repeated
+_SWS = {1: "ITU709", 6: "ITU601", 9: "BT2020"}  # AVCOL_SPC → swscale's matrix names
 
 
 def pattern(index: int, width: int, height: int) -> np.ndarray:
@@ -67,12 +68,16 @@ def _add_audio(container: av.container.OutputContainer, seconds: float, codec: s
 
 def make_clip(path: Path, *, frames: int = 24, width: int = 96, height: int = 64, fps: Fraction = Fraction(24),
               audio: bool = False, vfr: bool = False, time_base: Fraction | None = None,
-              codec: str = "libx264", faststart: bool = False, audio_codec: str = "aac") -> Path:
+              codec: str = "libx264", faststart: bool = False, audio_codec: str = "aac", rotation: float = 0,
+              hflip: bool = False, colour: tuple[int, int, int] | None = None) -> Path:
     """Write a synthetic clip to ``path`` (container from the suffix) and return the path.
 
     ``time_base`` defaults to 1/1000 for VFR and 1/fps otherwise; the muxer may
     refine it (MP4 raises small timescales), as real files do. The audio is a
-    sine tone as long as the video.
+    sine tone as long as the video. ``rotation`` (degrees counter-clockwise) and
+    ``hflip`` go into the display matrix, as a phone writes it: the pixels stay
+    as they are, a player turns them. ``colour`` (primaries, transfer, matrix:
+    AVCOL_* numbers) tags the stream, and its matrix converts the pattern to YUV.
     """
     fps = Fraction(fps)
     time_base = time_base or (Fraction(1, 1000) if vfr else 1 / fps)
@@ -80,9 +85,17 @@ def make_clip(path: Path, *, frames: int = 24, width: int = 96, height: int = 64
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", options=options) as container:
         stream = _add_video(container, codec, width, height, fps, time_base)
+        if rotation or hflip:
+            stream.set_display_rotation(rotation, hflip=hflip)
+        if colour:
+            ctx = stream.codec_context
+            ctx.color_primaries, ctx.color_trc, ctx.colorspace = colour
+            ctx.color_range = 1
         audio_packets = _add_audio(container, float(pts[-1] * time_base + 1 / fps), audio_codec) if audio else []
         for i, p in enumerate(pts):
             frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24")
+            if colour:
+                frame = frame.reformat(format=stream.pix_fmt, dst_colorspace=_SWS[colour[2]], dst_color_range="MPEG")
             frame.pts, frame.time_base = p, time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
@@ -129,4 +142,41 @@ def make_zero_frames(path: Path) -> Path:
         stream = container.add_stream("libx264", rate=24)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         container.mux(_add_audio(container, 0.5))
+    return path
+
+
+def make_film(path: Path, *, frames: int = 24, width: int = 64, height: int = 48) -> Path:
+    """A Matroska film as a user has them: two tagged audio tracks, a text and a picture subtitle track,
+    chapters, a title, a creation time and a location."""
+    fps = Fraction(24)
+    seconds = frames / fps
+    with av.open(str(path), "w") as container:
+        video = _add_video(container, "libx264", width, height, fps, 1 / fps)
+        audio = []
+        for language, title in (("eng", "Main"), ("fra", "Commentary")):
+            packets = _add_audio(container, float(seconds))
+            packets[0].stream.metadata.update({"language": language, "title": title})
+            audio += packets
+        text = container.add_mux_stream("subrip")
+        text.metadata.update({"language": "deu", "title": "Deutsch"})
+        picture = container.add_mux_stream("dvd_subtitle")
+        picture.metadata["language"] = "spa"
+        container.metadata.update({"title": "My film", "creation_time": "2024-05-01T10:00:00.000000Z",
+                                   "location": "+48.8584+002.2945/"})
+        half = int(seconds * 500)
+        container.set_chapters([
+            {"id": 1, "start": 0, "end": half, "time_base": Fraction(1, 1000), "metadata": {"title": "Opening"}},
+            {"id": 2, "start": half, "end": 2 * half, "time_base": Fraction(1, 1000), "metadata": {"title": "End"}},
+        ])
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24")
+            frame.pts, frame.time_base = i, 1 / fps
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        container.mux(audio)
+        for stream, data, start in ((text, b"Hallo Welt", 100), (picture, b"\x00" * 16, 200)):
+            packet = av.Packet(data)
+            packet.pts = packet.dts = start
+            packet.duration, packet.time_base, packet.stream = 300, Fraction(1, 1000), stream
+            container.mux(packet)
     return path

@@ -7,9 +7,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.sidedata.sidedata
+import numpy as np
 import pytest
+from PIL import Image
 
-from tests.clips import make_audio_only, make_clip, make_not_a_video, make_truncated, make_zero_frames
+from tests.clips import make_audio_only, make_clip, make_film, make_not_a_video, make_truncated, make_zero_frames, pattern
 
 
 def video_facts(path: Path) -> dict:
@@ -98,6 +101,146 @@ def test_variable_frame_rate_keeps_timestamps(cli, tmp_path):
     assert dst["pts_seconds"] == pytest.approx(src["pts_seconds"], abs=1e-3)
 
 
+def test_phone_clip_comes_out_upright_with_no_matrix_left(cli, tmp_path):
+    """Landscape pixels + a quarter-turn display matrix: a player shows it portrait, and so must the outputs."""
+    clip = make_clip(tmp_path / "phone.mp4", frames=6, width=64, height=32, rotation=-90, audio=True)
+    report = submit_json(cli, clip, "--chunk-frames", "3", "--gif", tmp_path / "phone.gif")
+    assert (report["width"], report["height"]) == (32, 64)
+    assert video_facts(Path(report["output"]))["size"] == (32, 64)
+    with av.open(report["output"]) as container:
+        frame = next(container.decode(video=0))
+        assert frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX) is None and frame.rotation == 0
+    assert gif_facts(tmp_path / "phone.gif")["size"] == (32, 64)
+
+
+def test_film_keeps_both_audio_tracks_and_its_subtitles_and_says_what_it_left_out(cli, tmp_path):
+    film = make_film(tmp_path / "film.mkv", frames=6)
+    result = cli("submit", film, "--no-gif", "--chunk-frames", "3")
+    assert result.code == 0, result.stderr
+    assert "note: subtitle track 4 (dvdsub, spa)" in result.stderr
+    with av.open(str(tmp_path / "film_vangogh.mp4")) as container:
+        kinds = [(s.type, s.metadata.get("language")) for s in container.streams if s.type != "data"]
+    assert kinds == [("video", "und"), ("audio", "eng"), ("audio", "fra"), ("subtitle", "deu")]
+
+
+def test_hdr_clip_comes_out_sdr_bt709_and_says_so(cli, tmp_path):
+    from tests.test_video import pq_bands
+
+    clip = pq_bands(tmp_path / "pq.mp4", [0.0, 100.0, 203.0, 1000.0], width=64)
+    result = cli("submit", clip, "--no-gif")
+    assert result.code == 0, result.stderr
+    assert "note: HDR source (PQ, BT.2020): tone-mapped to SDR BT.709" in result.stderr
+    with av.open(str(tmp_path / "pq_vangogh.mp4")) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.color_primaries, frame.color_trc, frame.colorspace) == (1, 1, 1)
+
+
+def test_bt709_clip_comes_out_tagged_bt709(cli, tmp_path):
+    clip = make_clip(tmp_path / "hd.mp4", frames=4, width=64, height=32, colour=(1, 1, 1))
+    report = submit_json(cli, clip, "--no-gif", "--chunk-frames", "2")
+    with av.open(report["output"]) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.color_primaries, frame.color_trc, frame.colorspace, frame.color_range) == (1, 1, 1, 1)
+
+
+def test_trim_renders_only_that_part_with_its_sound_and_gif(cli, tmp_path):
+    clip = make_clip(tmp_path / "long.mp4", frames=48, width=64, height=32, audio=True)  # 2 s at 24 fps
+    report = submit_json(cli, clip, "--start", "0.5", "--duration", "1", "--chunk-frames", "12",
+                         "--gif", tmp_path / "long.gif")
+    facts = video_facts(Path(report["output"]))
+    assert report["frames"] == facts["frames"] == 24 and facts["pts_seconds"][0] == 0.0
+    assert abs(facts["audio_seconds"] - 1.0) <= 2 * 1024 / 48000  # cut at AAC packets (21 ms each)
+    assert gif_facts(tmp_path / "long.gif")["frames"] == 12  # 1 s at the GIF's 12 fps
+
+
+def test_gif_fps_and_width_are_tunable(cli, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=24, width=96, height=64)  # 1 s
+    submit_json(cli, clip, "--gif-fps", "5", "--gif-width", "48", "--gif", tmp_path / "c.gif")
+    facts = gif_facts(tmp_path / "c.gif")
+    assert (facts["frames"], facts["size"]) == (5, (48, 32))
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--start", "5"), "past the end"),
+    (("--duration", "-1"), "--duration > 0"),
+])
+def test_bad_trim_is_exit_2_and_writes_nothing(cli, tmp_path, args, words):
+    clip = make_clip(tmp_path / "c.mp4", frames=24, width=32, height=32)
+    result = cli("submit", clip, *args)
+    assert result.code == 2 and words in result.stderr and result.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4"]
+
+
+def test_photo_folder_and_glob_render_like_a_video(cli, tmp_path):
+    folder = tmp_path / "TimeLapse"
+    folder.mkdir()
+    for i in (1, 2, 10, 11):
+        Image.fromarray(pattern(i, 48, 32)).save(folder / f"IMG_{i}.jpg")
+    report = submit_json(cli, str(folder), "--fps", "4", "--chunk-frames", "2", "--gif", tmp_path / "t.gif")
+    assert Path(report["output"]).name == "TimeLapse_vangogh.mp4"
+    facts = video_facts(Path(report["output"]))
+    assert facts["frames"] == 4 and facts["size"] == (48, 32), facts
+    assert facts["pts_seconds"] == [0.0, 0.25, 0.5, 0.75]
+    assert gif_facts(tmp_path / "t.gif")["frames"] == 12  # 1 s at the GIF's 12 fps
+    glob = submit_json(cli, f"{folder}/IMG_1*.jpg", "--no-gif", "-o", tmp_path / "g.mp4", "--job-id", "tl")
+    assert glob["frames"] == 3  # IMG_1, IMG_10, IMG_11
+    again = submit_json(cli, f"{folder}/IMG_1*.jpg", "--no-gif", "-o", tmp_path / "g.mp4", "--job-id", "tl")
+    assert again["chunks_rendered"] == 0  # the same job again: resumed, every chunk already done
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: (p / "empty").mkdir() or p / "empty", "no photos"),
+    (lambda p: p / "*.jpg", "matches no file"),
+])
+def test_bad_photo_sequences_are_exit_2(cli, tmp_path, make, words):
+    result = cli("submit", str(make(tmp_path)))
+    assert result.code == 2 and words in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_frames_dir_beside_the_video_holds_its_frames_as_sorted_pngs(cli, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=6, width=64, height=32)
+    report = submit_json(cli, clip, "--no-gif", "--frames-dir", tmp_path / "frames", "--chunk-frames", "3")
+    names = sorted(p.name for p in (tmp_path / "frames").iterdir())
+    assert names == [f"frame_00000{i}.png" for i in range(1, 7)]
+    from farm import video
+
+    for name, frame in zip(names, video.read_all_frames(Path(report["output"])), strict=True):
+        assert (np.asarray(Image.open(tmp_path / "frames" / name)) == frame.rgb).all()  # the MP4's frames
+
+
+def test_no_video_writes_only_the_frames(cli, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=4, width=32, height=32)
+    result = cli("submit", clip, "--no-gif", "--no-video", "--frames-dir", tmp_path / "frames")
+    assert result.code == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4", "frames"]
+    assert len(list((tmp_path / "frames").iterdir())) == 4
+
+
+def test_mov_with_prores_for_an_editor_and_mkv_keeps_every_subtitle(cli, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=4, width=64, height=32, audio=True)
+    report = submit_json(cli, clip, "-o", tmp_path / "edit.mov", "--codec", "prores_ks", "--gif", tmp_path / "e.gif")
+    with av.open(report["output"]) as container:
+        assert container.format.name.startswith("mov") and container.streams.video[0].codec_context.name == "prores"
+        assert container.streams.video[0].frames == 4 and len(container.streams.audio) == 1
+    film = make_film(tmp_path / "film.mkv", frames=4)
+    report = submit_json(cli, film, "-o", tmp_path / "film.mkv.out.mkv", "--no-gif")
+    with av.open(report["output"]) as container:
+        subtitles = [s.codec_context.name for s in container.streams.subtitles]
+    assert container.format.name.startswith("matroska") and subtitles == ["srt", "dvdsub"]  # decoder names
+    assert report["notes"] == []
+
+
+@pytest.mark.parametrize("args, words", [
+    (("-o", "x.mp4", "--codec", "prores_ks"), "use .mov or .mkv"),
+    (("-o", "x.avi"), "must end in .mp4, .mov, .mkv"),
+    (("--no-video",), "--no-video needs --frames-dir"),
+])
+def test_output_containers_and_codecs_that_do_not_fit_are_exit_2(cli, tmp_path, args, words):
+    clip = make_clip(tmp_path / "c.mp4", frames=2, width=32, height=32)
+    result = cli("submit", clip, *args)
+    assert result.code == 2 and words in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
 @pytest.mark.parametrize("make, words", [
     (lambda p: p / "missing.mp4", "not found"),
     (lambda p: make_not_a_video(p / "notes.mp4"), "not a video"),
@@ -113,6 +256,24 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(cli, tmp_path, make, wo
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert words in result.stderr.lower()
     assert set(tmp_path.iterdir()) == before  # no output, no GIF, no scratch folder
+
+
+@pytest.mark.parametrize("target", ["c.mp4", "./c.mp4", "link.mp4"])
+def test_output_that_is_the_source_is_refused_and_the_source_kept(cli, tmp_path, target):
+    clip = make_clip(tmp_path / "c.mp4", frames=2, width=32, height=32)
+    (tmp_path / "link.mp4").symlink_to(clip)
+    original = clip.read_bytes()
+    result = cli("submit", "c.mp4", "-o", target)
+    assert result.code == 2 and "overwrite the source" in result.stderr and result.stderr.count("\n") == 1
+    assert clip.read_bytes() == original
+
+
+def test_a_store_that_cannot_be_created_is_a_user_error(cli, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=2, width=32, height=32)
+    result = cli("submit", clip, "--store", "/proc/x", "--no-gif")
+    assert result.code == 2, result.stderr
+    assert "/proc/x" in result.stderr and "internal" not in result.stderr and result.stderr.count("\n") == 1
+    assert not list(tmp_path.glob("c_*"))
 
 
 @pytest.mark.parametrize("args, words", [

