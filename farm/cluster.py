@@ -263,8 +263,15 @@ class RaySharders:
         return done
 
     def result(self, call: Any) -> Any:
+        """The task's value; its own error (a corrupt source, the store failing) raised as itself, so
+        the CLI says it in one line rather than with Ray's remote traceback."""
         self._calls.discard(call)
-        return ray.get(call)
+        try:
+            return ray.get(call)
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, BaseException):
+                raise exc.cause from None
+            raise
 
     def close(self) -> None:
         for ref in self._calls:

@@ -19,6 +19,7 @@ but exact.
 from __future__ import annotations
 
 import bisect
+import heapq
 import multiprocessing
 import os
 import signal
@@ -30,8 +31,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-
-import heapq
 
 from farm import video
 from farm.errors import InputError

@@ -166,6 +166,8 @@ def test_jobs_api_submission_runs_on_the_cluster_and_spreads(cli, two_nodes, s3_
     assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
     assert Path(report["output"]) == tmp_path / "remote_vangogh.mp4"
+    # the cluster's driver's own result, read from the store: not -1 and {}
+    assert (report["chunks"], report["chunks_rendered"]) == (6, 6) and report["stages"]["network"] > 0
     src, dst = video_facts(clip), video_facts(Path(report["output"]))
     assert dst["frames"] == src["frames"] == 36 and dst["audio_codec"] == "aac"
     nodes = {r.node for r in store_receipts(store, "remote1").values()}

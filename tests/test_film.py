@@ -16,7 +16,8 @@ from tests.test_cli import video_facts
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
 
-def test_a_500_chunk_job_renders_every_frame_once(cli, ray_local, s3_env, tmp_path):
+def test_a_500_chunk_job_renders_every_frame_once(cli, ray_local, s3_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("FARM_FORWARD_AWS_KEYS", "1")  # the session's Ray was not started with the test's keys
     store = f"s3://{BUCKET}/film/{uuid.uuid4().hex[:8]}"
     clip = make_clip(tmp_path / "film.mp4", frames=1000, width=64, height=36)
     result = cli("submit", clip, "--store", store, "--job-id", "film", "--chunk-frames", "2", "--no-gif",

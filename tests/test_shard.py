@@ -99,3 +99,20 @@ def test_shard_tasks_on_ray_do_not_wait_for_the_cpus_the_style_pool_holds(cli, r
     from tests.test_cli import video_facts
 
     assert video_facts(tmp_path / "spans_vangogh.mp4")["frames"] == 150
+
+
+def test_a_ray_shard_task_error_comes_back_as_itself(ray_local, clip, tmp_path):
+    from farm.cluster import RaySharders
+    from farm.errors import InputError
+
+    info = video.probe(clip)
+    span = next(plan_spans(plan_chunks(60, 30, warmup=0), seek_table(clip)))
+    sharders = RaySharders()
+    try:
+        call = sharders.submit(str(tmp_path / "gone.mp4"), info, span, LocalStore(tmp_path / "s").uri, "gone")
+        assert sharders.wait([call], timeout=120) == [call]
+        with pytest.raises(InputError) as failed:
+            sharders.result(call)
+    finally:
+        sharders.close()
+    assert str(failed.value) == f"input not found: {tmp_path / 'gone.mp4'}"  # one line, no remote traceback
