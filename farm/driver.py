@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from farm import cluster, local, video
 from farm.config import ClusterOptions, JobSpec
 from farm.errors import ChunkCorruptError, JobError, MissingObjectError
-from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks
+from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks, snap_to_cuts
 from farm.reduce import deliver, write_gif, write_video
 from farm.schedule import Feeder, PoolShape, Scheduler, compile_mode, pool_shape
 from farm.shard import shard
@@ -51,12 +51,23 @@ class JobResult(BaseModel):
     notes: list[str] = []
 
 
-def build_manifest(spec: JobSpec, info: video.VideoInfo, workers: int = 1) -> Manifest:
+def build_manifest(spec: JobSpec, info: video.VideoInfo, workers: int = 1, cuts: Sequence[int] = ()) -> Manifest:
+    """The job's manifest; chunk boundaries snap to ``cuts`` (frames starting a shot) within a quarter chunk."""
     render = spec.render
     warmup = render.temporal.warmup if render.temporal.enabled else 0
     chunks = plan_chunks(info.frames, render.chunk_frames, warmup, workers)
-    return Manifest(spec=spec, source_info=info.model_dump(mode="json"), chunks=chunks,
+    chunks = snap_to_cuts(chunks, cuts, reach=chunks[0].frames // 4) if cuts and chunks else chunks
+    return Manifest(spec=spec, source_info=info.model_dump(mode="json"), chunks=chunks, cuts=list(cuts),
                     model_id=model_identity(render.style), created=datetime.now(timezone.utc).isoformat())
+
+
+def find_cuts(spec: JobSpec, source: Path, info: video.VideoInfo) -> list[int]:
+    """Hard cuts of the source (one decoding pass), when coherence is on: it resets there."""
+    if not spec.render.temporal.enabled:
+        return []
+    from farm.temporal.cuts import detect_cuts
+
+    return detect_cuts(frame.rgb for frame in video.iter_frames(source, info))
 
 
 def open_manifest(store: ObjectStore, layout: Layout, fresh: Manifest) -> Manifest:
@@ -112,7 +123,8 @@ def submit(spec: JobSpec, options: ClusterOptions, *, source: Path, info: video.
     store, layout = open_store(spec.store), Layout(spec.job_id)
     # an automatic chunk length is planned for the pool this cluster holds (a resume keeps its plan)
     planning = spec.render.chunk_frames is None and not store.exists(layout.manifest)
-    manifest = open_manifest(store, layout, build_manifest(spec, info, pool_width(options) if planning else 1))
+    cuts = find_cuts(spec, source, info) if not store.exists(layout.manifest) else []
+    manifest = open_manifest(store, layout, build_manifest(spec, info, pool_width(options) if planning else 1, cuts))
     write_state(store, layout, state="running")
     try:
         receipts, rendered = _render_all(store, layout, manifest, source, info, options, progress)
@@ -166,6 +178,8 @@ class JobStatus(BaseModel):
     style: str
     outputs: dict[str, str | None]
     error: str | None = None
+    #: hard cuts found in the source (coherence resets at each)
+    cuts: int = 0
 
 
 def load_job(store: ObjectStore, job_id: str) -> Manifest:
@@ -187,7 +201,8 @@ def job_status(store: ObjectStore, job_id: str) -> JobStatus:
                      created=created, updated=updated, elapsed_seconds=elapsed, source=manifest.spec.source,
                      style=manifest.spec.render.style.name, error=state.get("error"),
                      outputs={"video": manifest.spec.output, "gif": manifest.spec.gif_output,
-                              "stored_video": state.get("output"), "stored_gif": state.get("gif")})
+                              "stored_video": state.get("output"), "stored_gif": state.get("gif")},
+                     cuts=len(manifest.cuts))
 
 
 def pool_width(options: ClusterOptions) -> int:
