@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 
@@ -72,3 +74,25 @@ def test_after_a_cut_the_first_output_frame_is_its_per_frame_stylization(tmp_pat
     at_cut = 8 - chunk.start
     np.testing.assert_array_equal(coherent[at_cut], per_frame[at_cut])
     assert np.abs(coherent[at_cut + 1].astype(int) - per_frame[at_cut + 1]).mean() > 0.5  # coherence is on after it
+
+
+def write_video(path, frames, fps: int = 24):
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": "12"}
+        for image in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_a_job_records_its_cuts_and_snaps_its_chunks(cli, tmp_path, private_store):
+    clip = write_video(tmp_path / "two.mp4", hard_cut(frames=34, width=96, height=64, cut=17).all_frames())
+    result = cli("submit", clip, "--job-id", "shots", "--chunk-frames", "16", "--no-gif", "--json")
+    assert result.code == 0, result.stderr
+    status = json.loads(cli("status", "shots", "--json").stdout)
+    assert status["cuts"] == 1
+    manifest = json.loads((private_store / "jobs" / "shots" / "manifest.json").read_text())
+    assert manifest["cuts"] == [17]
+    assert [(c["start"], c["warmup"]) for c in manifest["chunks"]] == [(0, 0), (17, 0), (32, 12)]

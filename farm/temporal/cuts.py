@@ -3,9 +3,10 @@
 The score is PySceneDetect's ContentDetector's (scenedetect 0.7, default weights):
 the mean absolute difference of hue, saturation and value (OpenCV's 8-bit HSV)
 between consecutive frames, averaged over the three channels; a frame whose
-score reaches :data:`THRESHOLD` starts a shot, unless the previous cut is fewer
-than :data:`MIN_SHOT` frames back (scenedetect's ``min_scene_len``, a flash is
-not a shot). It is reimplemented here rather than imported: scenedetect
+score reaches :data:`THRESHOLD` starts a shot, unless the previous cut (or the
+first frame) is fewer than :data:`MIN_SHOT` frames back (scenedetect's
+``min_scene_len``: a flash is not a shot; this is its ``SUPPRESS`` filter, where
+its default ``MERGE`` may keep the second of two close cuts instead). It is reimplemented here rather than imported: scenedetect
 depends on ``opencv-python``, which would install a second ``cv2`` over
 ``opencv-python-headless``; bench/README.md ("Cut detection") shows both find
 the same cuts on the sample clips.
