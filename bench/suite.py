@@ -304,6 +304,42 @@ class TorchCoherence:
         return out.permute(1, 2, 0).numpy()
 
 
+class LongTerm(Coherence):
+    """Ruder et al. 2016, Sec. 3.3 (long-term consistency) as a blend: where frame t−1 cannot be trusted
+    (disoccluded, a motion boundary) but frame t−``k`` can, the history comes from output t−k warped
+    along its own flow, with its own forward–backward mask; pixels reliable in t−1 keep t−1's (Ruder's
+    c_long: the nearest reliable frame wins). Two more DIS flows per frame."""
+
+    def __init__(self, options: TemporalOptions, k: int = 8):
+        self.k = k
+        super().__init__(options)
+
+    def reset(self) -> None:
+        super().reset()
+        self.past: list[tuple[np.ndarray, np.ndarray]] = []  # (gray, output), oldest first
+
+    def step(self, frame_rgb, stylized):
+        out = super().step(frame_rgb, stylized)
+        self.past = (self.past + [(self.prev_gray, self.prev_out)])[-self.k:]
+        return out
+
+    def _blend(self, gray, stylized):
+        from farm.temporal import blend_bands, estimate_flow
+
+        scale = self.options.flow_scale
+        bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
+        mask = reliability_mask(estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset), bwd)
+        warped = warp(self.prev_out, bwd)
+        if len(self.past) == self.k:
+            old_gray, old_out = self.past[0]
+            bwd_k = estimate_flow(gray, old_gray, scale=scale, preset=self.preset)
+            mask_k = reliability_mask(estimate_flow(old_gray, gray, scale=scale, preset=self.preset), bwd_k)
+            use_k = (1.0 - mask) * mask_k
+            warped = warped + use_k[..., None] * (warp(old_out, bwd_k) - warped)
+            mask = mask + use_k
+        return blend_bands(stylized, warped, mask, self.options.strength, self.base_strength)
+
+
 def base_strength(value: float) -> Callable[[TemporalOptions], Coherence]:
     return lambda options: Coherence(options, base_strength=value)
 
@@ -316,5 +352,7 @@ VARIANTS: dict[str, Callable[[], Variant]] = {
     "flow scale 1": lambda: with_cuts("cuts, flow_scale 1.0", TemporalOptions(flow_scale=1.0)),
     **{f"base {v}": (lambda v=v: with_cuts(f"cuts, base strength {v}", TemporalOptions(), base_strength(v)))
        for v in (0.3, 0.7)},
+    **{f"long-term {k}": (lambda k=k: with_cuts(f"cuts, long-term t-1 + t-{k}", TemporalOptions(),
+                                                  lambda o, k=k: LongTerm(o, k))) for k in (4, 12)},
     "torch flow": lambda: with_cuts("cuts, torch flow", TemporalOptions(flow="torch"), TorchCoherence),
 }
