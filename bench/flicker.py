@@ -159,22 +159,20 @@ def bikes_frames(count: int = 60) -> list[np.ndarray]:
 # ---------------------------------------------------------------- the three modes
 
 
-def stylize_all(frames: list[np.ndarray], batch: int = 8) -> tuple[list[np.ndarray], float]:
-    """Per-frame stylization with the real network (style 19), and the seconds it took."""
-    import torch
+def stylizer_for(side: int, precision: str = "auto"):
+    """farm's own Stylizer (vangogh = the 26-style network's style 19), painting at ``side`` (the clip's
+    short side, so nothing is resized), on the CPU."""
+    from farm.styles.catalog import load_catalog
+    from farm.styles.model import Stylizer
 
-    from farm.styles.multistyle import load_multistyle, pad_to_multiple
+    return Stylizer(load_catalog().resolve("vangogh"), device="cpu", precision=precision, reference_side=side)
 
-    net = load_multistyle()
-    weights = torch.zeros(26)
-    weights[STYLE] = 1.0
-    out, t0 = [], time.perf_counter()
-    with torch.inference_mode():
-        for i in range(0, len(frames), batch):
-            x = torch.from_numpy(np.stack(frames[i:i + batch])).permute(0, 3, 1, 2).float() / 255.0
-            padded, h, w = pad_to_multiple(x)
-            y = net(padded, weights)[..., :h, :w].permute(0, 2, 3, 1).numpy()
-            out.extend(np.ascontiguousarray(y, dtype=np.float32))
+
+def stylize_all(frames: list[np.ndarray], precision: str = "auto") -> tuple[list[np.ndarray], float]:
+    """Per-frame stylization through farm's Stylizer, and the seconds it took."""
+    stylizer = stylizer_for(min(frames[0].shape[:2]), precision)
+    t0 = time.perf_counter()
+    out = list(stylizer(np.stack(frames)))
     return out, time.perf_counter() - t0
 
 
@@ -340,13 +338,55 @@ def print_table(result: dict, metric: str) -> None:
             print(f"  {r['mode']:<30} {r['e_warp_farneback'] / first['e_warp_farneback']:>8.3f}")
 
 
+def suite_variants(extra: str) -> list:
+    """The suite's renders: today's defaults, and the variants named in ``--variants`` (bench/README)."""
+    import suite
+
+    out = [suite.today()]
+    for name in filter(None, extra.split(",")):
+        out.append(suite.VARIANTS[name]())
+    return out
+
+
+def run_suite(args) -> None:
+    """--suite: every clip of bench/suite.py, every variant; the table, the summary, bench/results."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import suite
+    from common import environment, load_note, table, write_result
+
+    env = environment()
+    names = args.clips.split(",") if args.clips != "synthetic,bikes" else None
+    clips = suite.known_clips(args.frames, names) + suite.real_clips(args.frames, names)
+    variants = suite_variants(args.variants)
+    rows = suite.run_suite(clips, variants, lambda side: stylizer_for(side, args.precision))
+    print(table(["clip", "variant", "E_warp/per-frame", "lowfreq dev", "seam/interior", "chunked ratio"],
+                [[r["clip"], r["variant"], r["ratio"], r["lowfreq_deviation"], r.get("seam_over_interior", "-"),
+                  r.get("chunked_ratio", "-")] for r in rows],
+                f"\nsuite: {args.frames} frames per clip, {suite.CHUNK}-frame chunks; known motion scored with the "
+                "exact flow, bikes/bigbuckbunny with Farneback"))
+    summary = suite.summary(rows)
+    print(table(["variant", "worst ratio", "mean ratio", "worst lowfreq", "mean lowfreq", "worst seam", "mean seam"],
+                [[s["variant"], s["worst_ratio"], s["mean_ratio"], s["worst_lowfreq"], s["mean_lowfreq"],
+                  s["worst_seam"], s["mean_seam"]] for s in summary], "\nover the suite"))
+    print(load_note(env))
+    name = "flicker_suite" + (f"_{args.tag}" if args.tag else "")
+    print(f"wrote {write_result(name, {'environment': env, 'precision': args.precision, 'rows': rows, 'summary': summary})}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--suite", action="store_true", help="the benchmark suite (bench/suite.py): 9 clips")
+    parser.add_argument("--variants", default="", help="--suite: also these variants (bench/suite.py VARIANTS)")
+    parser.add_argument("--frames", type=int, default=90, help="--suite: frames per clip")
+    parser.add_argument("--precision", default="auto", choices=["auto", "float32"])
+    parser.add_argument("--tag", default="", help="--suite: results go to flicker_suite_<tag>.json")
     parser.add_argument("--sweep", action="store_true", help="also farm variants (strength, bands, flow)")
     parser.add_argument("--clips", default="synthetic,bikes")
     parser.add_argument("--speed", type=float, default=1.0, help="multiply the synthetic clip's motion")
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.suite:
+        return run_suite(args)
     results = []
     clips = args.clips.split(",")
     if "synthetic" in clips:

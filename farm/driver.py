@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from farm.video import images
 from farm.config import ClusterOptions, JobSpec, PhotoOptions, Trim
 from farm.errors import ChunkCorruptError, JobError
 from farm.jobs import finished_receipts, load_manifest, read_state, write_state
-from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks
+from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks, snap_to_cuts
 from farm.reduce import deliver, write_gif, write_video
 from farm.schedule import PoolShape, Scheduler, compile_mode, pool_shape
 from farm.shard import (SPAN_FRAMES, START, LocalSharders, SeekPoint, Sharders, ShardFeeder, plan_spans, seek_table,
@@ -57,12 +57,23 @@ class JobResult(BaseModel):
     notes: list[str] = []
 
 
-def build_manifest(spec: JobSpec, info: video.VideoInfo, workers: int = 1) -> Manifest:
+def build_manifest(spec: JobSpec, info: video.VideoInfo, workers: int = 1, cuts: Sequence[int] = ()) -> Manifest:
+    """The job's manifest; chunk boundaries snap to ``cuts`` (frames starting a shot) within a quarter chunk."""
     render = spec.render
     warmup = render.temporal.warmup if render.temporal.enabled else 0
     chunks = plan_chunks(info.frames, render.chunk_frames, warmup, workers)
-    return Manifest(spec=spec, source_info=info.model_dump(mode="json"), chunks=chunks,
+    chunks = snap_to_cuts(chunks, cuts, reach=chunks[0].frames // 4) if cuts and chunks else chunks
+    return Manifest(spec=spec, source_info=info.model_dump(mode="json"), chunks=chunks, cuts=list(cuts),
                     model_id=model_identity(render.style), created=datetime.now(timezone.utc).isoformat())
+
+
+def find_cuts(spec: JobSpec, source: Path, info: video.VideoInfo) -> list[int]:
+    """Hard cuts of the source (one decoding pass), when coherence is on: it resets there."""
+    if not spec.render.temporal.enabled:
+        return []
+    from farm.temporal.cuts import detect_cuts
+
+    return detect_cuts(frame.rgb for frame in video.iter_frames(source, info))
 
 
 def open_manifest(store: ObjectStore, layout: Layout, fresh: Manifest) -> Manifest:
@@ -120,9 +131,11 @@ class JobRun:
         if (delivered := self.delivered_before()) is not None:
             return delivered.model_copy(update={"chunks_rendered": 0, "seconds": round(time.perf_counter() - t0, 3)})
         # an automatic chunk length is planned for the pool this cluster holds (a resume keeps its plan)
-        planning = spec.render.chunk_frames is None and not self.store.exists(self.layout.manifest)
+        fresh = not self.store.exists(self.layout.manifest)
+        planning = spec.render.chunk_frames is None and fresh
+        cuts = find_cuts(spec, self.source, self.info) if fresh else []
         self.manifest = open_manifest(self.store, self.layout,
-                                      build_manifest(spec, self.info, self.shape().workers if planning else 1))
+                                      build_manifest(spec, self.info, self.shape().workers if planning else 1, cuts))
         write_state(self.store, self.layout, state="running")
         finished = False
         try:

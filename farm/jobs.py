@@ -104,6 +104,8 @@ class JobStatus(BaseModel):
     error: str | None = None
     #: when `farm rm` / `farm prune` removed the job's objects (the manifest and this state stay)
     removed: str | None = None
+    #: hard cuts found in the source (coherence resets at each)
+    cuts: int = 0
 
 
 def job_status(store: ObjectStore, job_id: str) -> JobStatus:
@@ -123,7 +125,7 @@ def job_status(store: ObjectStore, job_id: str) -> JobStatus:
                      frames_done=sum(chunks[i].frames for i in done), frames=manifest.source_info["frames"],
                      chunk_bytes=sum(stored.values()), created=created, updated=updated, elapsed_seconds=elapsed,
                      source=manifest.spec.source, style=manifest.spec.render.style.name, error=state.get("error"),
-                     removed=state.get("removed"),
+                     removed=state.get("removed"), cuts=len(manifest.cuts),
                      outputs={"video": manifest.spec.output, "gif": manifest.spec.gif_output,
                               "stored_video": state.get("output"), "stored_gif": state.get("gif")})
 

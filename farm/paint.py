@@ -1,7 +1,7 @@
 """A batch of decoded frames in, painted uint8 frames out: the network, then the temporal pass.
 
 Two painters, one contract (``painter(rgb uint8 (N,H,W,3)) → uint8 (N,H,W,3)``,
-history kept across calls, in frame order):
+history kept across calls, in frame order; ``reset()`` forgets it at a cut):
 
 - :class:`DevicePainter`: the network, the torch optical flow, the masks, the
   warp and the blend all run on the worker's device; the frames go up once
@@ -39,6 +39,11 @@ class HostPainter:
         self.stylizer, self.timer = stylizer, timer
         self.coherence = Coherence(temporal) if temporal.enabled else None
 
+    def reset(self) -> None:
+        """A new shot starts with the next frame: no history from the previous one."""
+        if self.coherence is not None:
+            self.coherence.reset()
+
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         with self.timer.stage("network"):
             styled = self.stylizer(rgb)
@@ -62,6 +67,11 @@ class DevicePainter:
         self.stylizer, self.timer, self.device = stylizer, timer, stylizer.device
         self.coherence = DeviceCoherence(temporal) if temporal.enabled else None
         self._pinned: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        """A new shot starts with the next frame: no history from the previous one."""
+        if self.coherence is not None:
+            self.coherence.reset()
 
     def upload(self, rgb: np.ndarray) -> torch.Tensor:
         host = torch.from_numpy(np.ascontiguousarray(rgb))

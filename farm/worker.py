@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -51,6 +51,13 @@ OVERLAP = 2
 
 #: networks a worker keeps loaded (the least recently used goes first): a few MB each on the CPU
 MAX_NETWORKS = 4
+
+
+def split_at_cuts(batch: list, first: int, cuts: Sequence[int]) -> list[list]:
+    """``batch`` (frames ``first``, ``first``+1, ...) cut into runs that each start at a cut or at the batch's
+    start: the painter forgets its history before a run that starts a shot."""
+    marks = [0] + [c - first for c in cuts if first < c < first + len(batch)] + [len(batch)]
+    return [batch[a:b] for a, b in zip(marks, marks[1:]) if b > a]
 
 
 @dataclass(frozen=True)
@@ -231,10 +238,13 @@ class StyleWorker:
 
             with behind(encode, depth, "farm-encode") as encoder:
                 for batch in batched(frames, stylizer.batch):
-                    painted = paint(np.stack([f.rgb for f in batch]))
-                    for frame, image in zip(batch, painted):
-                        if seen >= chunk.warmup:
-                            encoder.put((image, frame.pts))
-                            emitted += 1
-                        seen += 1
+                    for shot in split_at_cuts(batch, chunk.first + seen, chunk.cuts):
+                        if chunk.first + seen in chunk.cuts:
+                            paint.reset()
+                        painted = paint(np.stack([f.rgb for f in shot]))
+                        for frame, image in zip(shot, painted):
+                            if seen >= chunk.warmup:
+                                encoder.put((image, frame.pts))
+                                emitted += 1
+                            seen += 1
         return emitted

