@@ -29,6 +29,12 @@ def test_detection_finds_nothing_in_one_shot(make):
     assert detect_cuts(make(frames=24, width=160, height=120).all_frames()) == []
 
 
+def test_a_fast_pan_is_not_a_cut():
+    """24 px/frame scores above ContentDetector's fixed threshold (it cuts this clip at frame 57); against
+    its neighbours' scores it is no cut."""
+    assert detect_cuts(fast(frames=64).all_frames()) == []
+
+
 def test_boundaries_snap_to_nearby_cuts_and_warmups_stop_at_cuts():
     chunks = snap_to_cuts(plan_chunks(100, 30, 12), [27, 75], reach=7)
     assert [(c.start, c.end, c.warmup, c.cuts) for c in chunks] == [
