@@ -346,6 +346,28 @@ class LongTerm(Coherence):
         return blend_bands(stylized, warped, mask, self.options.strength, self.base_strength)
 
 
+class MotionBase(Coherence):
+    """Per-band strengths by motion: the base layer (colours under the strokes) keeps less history where the
+    flow is fast, by 1 / (1 + (|flow| / v0)²); the strokes keep ``strength`` as before. Fast motion is where
+    a flow error drags colour (the 24 px/frame pan's low-frequency deviation is twice any other clip's)."""
+
+    def __init__(self, options: TemporalOptions, v0: float = 8.0):
+        self.v0 = v0
+        super().__init__(options)
+
+    def _blend(self, gray, stylized):
+        from farm.temporal import estimate_flow, lowpass
+
+        scale = self.options.flow_scale
+        bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
+        mask = reliability_mask(estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset), bwd)
+        d = warp(self.prev_out, bwd) - stylized
+        base = lowpass(d)
+        speed2 = (bwd ** 2).sum(-1) / self.v0 ** 2
+        base_weight = mask * self.base_strength / (1.0 + speed2)
+        return stylized + (mask * self.options.strength)[..., None] * (d - base) + base_weight[..., None] * base
+
+
 def base_strength(value: float) -> Callable[[TemporalOptions], Coherence]:
     return lambda options: Coherence(options, base_strength=value)
 
@@ -360,5 +382,10 @@ VARIANTS: dict[str, Callable[[], Variant]] = {
        for v in (0.3, 0.7)},
     **{f"long-term {k}": (lambda k=k: with_cuts(f"cuts, long-term t-1 + t-{k}", TemporalOptions(),
                                                   lambda o, k=k: LongTerm(o, k))) for k in (4, 12)},
+    **{f"motion base {v}": (lambda v=v: with_cuts(f"cuts, motion base v0={v}", TemporalOptions(),
+                                                    lambda o, v=v: MotionBase(o, v))) for v in (4, 8)},
+    **{f"strength {v} motion base": (lambda v=v: with_cuts(f"cuts, strength {v}, motion base v0=8",
+                                                             TemporalOptions(strength=v), MotionBase))
+       for v in (0.85, 0.9)},
     "torch flow": lambda: with_cuts("cuts, torch flow", TemporalOptions(flow="torch"), TorchCoherence),
 }
