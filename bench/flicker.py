@@ -374,7 +374,8 @@ def run_suite(args) -> None:
                 "\nover the suite"))
     print(load_note(env))
     name = "flicker_suite" + (f"_{args.tag}" if args.tag else "")
-    print(f"wrote {write_result(name, {'environment': env, 'precision': args.precision, 'rows': rows, 'summary': summary})}")
+    result = {"environment": env, "precision": args.precision, "rows": rows, "summary": summary}
+    print(f"wrote {write_result(name, result)}")
 
 
 def main() -> None:
