@@ -377,6 +377,9 @@ VARIANTS: dict[str, Callable[[], Variant]] = {
     **{f"warmup {k}": (lambda k=k: with_cuts(f"cuts, warmup {k}", TemporalOptions(warmup=k))) for k in (16, 20, 24)},
     **{f"strength {v}": (lambda v=v: with_cuts(f"cuts, strength {v}", TemporalOptions(strength=v)))
        for v in (0.85, 0.9)},
+    "strength 0.9 warmup 26": lambda: with_cuts("cuts, strength 0.9, warmup 26", TemporalOptions(strength=0.9, warmup=26)),
+    "strength 0.85 warmup 17": lambda: with_cuts("cuts, strength 0.85, warmup 17",
+                                                 TemporalOptions(strength=0.85, warmup=17)),
     "flow scale 1": lambda: with_cuts("cuts, flow_scale 1.0", TemporalOptions(flow_scale=1.0)),
     **{f"base {v}": (lambda v=v: with_cuts(f"cuts, base strength {v}", TemporalOptions(), base_strength(v)))
        for v in (0.3, 0.7)},
