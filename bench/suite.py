@@ -197,6 +197,9 @@ def score(clip: Clip, stylized: list[np.ndarray], seq: list[np.ndarray], chunk_o
     if chunk_out is not None and seams:
         ct = pair_terms(chunk_out, clip.pairs)
         row["seam_over_interior"] = seam_over_interior(ct, per_frame_terms, seams)
+        # what chunking itself adds: the chunked render's E_warp at the seams over the sequential render's
+        # at the same pairs (seam/interior above also counts what those pairs hold: bikes' frame 60 is fast)
+        row["seam_over_sequential"] = mean(ct[s - 1] for s in seams) / mean(terms[s - 1] for s in seams)
         row["chunked_ratio"] = mean(ct) / mean(per_frame_terms)
         row["seam_max_abs_diff"] = max(float(np.abs(chunk_out[t] - seq[t]).mean()) for t in seams)
     return row
@@ -244,7 +247,8 @@ def run_suite(clips: list[Clip], variants: list[Variant], stylizer_for, log=prin
                    "network_seconds": network_s, "temporal_seconds": time.perf_counter() - t0}
             rows.append(row)
             log(f"{clip.name:<13} {variant.name:<28} ratio {row['ratio']:.3f}  lowfreq {row['lowfreq_deviation']:.4f}"
-                + (f"  seam/interior {row['seam_over_interior']:.2f}" if "seam_over_interior" in row else "")
+                + (f"  seam/interior {row['seam_over_interior']:.2f}  seam/sequential {row['seam_over_sequential']:.3f}"
+                   if "seam_over_interior" in row else "")
                 + (f"  cut frame dev {row['cut_frame_deviation']:.4f}" if "cut_frame_deviation" in row else ""))
     return rows
 
@@ -255,11 +259,13 @@ def summary(rows: list[dict]) -> list[dict]:
     for name in dict.fromkeys(r["variant"] for r in rows):
         mine = [r for r in rows if r["variant"] == name]
         seam = [r["seam_over_interior"] for r in mine if "seam_over_interior" in r]
+        chunking = [r["seam_over_sequential"] for r in mine if "seam_over_sequential" in r]
         out.append({"variant": name, "worst_ratio": max(r["ratio"] for r in mine),
                     "mean_ratio": mean(r["ratio"] for r in mine),
                     "worst_lowfreq": max(r["lowfreq_deviation"] for r in mine),
                     "mean_lowfreq": mean(r["lowfreq_deviation"] for r in mine),
-                    "worst_seam": max(seam) if seam else None, "mean_seam": mean(seam) if seam else None})
+                    "worst_seam": max(seam) if seam else None, "mean_seam": mean(seam) if seam else None,
+                    "worst_seam_over_sequential": max(chunking) if chunking else None})
     return out
 
 
@@ -340,6 +346,28 @@ class LongTerm(Coherence):
         return blend_bands(stylized, warped, mask, self.options.strength, self.base_strength)
 
 
+class MotionBase(Coherence):
+    """Per-band strengths by motion: the base layer (colours under the strokes) keeps less history where the
+    flow is fast, by 1 / (1 + (|flow| / v0)²); the strokes keep ``strength`` as before. Fast motion is where
+    a flow error drags colour (the 24 px/frame pan's low-frequency deviation is twice any other clip's)."""
+
+    def __init__(self, options: TemporalOptions, v0: float = 8.0):
+        self.v0 = v0
+        super().__init__(options)
+
+    def _blend(self, gray, stylized):
+        from farm.temporal import estimate_flow, lowpass
+
+        scale = self.options.flow_scale
+        bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
+        mask = reliability_mask(estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset), bwd)
+        d = warp(self.prev_out, bwd) - stylized
+        base = lowpass(d)
+        speed2 = (bwd ** 2).sum(-1) / self.v0 ** 2
+        base_weight = mask * self.base_strength / (1.0 + speed2)
+        return stylized + (mask * self.options.strength)[..., None] * (d - base) + base_weight[..., None] * base
+
+
 def base_strength(value: float) -> Callable[[TemporalOptions], Coherence]:
     return lambda options: Coherence(options, base_strength=value)
 
@@ -349,10 +377,18 @@ VARIANTS: dict[str, Callable[[], Variant]] = {
     **{f"warmup {k}": (lambda k=k: with_cuts(f"cuts, warmup {k}", TemporalOptions(warmup=k))) for k in (16, 20, 24)},
     **{f"strength {v}": (lambda v=v: with_cuts(f"cuts, strength {v}", TemporalOptions(strength=v)))
        for v in (0.85, 0.9)},
+    "strength 0.9 warmup 26": lambda: with_cuts("cuts, strength 0.9, warmup 26", TemporalOptions(strength=0.9, warmup=26)),
+    "strength 0.85 warmup 17": lambda: with_cuts("cuts, strength 0.85, warmup 17",
+                                                 TemporalOptions(strength=0.85, warmup=17)),
     "flow scale 1": lambda: with_cuts("cuts, flow_scale 1.0", TemporalOptions(flow_scale=1.0)),
     **{f"base {v}": (lambda v=v: with_cuts(f"cuts, base strength {v}", TemporalOptions(), base_strength(v)))
        for v in (0.3, 0.7)},
     **{f"long-term {k}": (lambda k=k: with_cuts(f"cuts, long-term t-1 + t-{k}", TemporalOptions(),
                                                   lambda o, k=k: LongTerm(o, k))) for k in (4, 12)},
+    **{f"motion base {v}": (lambda v=v: with_cuts(f"cuts, motion base v0={v}", TemporalOptions(),
+                                                    lambda o, v=v: MotionBase(o, v))) for v in (4, 8)},
+    **{f"strength {v} motion base": (lambda v=v: with_cuts(f"cuts, strength {v}, motion base v0=8",
+                                                             TemporalOptions(strength=v), MotionBase))
+       for v in (0.85, 0.9)},
     "torch flow": lambda: with_cuts("cuts, torch flow", TemporalOptions(flow="torch"), TorchCoherence),
 }

@@ -23,7 +23,7 @@ from farm.video import images
 from farm.config import ClusterOptions, JobSpec, PhotoOptions, Trim
 from farm.errors import ChunkCorruptError, JobError
 from farm.jobs import finished_receipts, load_manifest, read_state, write_state
-from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks, snap_to_cuts
+from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks, snap_to_cuts, warmup_for
 from farm.reduce import deliver, write_gif, write_video
 from farm.schedule import PoolShape, Scheduler, compile_mode, pool_shape
 from farm.shard import (SPAN_FRAMES, START, LocalSharders, SeekPoint, Sharders, ShardFeeder, plan_spans, seek_table,
@@ -60,7 +60,8 @@ class JobResult(BaseModel):
 def build_manifest(spec: JobSpec, info: video.VideoInfo, workers: int = 1, cuts: Sequence[int] = ()) -> Manifest:
     """The job's manifest; chunk boundaries snap to ``cuts`` (frames starting a shot) within a quarter chunk."""
     render = spec.render
-    warmup = render.temporal.warmup if render.temporal.enabled else 0
+    temporal = render.temporal
+    warmup = warmup_for(temporal.strength, temporal.warmup) if temporal.enabled else 0
     chunks = plan_chunks(info.frames, render.chunk_frames, warmup, workers)
     chunks = snap_to_cuts(chunks, cuts, reach=chunks[0].frames // 4) if cuts and chunks else chunks
     return Manifest(spec=spec, source_info=info.model_dump(mode="json"), chunks=chunks, cuts=list(cuts),

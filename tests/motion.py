@@ -223,7 +223,8 @@ class Lit(MotionClip):
         u = t / max(self.frames - 1, 1)
         overall = 1.0 - (1.0 - self.low) * np.sin(np.pi * u) ** 2
         spot_x = self.width * (-0.2 + 1.4 * u)
-        spot = 0.35 * np.exp(-((self.xs - spot_x) ** 2 + (self.ys - self.height / 2) ** 2) / (2 * (self.width / 5) ** 2))
+        r2 = (self.xs - spot_x) ** 2 + (self.ys - self.height / 2) ** 2
+        spot = 0.35 * np.exp(-r2 / (2 * (self.width / 5) ** 2))
         return (overall + spot)[..., None]
 
     def frame(self, t: int) -> np.ndarray:

@@ -29,6 +29,12 @@ def test_detection_finds_nothing_in_one_shot(make):
     assert detect_cuts(make(frames=24, width=160, height=120).all_frames()) == []
 
 
+def test_a_fast_pan_is_not_a_cut():
+    """24 px/frame scores above ContentDetector's fixed threshold (it cuts this clip at frame 57); against
+    its neighbours' scores it is no cut."""
+    assert detect_cuts(fast(frames=64).all_frames()) == []
+
+
 def test_boundaries_snap_to_nearby_cuts_and_warmups_stop_at_cuts():
     chunks = snap_to_cuts(plan_chunks(100, 30, 12), [27, 75], reach=7)
     assert [(c.start, c.end, c.warmup, c.cuts) for c in chunks] == [
@@ -49,7 +55,7 @@ def test_split_at_cuts():
     assert split_at_cuts([10, 11], 10, [10]) == [[10, 11]]
 
 
-def render_chunk(tmp_path, frames, chunk: Chunk, enabled: bool) -> list[np.ndarray]:
+def render_chunk(tmp_path, frames, chunk: Chunk, enabled: bool, flow: str = "dis") -> list[np.ndarray]:
     """One worker renders ``chunk`` of ``frames`` (stored losslessly, output lossless too)."""
     tmp_path.mkdir()
     store, layout, h, w = LocalStore(tmp_path / "store"), Layout("job"), *frames[0].shape[:2]
@@ -59,17 +65,18 @@ def render_chunk(tmp_path, frames, chunk: Chunk, enabled: bool) -> list[np.ndarr
             writer.write(image, chunk.first + pts)
     store.put_file(layout.input(chunk.index, video.SEGMENT_EXT), src)
     options = RenderOptions(style=named_style("vangogh", 1.0, lambda: None), precision="float32",
-                            temporal=TemporalOptions(flow="dis", enabled=enabled),
+                            temporal=TemporalOptions(flow=flow, enabled=enabled),
                             encode=EncodeOptions(codec="libx264", crf=0, pix_fmt="yuv444p"))
     job = JobContext(job_id="job", store_uri=store.uri, render=options, width=w, height=h, time_base=Fraction(1, 24))
     receipt = StyleWorker(device="cpu", threads=1, overlap=1, batch=3).render(job, chunk)
     return [f.rgb for f in video.read_segment(store.local_path(receipt.key))]
 
 
-def test_after_a_cut_the_first_output_frame_is_its_per_frame_stylization(tmp_path):
+@pytest.mark.parametrize("flow", ["dis", "torch"])  # HostPainter and DevicePainter
+def test_after_a_cut_the_first_output_frame_is_its_per_frame_stylization(tmp_path, flow):
     frames = hard_cut(frames=14, width=96, height=64, cut=8).all_frames()
     chunk = Chunk(index=0, start=2, end=14, warmup=2, cuts=[8])
-    coherent = render_chunk(tmp_path / "a", frames, chunk, enabled=True)
+    coherent = render_chunk(tmp_path / "a", frames, chunk, enabled=True, flow=flow)
     per_frame = render_chunk(tmp_path / "b", frames, chunk, enabled=False)
     at_cut = 8 - chunk.start
     np.testing.assert_array_equal(coherent[at_cut], per_frame[at_cut])

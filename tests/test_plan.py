@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from farm.plan import MAX_CHUNK_FRAMES, makespan, plan_chunks
+from farm.plan import MAX_CHUNK_FRAMES, makespan, plan_chunks, warmup_for
 
 
 @pytest.mark.parametrize("frames,workers", [(1, 1), (10, 2), (48, 2), (132, 2), (250, 2), (3000, 8), (4321, 3)])
@@ -24,3 +24,11 @@ def test_a_short_clip_is_cut_into_near_halves_for_two_workers():
 def test_one_worker_gets_the_longest_chunks_and_an_explicit_length_is_kept():
     assert {c.frames for c in plan_chunks(3000, None, 12, workers=1)} == {MAX_CHUNK_FRAMES}
     assert [c.frames for c in plan_chunks(26, 5, 12, workers=4)] == [5, 5, 5, 5, 5, 1]
+
+
+def test_the_warmup_grows_with_the_strength():
+    """The default strength keeps the default warm-up; a stronger coherence needs longer to converge."""
+    assert warmup_for(0.8, 12) == 12
+    assert (warmup_for(0.85, 12), warmup_for(0.9, 12)) == (17, 26)
+    assert warmup_for(0.5, 12) == 12 and warmup_for(0.0, 12) == 12 and warmup_for(1.0, 12) == 240
+    assert warmup_for(0.9, 40) == 40

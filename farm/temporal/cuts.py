@@ -1,18 +1,18 @@
 """Hard cuts in the input: where a new shot starts, coherence must forget the old one.
 
-The score is PySceneDetect's ContentDetector's (scenedetect 0.7, default weights):
-the mean absolute difference of hue, saturation and value (OpenCV's 8-bit HSV)
-between consecutive frames, averaged over the three channels; a frame whose
-score reaches :data:`THRESHOLD` starts a shot, unless the previous cut (or the
-first frame) is fewer than :data:`MIN_SHOT` frames back (scenedetect's
-``min_scene_len``: a flash is not a shot; this is its ``SUPPRESS`` filter, where
-its default ``MERGE`` may keep the second of two close cuts instead). It is reimplemented here rather than imported: scenedetect
-depends on ``opencv-python``, which would install a second ``cv2`` over
-``opencv-python-headless``; bench/README.md ("Cut detection") shows both find
-the same cuts on the sample clips.
+PySceneDetect's AdaptiveDetector (scenedetect 0.7, default settings), reimplemented:
+each frame's ContentDetector score is the mean absolute difference of hue,
+saturation and value (OpenCV's 8-bit HSV) from the previous frame; frame i
+starts a shot when its score is at least :data:`ADAPTIVE_RATIO` times the mean
+score of the :data:`WINDOW` frames on either side, at least
+:data:`MIN_CONTENT` itself, and :data:`MIN_SHOT` frames after the previous
+cut (or the first frame). The plain ContentDetector (a fixed threshold of 27)
+puts a false cut into the suite's 24 px/frame pan (bench/README.md, "Cut detection"): fast
+motion scores high on every frame, a cut stands out from its neighbours.
 
-Pure functions of uint8 RGB frames; :class:`CutDetector` keeps the one
-previous frame a streaming decoder needs.
+Reimplemented rather than imported: scenedetect depends on ``opencv-python``,
+which would install a second ``cv2`` over ``opencv-python-headless``;
+bench/README.md shows both find the same cuts on the sample clips.
 """
 
 from __future__ import annotations
@@ -22,12 +22,15 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-#: ContentDetector's default threshold on the HSV score (0-255 scale)
-THRESHOLD = 27.0
-#: ContentDetector's default min_scene_len, in frames
+#: AdaptiveDetector's defaults: score / mean of the neighbours' scores, the window each side, the least score
+ADAPTIVE_RATIO = 3.0
+WINDOW = 2
+MIN_CONTENT = 15.0
+#: min_scene_len, in frames
 MIN_SHOT = 15
-#: frames are scored at this width at most: the score is a mean, and a small frame keeps it (and the
-#: detector costs well under a millisecond per frame at any input size)
+#: frames are scored at this width at most: the score is a mean, which a small frame keeps (measured
+#: 1.0 ms/frame at 640x272 and 6.0 ms/frame at 1280x720, resize included, on 2 busy cores; the driver's
+#: decoding pass costs more: 5.6 and 29 ms/frame)
 SCORE_WIDTH = 320
 
 
@@ -45,31 +48,30 @@ def content_score(prev_hsv: np.ndarray, cur_hsv: np.ndarray) -> float:
     return float(np.abs(cur_hsv - prev_hsv).mean())
 
 
-class CutDetector:
-    """Feed frames in order; :meth:`push` says whether that frame starts a new shot."""
-
-    def __init__(self, threshold: float = THRESHOLD, min_shot: int = MIN_SHOT):
-        self.threshold, self.min_shot = threshold, min_shot
-        self.prev: np.ndarray | None = None
-        self.index, self.last_cut = -1, 0
-        self.cuts: list[int] = []
-
-    def push(self, frame_rgb: np.ndarray) -> bool:
-        self.index += 1
-        cur = hsv(frame_rgb)
-        prev, self.prev = self.prev, cur
-        if prev is None or prev.shape != cur.shape:
-            return False
-        if content_score(prev, cur) < self.threshold or self.index - self.last_cut < self.min_shot:
-            return False
-        self.last_cut = self.index
-        self.cuts.append(self.index)
-        return True
-
-
-def detect_cuts(frames: Iterable[np.ndarray], threshold: float = THRESHOLD, min_shot: int = MIN_SHOT) -> list[int]:
-    """The indices of the frames that start a new shot (frame 0 is never one)."""
-    detector = CutDetector(threshold, min_shot)
+def content_scores(frames: Iterable[np.ndarray]) -> list[float]:
+    """Each frame's score against the previous one (0 for the first, and after a change of size)."""
+    scores, prev = [], None
     for frame in frames:
-        detector.push(frame)
-    return detector.cuts
+        cur = hsv(frame)
+        scores.append(content_score(prev, cur) if prev is not None and prev.shape == cur.shape else 0.0)
+        prev = cur
+    return scores
+
+
+def adaptive_cuts(scores: list[float], ratio: float = ADAPTIVE_RATIO, window: int = WINDOW,
+                  min_content: float = MIN_CONTENT, min_shot: int = MIN_SHOT) -> list[int]:
+    """The frames that start a shot, from :func:`content_scores` (AdaptiveDetector's rule)."""
+    cuts, last = [], 0
+    for i in range(window, len(scores) - window):
+        around = scores[i - window:i] + scores[i + 1:i + window + 1]
+        average = sum(around) / len(around)
+        adaptive = min(scores[i] / average, 255.0) if average > 1e-5 else (255.0 if scores[i] >= min_content else 0.0)
+        if adaptive >= ratio and scores[i] >= min_content and i - last >= min_shot:
+            cuts.append(i)
+            last = i
+    return cuts
+
+
+def detect_cuts(frames: Iterable[np.ndarray]) -> list[int]:
+    """The indices of the frames that start a new shot (frame 0 is never one)."""
+    return adaptive_cuts(content_scores(frames))
