@@ -23,7 +23,7 @@ non-linear transformation for enhancement of digital images"; the shock filters 
 are its continuous form), but softly: each pixel's place between its neighbourhood's minimum and maximum
 (3×3 working pixels, interpolated like the coefficients) is stretched by a factor k and clamped, so a ramp
 f pixels wide becomes f/k wide and no pixel leaves the range its strokes already span (no halos, no new
-colours). k grows with the upsampling factor f (1 at f = 1, :data:`STEEPEN_MAX` from f = 3.5 on): a 2x
+colours). k grows with the upsampling factor f (1 at f = 1, :data:`STEEPEN_MAX` from f = 3 on): a 2x
 upsampling needs less of it, and a stronger k would shorten the strokes of ``--stroke-scale 2``.
 """
 
@@ -41,10 +41,10 @@ EPS = 1e-3
 MAX_ASPECT = 4.0
 #: Rec. 601 luma weights, as yuv420p encodes
 LUMA = (0.299, 0.587, 0.114)
-#: the strongest stretch of the strokes' edges (see :func:`steepening`), reached from an upsampling of 3.5x
-STEEPEN_MAX = 2.0
+#: the strongest stretch of the strokes' edges (see :func:`steepening`), reached from an upsampling of 3x
+STEEPEN_MAX = 1.5
 #: how fast the stretch grows with the upsampling factor f: k = 1 + STEEPEN_SLOPE·(f − 1)
-STEEPEN_SLOPE = 0.4
+STEEPEN_SLOPE = 0.25
 
 
 def working_size(height: int, width: int, reference_side: int, stroke_scale: float = 1.0,
