@@ -21,6 +21,12 @@ Figures (farm/metrics.py): stroke length = autocorrelation half-length of the de
 640-wide frame (median over frames); the low-pass difference between the 360p and 1080p renders brought
 to 640x360 (levels of 255); the Laplacian variance of the 1080p render against the 360p render upscaled
 3x with Lanczos. Time: median seconds per frame after the first (the first includes start-up).
+
+    .venv/bin/python bench/look.py --upsampling --name look_upsampling
+
+times only the step from the working size to the output (``farm.styles.scale.to_output``, one thread),
+with the strokes' edges steepened and without (``steep=1``, the guided upsampling alone), taking turns,
+at 1080p and 4K for stroke scales 1 and 2: what the steepening costs, free of the network's noise.
 """
 
 from __future__ import annotations
@@ -122,6 +128,32 @@ def look_figures(renders: dict) -> dict:
     return out
 
 
+def upsampling_cost(args: argparse.Namespace) -> dict:
+    """Median ms of ``to_output`` per frame, steepened vs not, alternating ``args.repeats`` times."""
+    import torch
+
+    from farm.styles import scale
+
+    torch.set_num_threads(1)
+    out = {}
+    for size in (1080, 2160):
+        frame = torch.from_numpy(pictures(args.clip, 1, SIZES[size])[0]).permute(2, 0, 1)[None].float() / 255.0
+        for stroke in (1.0, 2.0):
+            low = scale.resize(frame, scale.working_size(*frame.shape[-2:], 360, stroke))
+            painting = low.flip(-1)  # any picture of the working size: the cost does not depend on it
+            times: dict[str, list[float]] = {"steepened": [], "guided only": []}
+            for _ in range(args.repeats):
+                for name, steep in (("steepened", None), ("guided only", 1.0)):
+                    t0 = time.perf_counter()
+                    with torch.inference_mode():
+                        scale.guided_upsample(painting, low, frame, steep=steep)
+                    times[name].append((time.perf_counter() - t0) * 1000.0)
+            for name, values in times.items():
+                out[f"{size}p stroke {stroke:g} {name}"] = {"ms": median(values), "runs": values}
+                print(f"{size}p stroke {stroke:g} {name}: {median(values):.1f} ms (median of {len(values)})", flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", default="bigbuckbunny")
@@ -130,6 +162,8 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--precision", default="auto", choices=("auto", "float32"))
     parser.add_argument("--name", default="look")
+    parser.add_argument("--upsampling", action="store_true", help="time only the upsampling step")
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
@@ -139,6 +173,11 @@ def main() -> None:
         return child(args)
     env = environment()
     env["isa"] = {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
+    if args.upsampling:
+        cost = upsampling_cost(args)
+        print(load_note(env))
+        print(f"wrote {write_result(args.name, {'environment': env, 'clip': args.clip, 'upsampling_ms': cost})}")
+        return
     renders, rows, runs = {}, [], []
     with tempfile.TemporaryDirectory(prefix="farm-look-") as tmp:
         for size in map(int, args.sizes.split(",")):

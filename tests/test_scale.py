@@ -84,12 +84,33 @@ def test_guided_upsampling_restores_edges_the_painting_follows():
 
 
 def test_guided_upsampling_keeps_texture_the_frame_lacks():
-    """Strokes on a flat frame are interpolated, not smoothed away, and the frame adds nothing."""
+    """Strokes on a flat frame are interpolated (steepening off), not smoothed away, and the frame adds
+    nothing."""
     frame = torch.full((1, 3, 48, 48), 0.5)
     painting = torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(0))
     low = scale.resize(frame, (12, 12))
-    torch.testing.assert_close(scale.guided_upsample(painting, low, frame), scale.resize(painting, (48, 48)),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(scale.guided_upsample(painting, low, frame, steep=1.0),
+                               scale.resize(painting, (48, 48)), atol=1e-5, rtol=0)
+
+
+def test_upsampled_strokes_are_sharper_than_interpolated_ones_and_keep_their_colours():
+    """A stroke edge on a flat frame comes out steeper than interpolation makes it, with no value
+    outside the painting's own range (no halo), and the same mean colour."""
+    frame = torch.full((1, 3, 72, 72), 0.5)
+    painting = torch.full((1, 3, 12, 12), 0.2)
+    painting[..., 6:] = 0.8  # a vertical stroke edge
+    low = scale.resize(frame, (12, 12))
+    up = scale.guided_upsample(painting, low, frame)
+    interpolated = scale.resize(painting, (72, 72))
+    row, ref = up[0, 0, 36], interpolated[0, 0, 36]
+    assert row.diff().abs().max() > 1.3 * ref.diff().abs().max()
+    assert up.min() >= 0.2 - 1e-5 and up.max() <= 0.8 + 1e-5
+    assert abs(up.mean() - interpolated.mean()) < 0.01
+
+
+def test_steepening_grows_with_the_upsampling_factor():
+    ks = [scale.steepening(f) for f in (1.0, 2.0, 3.0, 6.0, 12.0)]
+    assert ks[0] == 1.0 and ks == sorted(ks) and ks[-1] == scale.STEEPEN_MAX
 
 
 def test_to_output_same_size_is_untouched_and_larger_is_averaged_down():
