@@ -53,32 +53,13 @@ sys.path.insert(0, str(ROOT))
 from farm.config import TemporalOptions  # noqa: E402
 from farm.metrics import deviation, input_flows, lowfreq_deviation, masked_sq_error, pair_errors  # noqa: E402
 from farm.temporal import Coherence, reliability_mask, warp  # noqa: E402
+from tests.motion import texture  # noqa: E402  (the suite's clips and this one share it)
 
 STYLE = 19
 RESULTS = ROOT / "bench" / "results" / "flicker.json"
 
 
 # ---------------------------------------------------------------- the synthetic clip
-
-
-def texture(h: int, w: int, seed: int) -> np.ndarray:
-    """Photo-like float32 RGB in [0,1]: multi-octave colour noise (1/f-ish) plus hard-edged shapes."""
-    rng = np.random.default_rng(seed)
-    image = np.zeros((h, w, 3), np.float32)
-    for cell, amp in [(64, 0.5), (24, 0.25), (8, 0.15), (3, 0.1)]:
-        coarse = rng.random((h // cell + 2, w // cell + 2, 3)).astype(np.float32)
-        image += amp * cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
-    image = (image - image.min()) / (image.max() - image.min())
-    for _ in range(max(4, h * w // 3000)):  # shapes give edges and corners, like objects in a photo
-        colour = tuple(float(c) for c in rng.random(3))
-        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-        if rng.random() < 0.5:
-            cv2.circle(image, centre, int(rng.integers(4, 30)), colour, -1, cv2.LINE_AA)
-        else:
-            cv2.rectangle(image, centre, (centre[0] + int(rng.integers(6, 50)), centre[1] + int(rng.integers(6, 50))),
-                          colour, -1, cv2.LINE_AA)
-    # band-limit slightly so sub-pixel sampling is faithful (the true motion is then exact)
-    return cv2.GaussianBlur(np.clip(image, 0, 1), (0, 0), 0.7)
 
 
 def sample(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
