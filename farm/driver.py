@@ -22,6 +22,7 @@ from farm import cluster, local, video
 from farm.video import images
 from farm.config import ClusterOptions, JobSpec, PhotoOptions, Trim
 from farm.errors import ChunkCorruptError, JobError
+from farm.files import atomic_path
 from farm.jobs import finished_receipts, load_manifest, read_state, write_state
 from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks, snap_to_cuts, warmup_for
 from farm.reduce import deliver, write_gif, write_video
@@ -188,9 +189,8 @@ class JobRun:
         wanted = [Path(p) for p in (self.spec.output, self.spec.gif_output) if p]
         for path in wanted:
             if not path.exists() and self.store.exists(self.layout.final(path.name)):
-                part = path.with_name(f".{path.name}.part")
-                self.store.get_file(self.layout.final(path.name), part)
-                deliver(part, path)
+                with atomic_path(path) as part:
+                    self.store.get_file(self.layout.final(path.name), part)
         if not all(path.exists() for path in wanted):
             return None
         return JobResult.model_validate(state["result"]).model_copy(
