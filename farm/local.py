@@ -67,8 +67,8 @@ def _call(device: str, threads: int, method: str, *args: Any) -> Any:
 
 
 def _init_worker(driver: int) -> None:
-    """A worker process's first act. Ctrl-C reaches the whole process group: the driver stops the
-    workers, they do not print tracebacks. And the worker ends with its driver, however the driver dies."""
+    """A worker's (or shard task's) process's first act. Ctrl-C reaches the whole process group: the
+    driver stops the workers, they do not print tracebacks. And the worker ends with its driver, however the driver dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with(driver)
 
@@ -109,6 +109,27 @@ def die_with(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="farm-driver-watch").start()
 
 
+def process_pool(processes: int) -> ProcessPoolExecutor:
+    """``processes`` processes of this machine (``spawn``: no thread state is forked) that ignore Ctrl-C
+    and end with this driver (:func:`_init_worker`): style workers here, shard tasks in farm/shard.py."""
+    return ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(os.getpid(),))
+
+
+def first_done(calls: list[Future], timeout: float) -> list[Future]:
+    """The finished calls among ``calls``, waiting up to ``timeout`` seconds for one."""
+    done, _ = wait(calls, timeout=timeout, return_when=FIRST_COMPLETED)
+    return list(done)
+
+
+def kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now, busy processes included."""
+    # the standard library has no kill for a busy worker before Python 3.14 (terminate_workers)
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 class LocalWorkers:
     """Style workers as local processes, for :class:`farm.schedule.Scheduler`."""
 
@@ -117,13 +138,9 @@ class LocalWorkers:
 
     @staticmethod
     def start() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(os.getpid(),))
+        return process_pool(1)
 
-    @staticmethod
-    def wait(calls: list[Future], timeout: float) -> list[Future]:
-        done, _ = wait(calls, timeout=timeout, return_when=FIRST_COMPLETED)
-        return list(done)
+    wait = staticmethod(first_done)
 
     @staticmethod
     def result(call: Future) -> Any:
@@ -132,12 +149,7 @@ class LocalWorkers:
         except BrokenProcessPool as exc:  # the process died: killed, out of memory, a crash in native code
             raise WorkerLost("the worker process exited") from exc
 
-    @staticmethod
-    def stop(worker: ProcessPoolExecutor) -> None:
-        # the standard library has no kill for a busy worker before Python 3.14 (terminate_workers)
-        for process in list((getattr(worker, "_processes", None) or {}).values()):
-            process.kill()
-        worker.shutdown(wait=True, cancel_futures=True)
+    stop = staticmethod(kill_pool)
 
     def prepare(self, worker: ProcessPoolExecutor, job: JobContext) -> Future:
         return worker.submit(_call, self.device, self.threads, "prepare", job)

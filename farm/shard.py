@@ -20,20 +20,18 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import multiprocessing
-import os
-import signal
 import tempfile
 from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from farm import video
 from farm.errors import InputError
+from farm.local import first_done, kill_pool, process_pool
 from farm.plan import Chunk, Layout
 from farm.store import ObjectStore, open_store
 from farm.video.probe import open_input, video_stream
@@ -235,38 +233,23 @@ class Sharders(Protocol):
         """Stop every task still running."""
 
 
-def _init_task(driver: int) -> None:
-    """Ctrl-C reaches the whole process group: the driver stops the tasks, they print no traceback. And
-    a task process ends with its driver, however the driver dies (as style workers do, farm/local.py)."""
-    from farm.local import die_with
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with(driver)
-
-
 class LocalSharders:
-    """Shard tasks as ``tasks`` processes of this machine (``spawn``: no thread state is forked)."""
+    """Shard tasks as ``tasks`` processes of this machine (farm.local.process_pool)."""
 
     def __init__(self, tasks: int):
-        self._pool = ProcessPoolExecutor(max_workers=tasks, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_init_task, initargs=(os.getpid(),))
+        self._pool = process_pool(tasks)
 
     def submit(self, *args: Any) -> Future:
         return self._pool.submit(cut_span, *args)
 
-    @staticmethod
-    def wait(calls: list[Future], timeout: float) -> list[Future]:
-        done, _ = wait(calls, timeout=timeout, return_when=FIRST_COMPLETED)
-        return list(done)
+    wait = staticmethod(first_done)
 
     @staticmethod
     def result(call: Future) -> Any:
         return call.result()
 
     def close(self) -> None:
-        for process in list((getattr(self._pool, "_processes", None) or {}).values()):
-            process.kill()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        kill_pool(self._pool)
 
 
 class ShardFeeder:
