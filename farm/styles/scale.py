@@ -32,6 +32,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from farm.temporal.device import to_gray as luma  # Rec. 601 luma, (N,3,H,W) → (N,1,H,W)
+
 #: radius (working-size pixels) of the windows the local linear model is fitted on
 RADIUS = 2
 #: the guided filter's ε on [0,1] luma: windows whose luma varies less than about √ε = 0.03 get a ≈ 0
@@ -39,8 +41,6 @@ EPS = 1e-3
 #: a working size above the output's is capped at this many times the reference side on its long side,
 #: so a thin frame (5x4000) is not blown up to a huge working size
 MAX_ASPECT = 4.0
-#: Rec. 601 luma weights, as yuv420p encodes
-LUMA = (0.299, 0.587, 0.114)
 #: the strongest stretch of the strokes' edges (see :func:`steepening`), reached from an upsampling of 3x
 STEEPEN_MAX = 1.5
 #: how fast the stretch grows with the upsampling factor f: k = 1 + STEEPEN_SLOPE·(f − 1)
@@ -64,12 +64,6 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return x
     down = size[0] < x.shape[-2] or size[1] < x.shape[-1]
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=down)
-
-
-def luma(rgb: torch.Tensor) -> torch.Tensor:
-    """(N,3,H,W) → (N,1,H,W) Rec. 601 luma."""
-    weights = torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device)
-    return torch.einsum("nchw,c->nhw", rgb, weights).unsqueeze(1)
 
 
 def box(x: torch.Tensor, radius: int) -> torch.Tensor:
