@@ -6,7 +6,6 @@ import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +15,6 @@ from farm.plan import Layout, Manifest, Receipt, plan_chunks
 from farm.store import S3Store, open_store
 from tests.clips import make_clip
 from tests.conftest import BUCKET
-from tests.test_cli import video_facts
 
 
 VANGOGH = StyleChoice(name="vangogh", weights=tuple(1.0 if i == 19 else 0.0 for i in range(26)))

@@ -187,7 +187,7 @@ def test_stroke_scale_out_of_range_is_a_usage_error(tmp_path, value):
 
 def test_sheet_takes_the_stroke_scale(vangogh, tmp_path):
     """Two tiles' worth of sheet at two stroke scales: the larger one paints longer strokes."""
-    from farm.styles.catalog import Catalog, CatalogEntry
+    from farm.styles.catalog import Catalog
     from farm.styles.sheet import render_sheet
 
     entry = next(e for e in load_catalog(REAL_CATALOG).entries if e.name == "vangogh")
