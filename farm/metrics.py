@@ -184,16 +184,9 @@ LOOK_WIDTH = 640
 DETAIL_SIGMA = 8.0
 
 
-def blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of σ = ``sigma`` pixels, reflected borders."""
-    import cv2
-
-    return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-
-
 def detail_layer(gray: np.ndarray, sigma: float = DETAIL_SIGMA) -> np.ndarray:
     """What a Gaussian blur of σ = ``sigma`` removes: the strokes and fine texture of a picture."""
-    return gray - blur(gray, sigma)
+    return gray - temporal.lowpass(gray, sigma)
 
 
 def autocorrelation_half_length(layer: np.ndarray) -> float:
@@ -218,7 +211,7 @@ def stroke_length(image: np.ndarray, width: int = LOOK_WIDTH, sigma: float = DET
     its detail layer (luma minus a blur of σ = ``sigma`` pixels of that width), measured at the image's own
     size and scaled to ``width``. Measuring at the image's own size matters: a downscaled copy would
     average away strokes finer than its pixels."""
-    gray = to_unit(image) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    gray = to_gray(to_unit(image))
     scale = gray.shape[1] / width
     return autocorrelation_half_length(detail_layer(gray, sigma * scale)) / scale
 
@@ -231,7 +224,7 @@ def lowpass_difference(a: np.ndarray, b: np.ndarray, width: int = LOOK_WIDTH, si
     def low(image: np.ndarray) -> np.ndarray:
         unit = to_unit(image)
         height = max(1, round(unit.shape[0] * width / unit.shape[1]))
-        return blur(cv2.resize(unit, (width, height), interpolation=cv2.INTER_AREA), sigma)
+        return lowpass(cv2.resize(unit, (width, height), interpolation=cv2.INTER_AREA), sigma)
 
     return float(np.abs(low(a) - low(b)).mean() * 255.0)
 
@@ -240,5 +233,5 @@ def laplacian_variance(image: np.ndarray) -> float:
     """Variance of the Laplacian of the luma (0-255 scale): the usual sharpness measure."""
     import cv2
 
-    gray = to_unit(image) @ np.array([0.299, 0.587, 0.114], dtype=np.float32) * 255.0
+    gray = to_gray(to_unit(image)) * 255.0
     return float(cv2.Laplacian(gray.astype(np.float32), cv2.CV_32F).var())
