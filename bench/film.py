@@ -6,9 +6,10 @@ For each chunk length, ``farm submit`` (a subprocess, as a user runs it; no GIF;
 so each chunk also renders its warm-up frames, counted as its frames' work) renders a ``--frames`` 64x36 clip into a fresh prefix of one
 SeaweedFS. Reports, per run:
 
-- wall time, worker time (the receipts' stage seconds, summed), and the per-chunk store work inside
-  the workers (the receipts' fetch + upload seconds, per chunk): what a chunk costs beyond its frames'
-  decode, network, temporal pass and encode. (A fit of worker time = a x frames + b x chunks over the
+- wall time, worker time (the receipts' stage seconds, summed), and the worker time per chunk beyond
+  its frames' own work (decode, network, temporal pass, encode): the receipts' fetch + upload + setup
+  seconds (setup: the rest of the worker's call outside the frames' pipeline, timed by the worker) per
+  chunk, plus one receipt PUT (timed here against the same server: a receipt cannot time its own PUT). (A fit of worker time = a x frames + b x chunks over the
   runs gave a negative b on this loaded machine: the per-frame cost is not steady enough to separate.)
 - the driver's peak RSS (flat from 100 to 1,000 chunks is the target);
 - S3 requests per chunk, from the server's own Prometheus counters (SeaweedFS_s3_request_total),
@@ -114,6 +115,19 @@ def render(server: MeteredSeaweed, clip: Path, chunk_frames: int, workdir: Path)
             "s3_requests_per_chunk": total / report["chunks"], "statuses": statuses, "frames": report["frames"]}
 
 
+def receipt_put(server_uri: str, repeats: int = 30) -> float:
+    """Median seconds of one receipt-sized PUT (what a worker does last for each chunk)."""
+    from farm.store import open_store
+
+    store, times = open_store(server_uri), []
+    body = b"x" * 420
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        store.put_bytes(f"receipt-probe/{i:06d}.json", body)
+        times.append(time.perf_counter() - t0)
+    return median(times)
+
+
 def fabricated_status(server: MeteredSeaweed, chunks: int, repeats: int = 5) -> dict:
     from farm.jobs import job_status
     from tests.test_job_store import fake_job
@@ -151,15 +165,20 @@ def main() -> None:
             runs.append(render(server, clip, n, Path(tmp) / f"cf{n}"))
             print(json.dumps({k: v for k, v in runs[-1].items() if k != "statuses"}), flush=True)
         status = fabricated_status(server, args.status_chunks)
+        put_s = receipt_put(f"s3://{BUCKET}/probe-{uuid.uuid4().hex[:8]}")
     rows = []
     for r in runs:
         during = [s for s in r["statuses"] if s["chunks_done"] < s["chunks"]]
-        store_s = (r["stages_s"].get("fetch", 0.0) + r["stages_s"].get("upload", 0.0)) / r["chunks"]
-        rows.append([r["chunks"], f"{r['wall_s']:.1f}", f"{r['worker_s']:.1f}", f"{store_s:.3f}",
+        stages = r["stages_s"]
+        r["overhead_s_per_chunk"] = {name: stages.get(name, 0.0) / r["chunks"] for name in ("fetch", "upload", "setup")}
+        r["overhead_s_per_chunk"]["receipt_put"] = put_s
+        overhead = sum(r["overhead_s_per_chunk"].values())
+        rows.append([r["chunks"], f"{r['wall_s']:.1f}", f"{r['worker_s']:.1f}",
+                     " + ".join(f"{v:.3f}" for v in r["overhead_s_per_chunk"].values()) + f" = {overhead:.3f}",
                      f"{r['driver_peak_rss_mib']:.0f}",
                      f"{r['s3_requests_per_chunk']:.1f}",
                      f"{median([s['seconds'] for s in during]):.3f} s / {during[0]['requests']} req" if during else "-"])
-    print(table(["chunks", "wall s", "worker s", "fetch+upload s/chunk", "driver MiB", "S3 req/chunk", "status during job"],
+    print(table(["chunks", "wall s", "worker s", "worker overhead s/chunk (fetch+upload+setup+receipt)", "driver MiB", "S3 req/chunk", "status during job"],
                 rows, title=f"{args.frames} frames of 64x36 (warm-up frames included in the work), against SeaweedFS on loopback"))
     print(f"status of a running {status['chunks']}-chunk job: median {status['median_s']:.3f} s, "
           f"{status['requests'][0]} requests")

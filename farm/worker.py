@@ -193,16 +193,23 @@ class StyleWorker:
             return self._render(job, chunk)
 
     def _render(self, job: JobContext, chunk: Chunk) -> Receipt:
+        t0 = time.perf_counter()
         layout, timer, store = Layout(job.job_id), Timer(), self._store(job.store_uri)
         stylizer = self._stylizer(job.render, job.compile)
         with tempfile.TemporaryDirectory(prefix="farm-chunk-") as tmp:
             src = self._fetch(store, layout.input(chunk.index, video.SEGMENT_EXT), Path(tmp), timer)
             out = Path(tmp) / f"out{video.SEGMENT_EXT}"
+            t_frames = time.perf_counter()
             emitted = self._render_frames(stylizer, job, src, out, chunk, timer)
+            frames_s = time.perf_counter() - t_frames
             key = layout.output(chunk.index, video.SEGMENT_EXT)
             with timer.stage("upload"):
                 size, digest = out.stat().st_size, sha256_file(out)
                 store.put_file(key, out)
+        # what the chunk cost beside its frames, fetch and upload (network lookup, scratch folder): with those
+        # two, a chunk's overhead (the receipt's own PUT follows and cannot be in it)
+        rest = time.perf_counter() - t0 - frames_s - timer.seconds.get("fetch", 0.0) - timer.seconds["upload"]
+        timer.seconds["setup"] = max(rest, 0.0)
         receipt = Receipt(chunk=chunk.index, key=key, frames=emitted, size=size, sha256=digest,
                           node=self.node_label(), pid=os.getpid(), seconds=timer.seconds, cuts=chunk.cuts)
         # the receipt is written after the chunk: its presence is what marks the chunk done
