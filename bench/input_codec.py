@@ -7,8 +7,8 @@ description, as farm.video.iter_frames gives them) and ends with the RGB frames 
 and largest absolute difference, in levels of 255). One
 thread everywhere (a shard task and a worker's decoder are one CPU's work each). Candidates:
 
-- ``x264 veryfast fastdecode`` (today's input chunks, farm.video.SegmentWriter/read_segment), x264 qp 0 at
-  presets ultrafast and superfast (tune fastdecode), FFV1, Ut Video and MagicYUV (lossless intra codecs in
+- x264 qp 0 as farm writes input chunks (farm.video.SegmentWriter/read_segment, MP4), and x264 qp 0 at
+  presets veryfast (farm's before), superfast (farm's now) and ultrafast, tune fastdecode, FFV1, Ut Video and MagicYUV (lossless intra codecs in
   FFmpeg), and raw yuv420p planes deflated with zlib level 1 (no zstd in the venv): each converts RGB to the
   source's yuv420p with farm's own conversion and back (lossless on the YUV planes; whether RGB survives
   the second trip through the matrix is what "exact" shows);
@@ -124,7 +124,8 @@ def zlib_pair(info, frames):
 def candidates(info, frames) -> dict:
     fast = {"qp": "0", "tune": "fastdecode"}
     pairs = {
-        "x264 veryfast fastdecode (today)": segment_pair(info, frames),
+        "x264 qp 0 as farm writes it (SegmentWriter)": segment_pair(info, frames),
+        "x264 veryfast fastdecode": av_pair(info, frames, "libx264", {**fast, "preset": "veryfast"}),
         "x264 ultrafast fastdecode": av_pair(info, frames, "libx264", {**fast, "preset": "ultrafast"}),
         "x264 superfast fastdecode": av_pair(info, frames, "libx264", {**fast, "preset": "superfast"}),
         "ffv1": av_pair(info, frames, "ffv1", {"threads": "1"}),
@@ -210,6 +211,7 @@ def main() -> None:
     parser.add_argument("--clip", nargs="+", default=["bikes", "bigbuckbunny"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--chunks", nargs="+", default=["25+12", "150+12"])
+    parser.add_argument("--name", default="input_codec", help="results file: bench/results/NAME.json")
     args = parser.parse_args()
     env, results = environment(), {}
     for name in args.clip:
@@ -259,7 +261,7 @@ def main() -> None:
                              "bytes_per_frame": sizes[k],
                              "mean_abs_diff": exact[k][0], "max_abs_diff": exact[k][1]} for k, v in times.items()}
     print(load_note(env))
-    print(f"wrote {write_result('input_codec', {'environment': env, 'clips': results})}")
+    print(f"wrote {write_result(args.name, {'environment': env, 'clips': results})}")
 
 
 if __name__ == "__main__":
