@@ -1,6 +1,6 @@
 """Film scale: a long, tiny clip cut into hundreds of chunks, rendered against SeaweedFS on loopback.
 
-    python bench/film.py [--frames 1000] [--chunk-frames 1000 10 2] [--status-chunks 1000]
+    python bench/film.py [--frames 1000] [--chunk-frames 1000 10 2] [--status-chunks 1000] [--no-temporal]
 
 For each chunk length, ``farm submit`` (a subprocess, as a user runs it; no GIF; the temporal pass on,
 so each chunk also renders its warm-up frames, counted as its frames' work) renders a ``--frames`` 64x36 clip into a fresh prefix of one
@@ -64,7 +64,7 @@ def counted_store(uri: str):
     return store, sent
 
 
-def render(server: MeteredSeaweed, clip: Path, chunk_frames: int, workdir: Path) -> dict:
+def render(server: MeteredSeaweed, clip: Path, chunk_frames: int, workdir: Path, temporal: bool = True) -> dict:
     from farm.jobs import job_status
 
     uri = f"s3://{BUCKET}/film-{uuid.uuid4().hex[:8]}"
@@ -89,7 +89,7 @@ def render(server: MeteredSeaweed, clip: Path, chunk_frames: int, workdir: Path)
     before = server.requests()
     workdir.mkdir(parents=True, exist_ok=True)
     cmd = [tool("farm"), "submit", clip, "--json", "--store", uri, "--job-id", "film", "-o", workdir / "out.mp4",
-           "--no-gif", "--chunk-frames", chunk_frames, "--keep"]
+           "--no-gif", "--chunk-frames", chunk_frames, "--keep", *([] if temporal else ["--no-temporal"])]
     # no `ray start` cluster of someone else's is joined: the job runs on its own processes, as on a laptop
     env = {**server.env(), "RAY_TMPDIR": str(workdir / "no-ray"), "RAY_ADDRESS": ""}
     result = run(cmd, cwd=workdir, rss=True, watch=watch, env=env)
@@ -108,7 +108,8 @@ def render(server: MeteredSeaweed, clip: Path, chunk_frames: int, workdir: Path)
     from farm.config import TemporalOptions
     from farm.plan import plan_chunks
 
-    rendered = sum(c.frames + c.warmup for c in plan_chunks(report["frames"], chunk_frames, TemporalOptions().warmup))
+    warmup = TemporalOptions().warmup if temporal else 0
+    rendered = sum(c.frames + c.warmup for c in plan_chunks(report["frames"], chunk_frames, warmup))
     return {"chunk_frames": chunk_frames, "chunks": report["chunks"], "wall_s": result["wall_s"],
             "frames_rendered": rendered,
             "worker_s": worker_s, "stages_s": stages, "driver_peak_rss_mib": result["peak_rss"] / 2**20, "s3_requests": total,
@@ -151,6 +152,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--chunk-frames", type=int, nargs="+", default=[1000, 10, 2])
     parser.add_argument("--status-chunks", type=int, default=1000)
+    parser.add_argument("--no-temporal", action="store_true",
+                        help="per-frame jobs: no warm-up frames, so many chunks cost few frames (on a busy machine)")
     args = parser.parse_args()
     env = environment()
     for name in [n for n in os.environ if n.startswith("AWS_")]:
@@ -162,7 +165,7 @@ def main() -> None:
         clip = make_clip(Path(tmp) / "film.mp4", frames=args.frames, width=64, height=36)
         runs = []
         for n in args.chunk_frames:
-            runs.append(render(server, clip, n, Path(tmp) / f"cf{n}"))
+            runs.append(render(server, clip, n, Path(tmp) / f"cf{n}", temporal=not args.no_temporal))
             print(json.dumps({k: v for k, v in runs[-1].items() if k != "statuses"}), flush=True)
         status = fabricated_status(server, args.status_chunks)
         put_s = receipt_put(f"s3://{BUCKET}/probe-{uuid.uuid4().hex[:8]}")
@@ -183,7 +186,7 @@ def main() -> None:
     print(f"status of a running {status['chunks']}-chunk job: median {status['median_s']:.3f} s, "
           f"{status['requests'][0]} requests")
     print(load_note(env))
-    print(f"wrote {write_result('film', {'environment': env, 'frames': args.frames, 'runs': runs, 'status': status})}")
+    print(f"wrote {write_result('film', {'environment': env, 'frames': args.frames, 'temporal': not args.no_temporal, 'runs': runs, 'status': status})}")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--chunk-frames", type=int, default=25)
     parser.add_argument("--warmup", type=int, default=12)
     parser.add_argument("--detect", nargs="+", default=["off", "on"], choices=["off", "on"])
+    parser.add_argument("--name", default="shard", help="results file: bench/results/NAME.json")
     args = parser.parse_args()
     env = environment()
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -109,7 +110,7 @@ def main() -> None:
                 title=f"{args.clip}: {frames} frames cut (warm-up included), chunks of {args.chunk_frames}"))
     print(load_note(env))
     key = [f"{n} {d}" for n, d in runs]
-    path = write_result("shard", {"environment": env, "clip": args.clip, "frames_cut": frames,
+    path = write_result(args.name, {"environment": env, "clip": args.clip, "frames_cut": frames,
                                   "chunk_frames": args.chunk_frames, "warmup": args.warmup,
                                   "runs_s": dict(zip(key, walls.values())),
                                   "cpu_s": dict(zip(key, cpus.values())),
