@@ -209,7 +209,7 @@ def cut(frames: Iterable[tuple[int, video.Frame]], chunks: Iterable[Chunk], stor
                 writer.write(frame.rgb, frame.pts)
                 if n == chunk.end - 1:
                     yield _store_chunk(open_writers.pop(chunk.index), store, layout)
-            if next_to_open == len(todo) and not open_writers and (scorer is None or decoded >= scorer.last_needed):
+            if next_to_open == len(todo) and not open_writers and (scorer is None or decoded >= scorer.needs_until):
                 return
         raise InputError(f"{source}: decoding stopped after {decoded} of {info.frames} frames "
                          "(the file is truncated or corrupt)")

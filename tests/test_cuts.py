@@ -52,7 +52,7 @@ def four_shots() -> list[np.ndarray]:
 def judge(frames, first: int, end: int) -> list[int]:
     """What one shard task finds among frames [first, end), decoding from LOOKBACK frames before them."""
     scorer = RangeScorer(first, end, len(frames))
-    for i in range(max(first - LOOKBACK, 0), scorer.last_needed):
+    for i in range(max(first - LOOKBACK, 0), scorer.needs_until):
         scorer.feed(i, frames[i])
     return scorer.candidates()
 

@@ -6,8 +6,9 @@ saturation and value (OpenCV's 8-bit HSV) from the previous frame; frame i
 starts a shot when its score is at least :data:`ADAPTIVE_RATIO` times the mean
 score of the :data:`WINDOW` frames on either side, at least
 :data:`MIN_CONTENT` itself, and :data:`MIN_SHOT` frames after the previous
-cut (or the first frame): the one sequential rule, which farm/shots.py applies in plan order to the
-candidates that shard tasks find in their own ranges (:class:`RangeScorer`). The plain ContentDetector (a fixed threshold of 27)
+cut (or the first frame). That last rule is the one sequential step: farm/shots.py
+applies it in plan order to the candidates shard tasks find in their own ranges
+(:class:`RangeScorer`). The plain ContentDetector (a fixed threshold of 27)
 puts a false cut into the suite's 24 px/frame pan (bench/README.md, "Cut detection"): fast
 motion scores high on every frame, a cut stands out from its neighbours.
 
@@ -101,18 +102,18 @@ class RangeScorer:
         self._prev: tuple[int, np.ndarray] | None = None
 
     @property
-    def last_needed(self) -> int:
-        """The last frame this scorer needs (exclusive bound: feed frames below it)."""
+    def needs_until(self) -> int:
+        """Frames below this one are what the scorer needs."""
         return min(self.end + WINDOW, self.total)
 
     def feed(self, index: int, frame_rgb: np.ndarray) -> None:
-        if not self.first - LOOKBACK <= index < self.last_needed:
+        if not self.first - LOOKBACK <= index < self.needs_until:
             return
         cur = hsv(frame_rgb)
         if index == 0:
             self._scores[0] = 0.0
-        elif self._prev is not None and self._prev[0] == index - 1 and self._prev[1].shape == cur.shape:
-            self._scores[index] = content_score(self._prev[1], cur)
+        elif self._prev is not None and self._prev[0] == index - 1:  # 0 after a change of size, as content_scores
+            self._scores[index] = content_score(self._prev[1], cur) if self._prev[1].shape == cur.shape else 0.0
         self._prev = (index, cur)
 
     def candidates(self) -> list[int]:
