@@ -273,7 +273,9 @@ def summary(rows: list[dict]) -> list[dict]:
 
 
 def farm_plan(options: TemporalOptions, chunk: int = CHUNK):
-    """farm's own plan: 30-frame chunks snapped to the cuts (farm.plan.snap_to_cuts, as the driver does)."""
+    """30-frame chunks snapped to the cuts (farm.plan.snap_to_cuts, as the driver did while it found cuts
+    before planning; its shard tasks now find them while the chunks are cut, so boundaries stay put and
+    each chunk resets at the cuts among its frames, which renders the frames after a cut the same way)."""
     from farm.plan import plan_chunks, snap_to_cuts
 
     def plan(frames: int, cuts: list[int]) -> list[tuple[int, int, int]]:

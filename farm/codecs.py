@@ -50,8 +50,9 @@ def nvenc_works() -> bool:
 
 def encoder_options(codec: str, *, lossless: bool, crf: int, preset: str) -> dict[str, str]:
     """Options for ``codec``; the segment writer keeps only those the encoder knows."""
-    if lossless:  # input chunks: x264 at qp 0; tune fastdecode (CAVLC, no deblocking): README's Speed section
-        return {"qp": "0", "preset": "veryfast", "tune": "fastdecode"}
+    if lossless:  # input chunks: x264 at qp 0, preset superfast, tune fastdecode (CAVLC, no deblocking):
+        # bench/input_codec.py, bench/README.md
+        return {"qp": "0", "preset": "superfast", "tune": "fastdecode"}
     if codec == NVENC:  # constant quality: cq plays crf's part once the bitrate cap is off (b=0)
         return {"rc": "vbr", "cq": str(crf), "b": "0", "preset": NVENC_PRESETS.get(preset, preset), "tune": "hq"}
     return {"crf": str(crf), "preset": preset}

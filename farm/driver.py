@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,11 +24,12 @@ from farm.config import ClusterOptions, JobSpec, PhotoOptions, Trim
 from farm.errors import ChunkCorruptError, JobError
 from farm.files import atomic_path
 from farm.jobs import finished_receipts, load_manifest, read_state, write_state
-from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks, snap_to_cuts, warmup_for
+from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks, warmup_for
 from farm.reduce import deliver, write_gif, write_video
 from farm.schedule import PoolShape, Scheduler, compile_mode, pool_shape
 from farm.shard import (SPAN_FRAMES, START, LocalSharders, SeekPoint, Sharders, ShardFeeder, plan_spans, seek_table,
                         seekable)
+from farm.shots import ShotBook
 from farm.store import LocalStore, ObjectStore, open_store
 from farm.worker import JobContext
 from farm.styles.identity import model_identity
@@ -58,24 +59,14 @@ class JobResult(BaseModel):
     notes: list[str] = []
 
 
-def build_manifest(spec: JobSpec, info: video.VideoInfo, workers: int = 1, cuts: Sequence[int] = ()) -> Manifest:
-    """The job's manifest; chunk boundaries snap to ``cuts`` (frames starting a shot) within a quarter chunk."""
+def build_manifest(spec: JobSpec, info: video.VideoInfo, workers: int = 1) -> Manifest:
+    """The job's manifest. Its cuts are found later, by the shard tasks (see JobRun.record_cuts)."""
     render = spec.render
     temporal = render.temporal
     warmup = warmup_for(temporal.strength, temporal.warmup) if temporal.enabled else 0
     chunks = plan_chunks(info.frames, render.chunk_frames, warmup, workers)
-    chunks = snap_to_cuts(chunks, cuts, reach=chunks[0].frames // 4) if cuts and chunks else chunks
-    return Manifest(spec=spec, source_info=info.model_dump(mode="json"), chunks=chunks, cuts=list(cuts),
+    return Manifest(spec=spec, source_info=info.model_dump(mode="json"), chunks=chunks,
                     model_id=model_identity(render.style), created=datetime.now(timezone.utc).isoformat())
-
-
-def find_cuts(spec: JobSpec, source: Path, info: video.VideoInfo) -> list[int]:
-    """Hard cuts of the source (one decoding pass), when coherence is on: it resets there."""
-    if not spec.render.temporal.enabled:
-        return []
-    from farm.temporal.cuts import detect_cuts
-
-    return detect_cuts(frame.rgb for frame in video.iter_frames(source, info))
 
 
 def open_manifest(store: ObjectStore, layout: Layout, fresh: Manifest) -> Manifest:
@@ -120,6 +111,8 @@ class JobRun:
         self._warm: cluster.WarmPool | None = None
         self._sharders: Sharders | None = None
         self._seek_table: list[SeekPoint] | None = None
+        #: the cuts settled so far (None with coherence off: nothing resets)
+        self.book: ShotBook | None = None
         self.receipts: dict[int, Receipt] = {}
         self.rendered = 0
         #: what the reducer said about the source's tracks (set by finish)
@@ -135,9 +128,8 @@ class JobRun:
         # an automatic chunk length is planned for the pool this cluster holds (a resume keeps its plan)
         fresh = not self.store.exists(self.layout.manifest)
         planning = spec.render.chunk_frames is None and fresh
-        cuts = find_cuts(spec, self.source, self.info) if fresh else []
         self.manifest = open_manifest(self.store, self.layout,
-                                      build_manifest(spec, self.info, self.shape().workers if planning else 1, cuts))
+                                      build_manifest(spec, self.info, self.shape().workers if planning else 1))
         write_state(self.store, self.layout, state="running")
         finished = False
         try:
@@ -260,7 +252,27 @@ class JobRun:
         spans = plan_spans(todo, self._seek_table, min_frames=SPAN_FRAMES if whole else self.info.frames)
         return ShardFeeder(self._sharders, spans,
                            (source, self.info, self.store.uri, spec.job_id),
-                           depth=self.options.max_in_flight or 2, tasks=tasks)
+                           depth=self.options.max_in_flight or 2, tasks=tasks, book=self.book)
+
+    # -- cuts
+
+    def shot_book(self) -> ShotBook | None:
+        """Where the shard tasks' cut candidates are settled (coherence on only: it resets at each cut),
+        starting from the cuts the finished chunks recorded."""
+        if not self.spec.render.temporal.enabled:
+            return None
+        assert self.manifest is not None
+        done = [(c.start, c.end) for c in self.manifest.chunks if c.index in self.receipts]
+        return ShotBook([*self.manifest.cuts, *(cut for r in self.receipts.values() for cut in r.cuts)], done)
+
+    def record_cuts(self) -> None:
+        """Write the cuts settled so far into the manifest (once per render pass: `farm status` counts them).
+        Not part of the job's identity, so a resume still matches."""
+        if self.book is None or self.manifest is None or self.book.cuts == self.manifest.cuts:
+            return
+        chunks = [c.model_copy(update={"cuts": self.book.within(c.first, c.end)}) for c in self.manifest.chunks]
+        self.manifest = self.manifest.model_copy(update={"cuts": list(self.book.cuts), "chunks": chunks})
+        self.store.put_bytes(self.layout.manifest, self.manifest.model_dump_json(indent=2).encode())
 
     # -- render, reduce
 
@@ -273,6 +285,7 @@ class JobRun:
         self._report(frames_done)
         if not todo:
             return
+        self.book = self.shot_book()
         # the shard tasks start before the workers do: the first chunks are being cut while they load
         feeder = self.feeder(todo)
         try:
@@ -286,6 +299,7 @@ class JobRun:
                 self._report(frames_done)
         finally:
             feeder.close()
+            self.record_cuts()
         self.rendered += len(todo)
 
     def finish(self, tmp: Path) -> dict[str, float]:

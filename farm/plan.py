@@ -184,7 +184,8 @@ class Manifest(Model):
     spec: JobSpec
     source_info: dict
     chunks: list[Chunk]
-    #: frames that start a new shot (farm.temporal.cuts), found when the job was planned
+    #: frames that start a new shot (farm.temporal.cuts), found by the shard tasks and written here after
+    #: each render pass (jobs planned before then found them before planning)
     cuts: list[int] = []
     model_id: str
     created: str
@@ -215,3 +216,5 @@ class Receipt(Model):
     node: str
     pid: int
     seconds: dict[str, float]
+    #: the cuts the chunk was rendered with (a resume settles later cuts from them)
+    cuts: list[int] = []

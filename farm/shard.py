@@ -33,6 +33,7 @@ from farm import video
 from farm.errors import InputError
 from farm.local import first_done, kill_pool, process_pool
 from farm.plan import Chunk, Layout
+from farm.shots import LOOKBACK, ShotBook
 from farm.store import ObjectStore, open_store
 from farm.video.probe import open_input, video_stream
 
@@ -112,7 +113,8 @@ def plan_spans(chunks: Iterable[Chunk], table: list[SeekPoint], min_frames: int 
 
 
 def _span(chunks: list[Chunk], table: list[SeekPoint], starts: list[int]) -> Span:
-    at = bisect.bisect_right(starts, chunks[0].first) - 1
+    # a few frames before the span too: the cut detector judges its first frames against them
+    at = bisect.bisect_right(starts, max(chunks[0].first - LOOKBACK, 0)) - 1
     return Span(tuple(chunks), table[at] if at >= 0 else START)
 
 
@@ -122,15 +124,25 @@ def _span(chunks: list[Chunk], table: list[SeekPoint], starts: list[int]) -> Spa
 _sources: dict[str, Path] = {}  # a task process fetches an s3:// source once, for every span it cuts
 
 
-def cut_span(source: str, info: video.VideoInfo, span: Span, store_uri: str, job_id: str) -> list[int]:
-    """A shard task: decode the span's frames and store each of its chunks' input objects."""
+def cut_span(source: str, info: video.VideoInfo, span: Span, store_uri: str, job_id: str,
+             detect: bool = False) -> list[int]:
+    """A shard task: decode the span's frames and store each of its chunks' input objects. With ``detect``,
+    it also judges the span's frames for hard cuts on the way (the frames are decoded anyway) and returns
+    the candidates among them (farm/shots.py settles which start a shot); else nothing."""
     if source not in _sources:
         from farm.sources import localize
 
         _sources[source] = localize(source)
     store, layout = open_store(store_uri), Layout(job_id)
     frames = frames_from(_sources[source], info, span.seek)
-    return [c.index for c in cut(frames, span.chunks, store, layout, info, _sources[source])]
+    if not detect:
+        list(cut(frames, span.chunks, store, layout, info, _sources[source]))
+        return []
+    from farm.temporal.cuts import RangeScorer
+
+    scorer = RangeScorer(span.first, span.end, info.frames)
+    list(cut(frames, span.chunks, store, layout, info, _sources[source], scorer))
+    return scorer.candidates()
 
 
 class _SeekMissed(Exception):
@@ -170,10 +182,11 @@ def _seeked(path: Path, info: video.VideoInfo, seek: SeekPoint) -> Iterator[tupl
 
 
 def cut(frames: Iterable[tuple[int, video.Frame]], chunks: Iterable[Chunk], store: ObjectStore, layout: Layout,
-        info: video.VideoInfo, source: Path) -> Iterator[Chunk]:
+        info: video.VideoInfo, source: Path, scorer: Any = None) -> Iterator[Chunk]:
     """Write the input object of each chunk from numbered frames, yielding each chunk once it is stored.
     Each frame goes straight into the one or two chunk encoders whose range covers it (a chunk's warm-up
-    frames are the tail of the chunk before it); decoding stops after the last chunk."""
+    frames are the tail of the chunk before it), and to ``scorer`` (a farm.temporal.cuts.RangeScorer)
+    if given; decoding stops after the last chunk, or the last frame the scorer needs."""
     todo = sorted(chunks, key=lambda c: c.first)
     if not todo:
         return
@@ -182,6 +195,8 @@ def cut(frames: Iterable[tuple[int, video.Frame]], chunks: Iterable[Chunk], stor
     with tempfile.TemporaryDirectory(prefix="farm-shard-") as tmp:
         for n, frame in frames:
             decoded = n + 1
+            if scorer is not None:
+                scorer.feed(n, frame.rgb)
             while next_to_open < len(todo) and todo[next_to_open].first == n:
                 chunk = todo[next_to_open]
                 path = Path(tmp) / f"{chunk.index:06d}{video.SEGMENT_EXT}"
@@ -194,7 +209,7 @@ def cut(frames: Iterable[tuple[int, video.Frame]], chunks: Iterable[Chunk], stor
                 writer.write(frame.rgb, frame.pts)
                 if n == chunk.end - 1:
                     yield _store_chunk(open_writers.pop(chunk.index), store, layout)
-            if next_to_open == len(todo) and not open_writers:
+            if next_to_open == len(todo) and not open_writers and (scorer is None or decoded >= scorer.needs_until):
                 return
         raise InputError(f"{source}: decoding stopped after {decoded} of {info.frames} frames "
                          "(the file is truncated or corrupt)")
@@ -256,25 +271,34 @@ class ShardFeeder:
     """The chunks ahead of the style workers, cut by shard tasks: at most ``tasks`` spans at once, and a
     new span only while fewer than ``depth`` chunks are cut or being cut and not yet taken (the
     backpressure that keeps the store and the driver flat however long the film). Hands out the
-    earliest ready chunk first. The same ``take``/``exhausted`` as :class:`farm.schedule.Feeder`."""
+    earliest ready chunk first. The same ``take``/``exhausted`` as :class:`farm.schedule.Feeder`.
 
-    def __init__(self, sharders: Sharders, spans: Iterable[Span], args: tuple, depth: int, tasks: int):
-        self.sharders, self.args, self.depth, self.tasks = sharders, args, depth, tasks
-        self._spans: deque[Span] = deque(spans)
-        self._running: dict[Any, Span] = {}
+    With a ``book`` the tasks also look for hard cuts, and a span's chunks are handed out once every span
+    before it has come back: the book settles the cuts in plan order, and each chunk leaves with the cuts
+    among its frames (warm-up included) in ``Chunk.cuts``."""
+
+    def __init__(self, sharders: Sharders, spans: Iterable[Span], args: tuple, depth: int, tasks: int,
+                 book: ShotBook | None = None):
+        self.sharders, self.args, self.depth, self.tasks, self.book = sharders, args, depth, tasks, book
+        self._spans: deque[tuple[int, Span]] = deque(enumerate(spans))
+        self._running: dict[Any, tuple[int, Span]] = {}
+        self._back: dict[int, tuple[Span, list[int]]] = {}  # spans cut, waiting for those before them
+        self._next = 0  # the span whose chunks are handed out next
         self._ready: list[tuple[int, Chunk]] = []
         self._closed = False
         self.exhausted = False
         self._fill()
 
     def _queued(self) -> int:
-        return len(self._ready) + sum(len(span.chunks) for span in self._running.values())
+        return len(self._ready) + sum(len(span.chunks) for _, span in self._running.values()) + sum(
+            len(span.chunks) for span, _ in self._back.values())
 
     def _fill(self) -> None:
         while (not self._closed and self._spans and len(self._running) < self.tasks
                and self._queued() < self.depth):
-            span = self._spans.popleft()
-            self._running[self.sharders.submit(self.args[0], self.args[1], span, *self.args[2:])] = span
+            seq, span = self._spans.popleft()
+            call = self.sharders.submit(self.args[0], self.args[1], span, *self.args[2:], self.book is not None)
+            self._running[call] = (seq, span)
 
     def resize(self, depth: int) -> None:
         self.depth = depth
@@ -284,17 +308,30 @@ class ShardFeeder:
         """The earliest cut chunk, waiting up to ``timeout`` for one; None when none is ready or left."""
         if not self._ready and self._running:
             for call in self.sharders.wait(list(self._running), timeout):
-                span = self._running.pop(call)
-                self.sharders.result(call)  # a task's error (a corrupt source) stops the job here
-                for chunk in span.chunks:
-                    heapq.heappush(self._ready, (chunk.index, chunk))
+                seq, span = self._running.pop(call)
+                # a task's error (a corrupt source) stops the job here
+                self._back[seq] = (span, self.sharders.result(call))
+            self._release()
         if self._ready:
             chunk = heapq.heappop(self._ready)[1]
             self._fill()
             return chunk
         self._fill()
-        self.exhausted = not (self._spans or self._running)
+        self.exhausted = not (self._spans or self._running or self._back)
         return None
+
+    def _release(self) -> None:
+        for seq in sorted(self._back):
+            if self.book is not None and seq != self._next:
+                break  # without cuts to settle, any span's chunks go at once
+            span, found = self._back.pop(seq)
+            self._next = seq + 1
+            if self.book is not None:
+                self.book.settle(span.first, span.end, found)
+            for chunk in span.chunks:
+                if self.book is not None:
+                    chunk = chunk.model_copy(update={"cuts": self.book.within(chunk.first, chunk.end)})
+                heapq.heappush(self._ready, (chunk.index, chunk))
 
     def close(self) -> None:
         """Start no more spans (the job failed or was interrupted); the running ones are the sharders' to stop."""

@@ -40,6 +40,8 @@ _TMP_PREFIX = ".farm-tmp-"
 
 # Transfer tuning: above the threshold boto3 uploads in parts (retried one by one, in parallel).
 MULTIPART_THRESHOLD = 16 * MiB
+#: reads of one object's body before get_file gives up (as boto3's managed download retries them)
+STREAM_ATTEMPTS = 3
 MULTIPART_CHUNKSIZE = 16 * MiB
 # Total attempts per S3 request unless AWS_MAX_ATTEMPTS / the profile's max_attempts says otherwise.
 DEFAULT_MAX_ATTEMPTS = 10
@@ -400,11 +402,30 @@ class S3Store:
             self.client.put_object(Bucket=self.bucket, Key=full, Body=data)
 
     def get_file(self, key: str, path: Path) -> None:
-        """Download through boto3, which writes a temp name and renames: no half file at ``path``."""
+        """One GET streamed to a temp name, renamed onto ``path`` (no half file there); an object above the
+        multipart threshold goes through boto3's managed download instead (ranged GETs in parallel).
+        One request for a chunk instead of a HEAD and a GET, and no transfer thread pool per call."""
+        from botocore.exceptions import ReadTimeoutError, ResponseStreamingError
+
         full, dest = self._full(key), Path(path)
         with self._errors("download", full):
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            self.client.download_file(self.bucket, full, str(dest), Config=_transfer_config())
+            for attempt in range(1, STREAM_ATTEMPTS + 1):
+                try:
+                    return self._get_file(full, dest)
+                except (ReadTimeoutError, ResponseStreamingError):  # the body broke off: botocore retries
+                    if attempt == STREAM_ATTEMPTS:                  # requests, not reads of a body
+                        raise
+
+    def _get_file(self, full: str, dest: Path) -> None:
+        response = self.client.get_object(Bucket=self.bucket, Key=full)
+        with contextlib.closing(response["Body"]) as body:
+            if response["ContentLength"] > MULTIPART_THRESHOLD:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                self.client.download_file(self.bucket, full, str(dest), Config=_transfer_config())
+                return
+            with atomic_path(dest) as part, open(part, "wb") as out:
+                for block in body.iter_chunks(MiB):
+                    out.write(block)
 
     def get_bytes(self, key: str) -> bytes:
         full = self._full(key)

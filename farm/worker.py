@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -192,18 +193,25 @@ class StyleWorker:
             return self._render(job, chunk)
 
     def _render(self, job: JobContext, chunk: Chunk) -> Receipt:
+        t0 = time.perf_counter()
         layout, timer, store = Layout(job.job_id), Timer(), self._store(job.store_uri)
         stylizer = self._stylizer(job.render, job.compile)
         with tempfile.TemporaryDirectory(prefix="farm-chunk-") as tmp:
             src = self._fetch(store, layout.input(chunk.index, video.SEGMENT_EXT), Path(tmp), timer)
             out = Path(tmp) / f"out{video.SEGMENT_EXT}"
+            t_frames = time.perf_counter()
             emitted = self._render_frames(stylizer, job, src, out, chunk, timer)
+            frames_s = time.perf_counter() - t_frames
             key = layout.output(chunk.index, video.SEGMENT_EXT)
             with timer.stage("upload"):
                 size, digest = out.stat().st_size, sha256_file(out)
                 store.put_file(key, out)
+        # what the chunk cost beside its frames, fetch and upload (network lookup, scratch folder): with those
+        # two, a chunk's overhead (the receipt's own PUT follows and cannot be in it)
+        rest = time.perf_counter() - t0 - frames_s - timer.seconds.get("fetch", 0.0) - timer.seconds["upload"]
+        timer.seconds["setup"] = max(rest, 0.0)
         receipt = Receipt(chunk=chunk.index, key=key, frames=emitted, size=size, sha256=digest,
-                          node=self.node_label(), pid=os.getpid(), seconds=timer.seconds)
+                          node=self.node_label(), pid=os.getpid(), seconds=timer.seconds, cuts=chunk.cuts)
         # the receipt is written after the chunk: its presence is what marks the chunk done
         store.put_bytes(layout.receipt(chunk.index), receipt.model_dump_json().encode())
         return receipt
@@ -226,8 +234,11 @@ class StyleWorker:
         enc, depth = job.render.encode, self.overlap * stylizer.batch
         paint = painter_for(stylizer, job.render.temporal, timer)
         codec = resolve_codec(enc.codec, stylizer.device.type)
-        emitted, seen = 0, 0
+        # warm-up frames before a cut are decoded but not painted: the history they would build is forgotten
+        seen = max([c for c in chunk.cuts if c <= chunk.start], default=chunk.first) - chunk.first
+        emitted = 0
         frames = ahead(timed(video.read_segment(src, threads=self.threads), timer, "decode"), depth, "farm-decode")
+        frames = islice(frames, seen, None)
 
         with video.SegmentWriter(out, job.width, job.height, job.time_base, lossless=False, codec=codec,
                                  crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt, threads=self.threads,

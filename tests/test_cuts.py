@@ -1,4 +1,5 @@
-"""Hard cuts: found on the input frames, chunk boundaries snap to them, and coherence forgets the old shot."""
+"""Hard cuts: found on the input frames (by shard tasks, range by range, as one pass would), and coherence forgets
+the old shot."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from farm.config import EncodeOptions, RenderOptions, TemporalOptions
 from farm.plan import Chunk, Layout, plan_chunks, snap_to_cuts
 from farm.store import LocalStore
 from farm.styles.resolve import named_style
-from farm.temporal.cuts import detect_cuts
+from farm.shard import LocalSharders, ShardFeeder, plan_spans, seek_table
+from farm.shots import LOOKBACK, ShotBook
+from farm.temporal import cuts as cutsmod
+from farm.temporal.cuts import RangeScorer, content_scores, candidates, detect_cuts
 from farm.worker import JobContext, StyleWorker, split_at_cuts
 from tests.motion import crossing, fast, hard_cut, pan, zoom_rotate
 
@@ -33,6 +37,63 @@ def test_a_fast_pan_is_not_a_cut():
     """24 px/frame scores above ContentDetector's fixed threshold (it cuts this clip at frame 57); against
     its neighbours' scores it is no cut."""
     assert detect_cuts(fast(frames=64).all_frames()) == []
+
+
+@pytest.fixture(scope="module")
+def four_shots() -> list[np.ndarray]:
+    """Cuts at 20 and 45; frame 28 stands out too, but only 8 frames into a shot (MIN_SHOT is 15)."""
+    a, b = pan(70, 64, 48, 1.0, "p").all_frames(), zoom_rotate(70, 64, 48).all_frames()
+    c, d = crossing(70, 64, 48).all_frames(), hard_cut(70, 64, 48, cut=5).all_frames()
+    frames = a[:20] + b[20:28] + c[28:45] + d[45:70]
+    assert candidates(content_scores(frames)) == [20, 28, 45] and detect_cuts(frames) == [20, 45]
+    return frames
+
+
+def judge(frames, first: int, end: int) -> list[int]:
+    """What one shard task finds among frames [first, end), decoding from LOOKBACK frames before them."""
+    scorer = RangeScorer(first, end, len(frames))
+    for i in range(max(first - LOOKBACK, 0), scorer.needs_until):
+        scorer.feed(i, frames[i])
+    return scorer.candidates()
+
+
+def test_ranges_judged_apart_in_any_order_settle_to_the_cuts_of_one_pass(four_shots):
+    assert LOOKBACK == cutsmod.LOOKBACK
+    ranges = [(0, 13), (13, 21), (21, 29), (26, 46), (40, 70)]  # overlapping, as spans' warm-ups do
+    found = {r: judge(four_shots, *r) for r in reversed(ranges)}
+    book = ShotBook()
+    for first, end in ranges:  # settled in plan order, whatever order the tasks came back in
+        book.settle(first, end, found[first, end])
+    assert book.cuts == [20, 45]
+    assert book.within(13, 29) == [20]
+
+
+def test_a_resume_settles_the_missing_ranges_from_the_recorded_cuts(four_shots):
+    book = ShotBook(known=[20, 45], done=[(0, 27)])  # 45 lies outside what is done: judged again
+    assert book.cuts == [20]
+    book.settle(27, 70, judge(four_shots, 27, 70))  # 28 is a candidate, too close to the recorded 20
+    assert book.cuts == [20, 45]
+
+
+def test_shard_tasks_hand_out_chunks_with_the_cuts_of_their_frames(tmp_path, four_shots):
+    clip = write_video(tmp_path / "shots.mp4", four_shots)
+    decoded = [f.rgb for f in video.iter_frames(clip, video.probe(clip))]
+    whole = detect_cuts(decoded)
+    assert whole == [20, 45]
+    chunks = plan_chunks(70, 9, warmup=4)
+    store, book, sharders = LocalStore(tmp_path / "store"), ShotBook(), LocalSharders(2)
+    try:
+        feeder = ShardFeeder(sharders, plan_spans(chunks, seek_table(clip), min_frames=10),
+                             (str(clip), video.probe(clip), store.uri, "shots"), depth=4, tasks=2, book=book)
+        taken = []
+        while not feeder.exhausted:
+            if (chunk := feeder.take(timeout=5.0)) is not None:
+                taken.append(chunk)
+    finally:
+        sharders.close()
+    assert book.cuts == whole
+    assert [c.index for c in taken] == [c.index for c in chunks]
+    assert [c.cuts for c in taken] == [[x for x in whole if c.first <= x < c.end] for c in chunks]
 
 
 def test_boundaries_snap_to_nearby_cuts_and_warmups_stop_at_cuts():
@@ -83,6 +144,17 @@ def test_after_a_cut_the_first_output_frame_is_its_per_frame_stylization(tmp_pat
     assert np.abs(coherent[at_cut + 1].astype(int) - per_frame[at_cut + 1]).mean() > 0.5  # coherence is on after it
 
 
+def test_warmup_frames_before_a_cut_change_nothing(tmp_path):
+    """A chunk whose warm-up reaches back across a cut renders as if its warm-up began at the cut: the worker
+    forgets that history anyway (and does not paint it), so chunk boundaries need not sit on cuts."""
+    frames = hard_cut(frames=14, width=96, height=64, cut=8).all_frames()
+    across = render_chunk(tmp_path / "a", frames, Chunk(index=1, start=10, end=14, warmup=5, cuts=[8]), True)
+    from_cut = render_chunk(tmp_path / "b", frames, Chunk(index=1, start=10, end=14, warmup=2, cuts=[8]), True)
+    assert len(across) == 4
+    for a, b in zip(across, from_cut):
+        np.testing.assert_array_equal(a, b)
+
+
 def write_video(path, frames, fps: int = 24):
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
@@ -94,7 +166,7 @@ def write_video(path, frames, fps: int = 24):
     return path
 
 
-def test_a_job_records_its_cuts_and_snaps_its_chunks(cli, tmp_path, private_store):
+def test_a_job_records_the_cuts_its_shard_tasks_found(cli, tmp_path, private_store):
     clip = write_video(tmp_path / "two.mp4", hard_cut(frames=34, width=96, height=64, cut=17).all_frames())
     result = cli("submit", clip, "--job-id", "shots", "--chunk-frames", "16", "--no-gif", "--json")
     assert result.code == 0, result.stderr
@@ -102,4 +174,10 @@ def test_a_job_records_its_cuts_and_snaps_its_chunks(cli, tmp_path, private_stor
     assert status["cuts"] == 1
     manifest = json.loads((private_store / "jobs" / "shots" / "manifest.json").read_text())
     assert manifest["cuts"] == [17]
-    assert [(c["start"], c["warmup"]) for c in manifest["chunks"]] == [(0, 0), (17, 0), (32, 12)]
+    # boundaries stay where the plan put them (the cuts are found while the chunks are cut); each chunk
+    # knows the cuts among its frames, warm-up included
+    assert [(c["start"], c["warmup"], c["cuts"]) for c in manifest["chunks"]] == [(0, 0, []), (16, 12, [17]),
+                                                                                (32, 12, [])]
+    from tests.test_cli import video_facts
+
+    assert video_facts(tmp_path / "two_vangogh.mp4")["frames"] == 34

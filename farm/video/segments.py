@@ -61,7 +61,7 @@ class SegmentWriter:
     to ``time_base``'s denominator, so every pts is stored exactly (VFR too);
     see SegmentClock for how the writer's time base and first pts are kept.
 
-    Input chunks are ``lossless`` (x264 at qp 0, preset veryfast, tune fastdecode:
+    Input chunks are ``lossless`` (x264 at qp 0, preset superfast, tune fastdecode:
     exact for the YUV planes it is given); output chunks use the final codec settings, so the
     reducer can stream-copy them. Every segment starts with a keyframe and
     carries its own parameter sets; nothing depends on process state. ``colour``
