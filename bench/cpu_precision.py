@@ -45,18 +45,18 @@ VARIANTS = {  # name: (precision, compile)
 }
 
 
-def speed(sizes: list[tuple[int, int]], rounds: int, calls: int) -> list[dict]:
+def speed(sizes: list[tuple[int, int]], rounds: int, calls: int, variants: dict) -> list[dict]:
     style = load_catalog().resolve("vangogh")
     rows = []
     for width, height in sizes:
         frame = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
         stylizers, first = {}, {}
-        for name, (precision, compile) in VARIANTS.items():
+        for name, (precision, compile) in variants.items():
             t = time.perf_counter()
             stylizers[name] = Stylizer(style, device="cpu", threads=1, precision=precision, compile=compile)
             stylizers[name](frame)
             first[name] = time.perf_counter() - t
-        times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+        times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(rounds):
             for name, stylizer in stylizers.items():
                 t = time.perf_counter()
@@ -106,20 +106,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=5)
     parser.add_argument("--frames", type=int, default=8, help="bikes frames for the pixel comparison")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
+    parser.add_argument("--no-pixels", dest="pixels", action="store_false", help="speed only")
+    parser.add_argument("--name", default="cpu_precision", help="bench/results/<name>.json")
     args = parser.parse_args()
     env = environment() | {"amx": cpu_has_amx(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
-    rows = speed(sizes, args.rounds, args.calls)
+    rows = speed(sizes, args.rounds, args.calls, {n: VARIANTS[n] for n in args.variants.split(",")})
     print(table(["size", "variant", "dtype", "ms/frame", "first call s"],
                 [[r["size"], r["variant"], r["dtype"], r["ms_per_frame"], r["first_call_s"]] for r in rows],
                 title=f"style network, one thread, batch 1 (median of {args.rounds} rounds x {args.calls} calls)"))
-    devs = pixels(args.frames)
+    devs = pixels(args.frames) if args.pixels else []
     print()
     print(table(["comparison", "mean |diff| /255", "p99", "max", "PSNR dB"],
                 [[d["what"], d["mean_levels"], d["p99_levels"], d["max_levels"], d["psnr_db"]] for d in devs],
                 title=f"pixels, first {args.frames} frames of bikes.mp4, uint8"))
     print(load_note(env))
-    path = write_result("cpu_precision", {"environment": env, "args": vars(args), "speed": rows, "pixels": devs})
+    path = write_result(args.name, {"environment": env, "args": vars(args), "speed": rows, "pixels": devs})
     print(f"wrote {path}")
 
 
