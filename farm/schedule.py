@@ -29,12 +29,16 @@ log = logging.getLogger(__name__)
 #: poorly on this network: on 2 cores, two 1-thread actors ran 1.57 fps vs 1.09 fps for one 2-thread
 #: actor (bench/scaling.py); past 4 threads the memory of one model per actor is the better trade.
 DEFAULT_CPU_THREADS = 4
-#: pixels per CPU worker (frames x width x height) from which building a package pays within its first
-#: job: a build costs about the same at any size, the time it saves grows with the pixels. bikes.mp4
-#: (640x272, 137 frames per worker) on a machine with no package: 20.9 s eager, 39.4 s building (~25 s of
-#: build for 31 ms/frame saved in bf16, 80 ms in float32); with the package built: 15.7 s. So 500 frames
-#: of that size (about 95 of 720p); shorter jobs use a package already built (``cached``)
-COMPILE_MIN_PIXELS = 500 * 640 * 272
+#: network pixels per CPU worker (frames x the working size the network paints at, farm/styles/size.py,
+#: not the output's) from which building a package pays within its first job: a build costs about the
+#: same at any size, the time it saves grows with the network's pixels. Measured at 640x360, float32, one
+#: thread (bench/cpu_precision.py on a fresh cache, bench/results/cpu_precision_aot_*.json, 2 busy cores):
+#: AVX2 build 144 s, eager 792 -> AOT 410 ms/frame, so it pays from 377 frames (86.9M pixels); AVX-512
+#: build 77 s, 1122 -> 743 ms, from 204 frames (47M). The AVX2 figure is kept (a machine with AVX-512
+#: builds a little late); it is also where the AMX machine's bikes.mp4 figures had put it (500 frames
+#: of 640x272 output, when the network painted at the output's size: 20.9 s eager, 39.4 s building,
+#: 15.7 s with the package). Shorter jobs use a package already built (``cached``)
+COMPILE_MIN_PIXELS = 380 * 640 * 360
 #: what a worker does about compiling: build the package if missing, use one only if built, or stay eager
 CompileMode = Literal["on", "cached", "off"]
 
@@ -88,17 +92,17 @@ def _pool_shape(options: ClusterOptions, resources: dict[str, float], node_cpus:
     return PoolShape(max(1, sum(int(c // threads) for c in nodes)), 0.0, threads)
 
 
-def compile_mode(options: ClusterOptions, shape: PoolShape, frames: int, frame_size: tuple[int, int]) -> CompileMode:
+def compile_mode(options: ClusterOptions, shape: PoolShape, frames: int, network_size: tuple[int, int]) -> CompileMode:
     """How workers get their network compiled (farm/styles/aot.py). ``auto`` on CPU: ``on`` (build the
-    package for this frame size if this machine has none yet, 15-30 s once) when each worker has enough
-    pixels to win that back, else ``cached`` (run a package this machine already built, eager otherwise:
-    a built package loads in 0.1 s and paints 1.8-2.3x faster, bench/cpu_precision.py).
-    GPUs stay eager until measured there."""
+    package for this working size if this machine has none yet, 15-150 s once) when each worker has
+    enough network pixels (``frames`` x ``network_size``, the (height, width) it paints at) to win that
+    back, else ``cached`` (run a package this machine already built, eager otherwise: a built package
+    loads in 0.1 s and paints 1.5-2.3x faster, bench/cpu_precision.py). GPUs stay eager until measured there."""
     if options.compile != "auto":
         return options.compile
     if shape.device != "cpu":
         return "off"
-    pixels = frames * frame_size[0] * frame_size[1]
+    pixels = frames * network_size[0] * network_size[1]
     return "on" if pixels / max(1, shape.workers) >= COMPILE_MIN_PIXELS else "cached"
 
 

@@ -17,7 +17,9 @@ import pytest
 import farm.cluster as farm_cluster
 from farm.cluster import WARM_NAMESPACE, WARM_PREFIX, forwarded_env
 from farm.schedule import PoolShape, compile_mode, pool_shape
-from farm.config import ClusterOptions
+from farm.config import ClusterOptions, RenderOptions
+from farm.driver import network_size
+from farm.styles.catalog import load_catalog
 from farm.plan import Receipt
 from farm.store import open_store
 from farm.worker import IdleClock
@@ -52,19 +54,32 @@ def test_never_more_actors_than_chunks(options, resources, nodes, chunks, shape)
     assert pool_shape(options, resources, nodes, chunks=chunks) == shape
 
 
-BIKES, HD = (272, 640), (720, 1280)
+#: the working sizes the network paints bikes.mp4 (640x272) and a 640x360 or 1280x720 clip at
+BIKES, P360 = (360, 847), (360, 640)
 
 
 @pytest.mark.parametrize("compile, shape, frames, size, expected", [
     ("auto", PoolShape(2, 0.0, 1.0), 1000, BIKES, "on"),  # 500 frames per worker: a first build pays in the job
     ("auto", PoolShape(2, 0.0, 1.0), 274, BIKES, "cached"),  # bikes.mp4 and its warm-up: a package if one is built
-    ("auto", PoolShape(2, 0.0, 1.0), 200, HD, "on"),  # 720p: 5x the pixels per frame, 5x the time saved
-    ("auto", PoolShape(4, 1.0, 1.0), 100_000, HD, "off"),  # GPUs: not measured yet, eager
+    ("auto", PoolShape(2, 0.0, 1.0), 780, P360, "on"),  # 390 frames of 640x360 each: past AVX2's break-even
+    ("auto", PoolShape(2, 0.0, 1.0), 324, P360, "cached"),  # a 300-frame 640x360 (or 720p) clip, two workers
+    ("auto", PoolShape(4, 1.0, 1.0), 100_000, P360, "off"),  # GPUs: not measured yet, eager
     ("on", PoolShape(2, 0.0, 1.0), 10, BIKES, "on"),
     ("off", PoolShape(1, 0.0, 2.0), 100_000, BIKES, "off"),
 ])
 def test_compile_where_it_pays(compile, shape, frames, size, expected):
     assert compile_mode(ClusterOptions(compile=compile), shape, frames, size) == expected
+
+
+@pytest.mark.parametrize("width, height, stroke, expected", [  # tests paint at a 48-pixel reference side
+    (40, 17, 1.0, (48, 113)),  # bikes.mp4's shape, smaller than the reference: enlarged, more pixels than its own
+    (128, 72, 1.0, (48, 85)),  # larger: fewer
+    (64, 48, 1.0, (48, 64)),
+    (64, 48, 2.0, (24, 32)),  # --stroke-scale 2: half the reference side
+])
+def test_the_compile_policy_counts_the_networks_pixels(width, height, stroke, expected):
+    render = RenderOptions(style=load_catalog().resolve("vangogh"), stroke_scale=stroke)
+    assert network_size(render, height, width) == expected
 
 
 def store_receipts(store_uri: str, job_id: str) -> dict[int, Receipt]:

@@ -32,30 +32,17 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from farm.styles.size import MAX_ASPECT, working_size  # noqa: F401 (re-exported: the working size lives torch-free)
 from farm.temporal.device import to_gray as luma  # Rec. 601 luma, (N,3,H,W) → (N,1,H,W)
 
 #: radius (working-size pixels) of the windows the local linear model is fitted on
 RADIUS = 2
 #: the guided filter's ε on [0,1] luma: windows whose luma varies less than about √ε = 0.03 get a ≈ 0
 EPS = 1e-3
-#: a working size above the output's is capped at this many times the reference side on its long side,
-#: so a thin frame (5x4000) is not blown up to a huge working size
-MAX_ASPECT = 4.0
 #: the strongest stretch of the strokes' edges (see :func:`steepening`), reached from an upsampling of 3x
 STEEPEN_MAX = 1.5
 #: how fast the stretch grows with the upsampling factor f: k = 1 + STEEPEN_SLOPE·(f − 1)
 STEEPEN_SLOPE = 0.25
-
-
-def working_size(height: int, width: int, reference_side: int, stroke_scale: float = 1.0,
-                 min_side: int = 5) -> tuple[int, int]:
-    """The (height, width) the network paints a ``height``×``width`` frame at: the short side at
-    ``reference_side / stroke_scale``, the aspect ratio kept (a thin frame: see :data:`MAX_ASPECT`)."""
-    side = reference_side / stroke_scale
-    factor = side / min(height, width)
-    if factor > 1.0:  # enlarging: keep the long side within MAX_ASPECT short sides (or the frame's own)
-        factor = max(1.0, min(factor, max(MAX_ASPECT * side, max(height, width)) / max(height, width)))
-    return max(min_side, round(height * factor)), max(min_side, round(width * factor))
 
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
