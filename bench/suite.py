@@ -55,6 +55,8 @@ class Clip:
     pairs: Pairs
     truth: str  # "exact" or "farneback"
     cuts: list[int] = field(default_factory=list)  # frames that start a new shot
+    #: the real clips' scoring before pixels entering the frame were left out (the old ratio column)
+    pairs_with_entering: Pairs | None = None
 
 
 def known_clips(frames: int = FRAMES, names: Sequence[str] | None = None) -> list[Clip]:
@@ -69,8 +71,11 @@ def known_clips(frames: int = FRAMES, names: Sequence[str] | None = None) -> lis
     return out
 
 
-def farneback_pairs(frames: list[np.ndarray]) -> Pairs:
-    """Backward Farneback flow and the forward–backward reliability mask of every pair."""
+def farneback_pairs(frames: list[np.ndarray], entered: bool = True) -> Pairs:
+    """Backward Farneback flow and the forward–backward reliability mask of every pair. With ``entered``
+    (the default since 05:45 UTC, 1 Dec) pixels whose flow leads out of frame t−1 are left out, as the
+    known-motion clips' exact masks leave them out: they have no counterpart in t−1, and scoring them
+    against its replicated border rewards a blend that smears the border into the picture."""
     gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
 
     def flow(a, b):
@@ -79,7 +84,7 @@ def farneback_pairs(frames: list[np.ndarray]) -> Pairs:
     pairs = []
     for prev, cur in zip(gray, gray[1:]):
         bwd = flow(cur, prev)
-        pairs.append((bwd, reliability_mask(flow(prev, cur), bwd)))
+        pairs.append((bwd, reliability_mask(flow(prev, cur), bwd, entered=entered)))
     return pairs
 
 
@@ -103,8 +108,11 @@ def real_clips(frames: int = FRAMES, names: Sequence[str] | None = None) -> list
         # the cuts of the real clips (bikes has five) are found by farm's detector, which finds the same
         # cuts as scenedetect's ContentDetector there; a pair across a cut has nothing to score
         cuts = detect_cuts(images)
-        pairs = [(f, np.zeros_like(m) if t + 1 in cuts else m) for t, (f, m) in enumerate(farneback_pairs(images))]
-        out.append(Clip(name, images, pairs, "farneback", cuts))
+
+        def scored(pairs: Pairs) -> Pairs:
+            return [(f, np.zeros_like(m) if t + 1 in cuts else m) for t, (f, m) in enumerate(pairs)]
+        out.append(Clip(name, images, scored(farneback_pairs(images)), "farneback", cuts,
+                        scored(farneback_pairs(images, entered=False))))
     return out
 
 
@@ -197,6 +205,9 @@ def score(clip: Clip, stylized: list[np.ndarray], seq: list[np.ndarray], chunk_o
     terms = pair_terms(seq, clip.pairs)
     row = {"e_warp": mean(terms), "ratio": mean(terms) / mean(per_frame_terms),
            "lowfreq_deviation": lowfreq_deviation(seq, stylized)}
+    if clip.pairs_with_entering is not None:
+        row["ratio_with_entering"] = (mean(pair_terms(seq, clip.pairs_with_entering))
+                                      / mean(pair_terms(stylized, clip.pairs_with_entering)))
     for cut in clip.cuts:
         row["cut_frame_deviation"] = float(np.abs(seq[cut] - stylized[cut]).mean())
     if chunk_out is not None and seams:
@@ -284,7 +295,9 @@ def run_suite(clips: list[Clip], variants: list[Variant], stylizer_for, log=prin
                 + (f"  seam/interior {row['seam_over_interior']:.2f} (motion-matched {row['seam_over_matched']:.2f})"
                    f"  seam/sequential {row['seam_over_sequential']:.3f}"
                    if "seam_over_interior" in row else "")
-                + (f"  cut frame dev {row['cut_frame_deviation']:.4f}" if "cut_frame_deviation" in row else ""))
+                + (f"  cut frame dev {row['cut_frame_deviation']:.4f}" if "cut_frame_deviation" in row else "")
+                + (f"  (ratio scoring entering pixels {row['ratio_with_entering']:.3f})"
+                   if "ratio_with_entering" in row else ""))
     return rows
 
 
@@ -435,11 +448,14 @@ VARIANTS: dict[str, Callable[[], Variant]] = {
 
 
 def graded_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray, boundary_weight: float = 0.5,
-                boundary_scale: float = 1.0) -> np.ndarray:
+                boundary_scale: float = 1.0, inside: bool = False, margin: float = 0.0) -> np.ndarray:
     """Ruder's mask with motion boundaries graded instead of cut: a disoccluded pixel gets 0 as before, a
     pixel only on a motion boundary ``boundary_weight`` (its flow is doubtful, not wrong: a DIS flow
     upsampled from half size has gradients above Ruder's 0.002 all along a moving edge), and the
-    boundary test's constant is ``boundary_scale`` times Ruder's."""
+    boundary test's constant is ``boundary_scale`` times Ruder's. With ``inside``, a pixel whose flow
+    leads out of the previous frame gets 0 too: it has just entered the frame, and warping would drag
+    the border's replicated pixels over it (the forward–backward check passes there: both flows read
+    the same replicated border)."""
     from farm.temporal.dis import _sq_norm
 
     w_tilde = warp(flow_fwd, flow_bwd)
@@ -447,14 +463,23 @@ def graded_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray, boundary_weight: flo
     du_dy, du_dx = np.gradient(flow_bwd[..., 0])
     dv_dy, dv_dx = np.gradient(flow_bwd[..., 1])
     boundary = du_dx**2 + du_dy**2 + dv_dx**2 + dv_dy**2 > 0.01 * _sq_norm(flow_bwd) + 0.002 * boundary_scale
+    if inside:
+        from farm.temporal.dis import _grid
+
+        h, w = flow_bwd.shape[:2]
+        at = _grid(h, w) + flow_bwd
+        m = margin  # a pixel at most this far out samples the border, which is close enough
+        occluded |= (at[..., 0] < -m) | (at[..., 0] > w - 1 + m) | (at[..., 1] < -m) | (at[..., 1] > h - 1 + m)
     return np.where(occluded, 0.0, np.where(boundary, boundary_weight, 1.0)).astype(np.float32)
 
 
 class Graded(Coherence):
     """Coherence with :func:`graded_mask` in place of Ruder's binary one."""
 
-    def __init__(self, options: TemporalOptions, boundary_weight: float = 0.5, boundary_scale: float = 1.0):
-        self.boundary_weight, self.boundary_scale = boundary_weight, boundary_scale
+    def __init__(self, options: TemporalOptions, boundary_weight: float = 0.5, boundary_scale: float = 1.0,
+                 inside: bool = False, margin: float = 0.0):
+        self.boundary_weight, self.boundary_scale, self.inside = boundary_weight, boundary_scale, inside
+        self.margin = margin
         super().__init__(options)
 
     def _blend(self, gray, stylized):
@@ -463,7 +488,7 @@ class Graded(Coherence):
         scale = self.options.flow_scale
         bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
         fwd = estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset)
-        mask = graded_mask(fwd, bwd, self.boundary_weight, self.boundary_scale)
+        mask = graded_mask(fwd, bwd, self.boundary_weight, self.boundary_scale, self.inside, self.margin)
         return blend_bands(stylized, warp(self.prev_out, bwd), mask, self.options.strength, self.base_strength)
 
 
@@ -499,6 +524,14 @@ VARIANTS.update({
                                              lambda o, w=w: Graded(o, w))) for w in (0.5, 0.8, 1.0)},
     **{f"boundary x{k}": (lambda k=k: with_cuts(f"cuts, boundary constant x{k}", TemporalOptions(),
                                                 lambda o, k=k: Graded(o, 0.0, k))) for k in (4, 16)},
+    # farm's blend mask until this session: Ruder's, boundaries cut, entering pixels kept
+    "ruder mask": lambda: with_cuts("cuts, Ruder's mask", TemporalOptions(), lambda o: Graded(o, 0.0, 1.0, False)),
+    "inside": lambda: with_cuts("cuts, entering pixels masked", TemporalOptions(), lambda o: Graded(o, 0.0, 1.0, True)),
+    **{f"inside graded {w}": (lambda w=w: with_cuts(f"cuts, entering masked, boundary weight {w}", TemporalOptions(),
+                                                    lambda o, w=w: Graded(o, w, 1.0, True))) for w in (0.5, 1.0)},
+    **{f"inside margin {m}": (lambda m=m: with_cuts(f"cuts, entering beyond {m} px masked, boundary weight 1.0",
+                                                    TemporalOptions(), lambda o, m=m: Graded(o, 1.0, 1.0, True, m)))
+       for m in (2, 4, 8)},
     **{f"input {a}": (lambda a=a: denoised(f"cuts, input filtered {a}", a)) for a in (0.3, 0.5)},
     **{f"input detail {a}": (lambda a=a: denoised(f"cuts, input detail filtered {a}", a, True)) for a in (0.5, 0.8)},
 })
