@@ -132,6 +132,37 @@ def test_mask_is_all_reliable_for_a_consistent_smooth_flow():
     assert reliability_mask(flow, flow).max() == 0.0  # forward and backward disagree everywhere
 
 
+def test_mask_zeroes_pixels_that_just_came_into_view():
+    flow = np.broadcast_to(np.array([3.0, -2.0], np.float32), (H, W, 2)).copy()
+    assert reliability_mask(-flow, flow).min() == 1.0  # Ruder's check passes at the border: both read it
+    mask = reliability_mask(-flow, flow, entered=True)
+    expected = np.ones((H, W), np.float32)
+    expected[:, W - 3:] = 0  # x + 3 lies beyond the last column of the previous frame
+    expected[:2, :] = 0  # y - 2 lies above its first row
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_boundary_weight_grades_motion_boundaries_and_keeps_occlusions():
+    prev, cur = moving_square(shift=8)
+    g_prev, g_cur = cv2.cvtColor(prev, cv2.COLOR_RGB2GRAY), cv2.cvtColor(cur, cv2.COLOR_RGB2GRAY)
+    fwd, bwd = estimate_flow(g_prev, g_cur, scale=1.0), estimate_flow(g_cur, g_prev, scale=1.0)
+    ruder, graded = reliability_mask(fwd, bwd), reliability_mask(fwd, bwd, boundary_weight=0.5)
+    assert set(np.unique(graded)) <= {0.0, 0.5, 1.0} and (graded == 0.5).any()
+    np.testing.assert_array_equal(graded[ruder == 1], 1.0)  # only what Ruder's mask dropped changes
+    assert graded[42:78, 51:57].mean() < 0.3  # the background revealed behind the square stays repainted
+
+
+def test_pixels_entering_the_frame_are_painted_afresh():
+    """A fast pan: the strip that comes into view is the frame's own stylization, not the border smeared."""
+    frames = pan_clip(2, step=(8, 0))
+    coherence = Coherence(TemporalOptions())
+    coherence.step(frames[0], fake_stylize(frames[0], 0))
+    out = coherence.step(frames[1], fake_stylize(frames[1], 1))
+    fresh = fake_stylize(frames[1], 1)
+    np.testing.assert_allclose(out[8:-8, W - 6:], fresh[8:-8, W - 6:], atol=1e-6)
+    assert np.abs(out[8:-8, 8:W - 16] - fresh[8:-8, 8:W - 16]).mean() > 0.01  # elsewhere history is kept
+
+
 # ---------------------------------------------------------------- blending
 
 

@@ -117,12 +117,13 @@ def test_torch_blend_bands_equals_numpy_on_the_same_flow():
     np.testing.assert_allclose(hwc(ours), dis.blend_bands(stylized, prev.copy(), mask, 0.8, 0.5), atol=1e-5)
 
 
-def test_torch_reliability_mask_equals_numpy_on_the_same_flows(clips):
+@pytest.mark.parametrize("kwargs", [{}, {"boundary_weight": 0.5, "entered": True}])
+def test_torch_reliability_mask_equals_numpy_on_the_same_flows(clips, kwargs):
     clip = clips["crossing"]
     g1, g2 = dis.to_gray(clip.frame(1)), dis.to_gray(clip.frame(2))
     bwd, fwd = dis.estimate_flow(g2, g1), dis.estimate_flow(g1, g2)
-    ours = hwc(reliability_mask(nchw(fwd), nchw(bwd)))[..., 0]
-    theirs = dis.reliability_mask(fwd, bwd)
+    ours = hwc(reliability_mask(nchw(fwd), nchw(bwd), **kwargs))[..., 0]
+    theirs = dis.reliability_mask(fwd, bwd, **kwargs)
     assert 0.05 < 1 - theirs.mean() < 0.6  # the discs' boundaries and disocclusions are masked
     # thresholds on interpolated flows: a pixel right at a threshold may go either way (remap's 1/32 px)
     assert (ours != theirs).mean() < 0.005

@@ -63,18 +63,32 @@ def _sq_norm(flow: torch.Tensor) -> torch.Tensor:
     return flow[:, :1] ** 2 + flow[:, 1:2] ** 2
 
 
-def reliability_mask(flow_fwd: torch.Tensor, flow_bwd: torch.Tensor) -> torch.Tensor:
+def reliability_mask(flow_fwd: torch.Tensor, flow_bwd: torch.Tensor, *, boundary_weight: float = 0.0,
+                     entered: bool = False) -> torch.Tensor:
     """dis.reliability_mask for (B,2,H,W) flows → float32 (B,1,H,W), 1 where frame t-1 can be trusted.
 
     Disoccluded: |w̃ + ŵ|² > 0.01(|w̃|² + |ŵ|²) + 0.5 with w̃ the forward flow
     warped onto frame t; motion boundary: |∇û|² + |∇v̂|² > 0.01|ŵ|² + 0.002
-    (Ruder et al. 2016, Sec. 3.2; ``torch.gradient`` differences like ``np.gradient``)."""
+    (Ruder et al. 2016, Sec. 3.2; ``torch.gradient`` differences like ``np.gradient``);
+    boundary pixels get ``boundary_weight``; with ``entered``, pixels whose flow leads
+    out of frame t-1 get 0 (see dis.reliability_mask)."""
     w_tilde = warp(flow_fwd, flow_bwd)
     occluded = _sq_norm(w_tilde + flow_bwd) > 0.01 * (_sq_norm(w_tilde) + _sq_norm(flow_bwd)) + 0.5
+    if entered:
+        occluded |= _outside(flow_bwd)
     du_dy, du_dx = torch.gradient(flow_bwd[:, :1], dim=(-2, -1))
     dv_dy, dv_dx = torch.gradient(flow_bwd[:, 1:2], dim=(-2, -1))
     boundary = du_dx**2 + du_dy**2 + dv_dx**2 + dv_dy**2 > 0.01 * _sq_norm(flow_bwd) + 0.002
-    return (~(occluded | boundary)).to(torch.float32)
+    mask = torch.where(boundary, boundary_weight, 1.0).to(torch.float32)
+    return mask.masked_fill_(occluded, 0.0)
+
+
+def _outside(flow: torch.Tensor) -> torch.Tensor:
+    """(B,1,H,W): pixels whose flow lands outside the frame (beyond the outermost pixel centres)."""
+    _, _, h, w = flow.shape
+    x = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, w) + flow[:, 0]
+    y = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, h, 1) + flow[:, 1]
+    return ((x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)).unsqueeze(1)
 
 
 @lru_cache(maxsize=16)

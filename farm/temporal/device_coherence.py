@@ -18,7 +18,7 @@ import torch
 from farm.config import TemporalOptions
 from farm.temporal import tvl1
 from farm.temporal.device import blend_bands, reliability_mask, to_gray, warp
-from farm.temporal.dis import BASE_STRENGTH
+from farm.temporal.dis import BASE_STRENGTH, BOUNDARY_WEIGHT
 
 #: (src gray, dst gray, scale) → flow, all (B,1,H,W) / (B,2,H,W) tensors
 FlowFn = Callable[..., torch.Tensor]
@@ -87,4 +87,4 @@ class DeviceCoherence:
         prev, cur = seq[:-1], seq[1:]
         flows = self.flow(torch.cat((cur, prev)), torch.cat((prev, cur)), scale=self.options.flow_scale)
         bwd, fwd = flows.split(cur.shape[0])
-        return bwd, reliability_mask(fwd, bwd)
+        return bwd, reliability_mask(fwd, bwd, boundary_weight=BOUNDARY_WEIGHT, entered=True)

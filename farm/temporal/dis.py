@@ -6,9 +6,10 @@ module makes the frames agree with each other. For frame t:
 
 1. optical flow on the *input* frames t and t-1, both directions (OpenCV DIS,
    Kroeger et al. 2016, no weights to download) — :func:`estimate_flow`;
-2. a reliability mask from the forward–backward check and motion boundaries
-   (Ruder et al. Sec. 3.2): occluded pixels are repainted, not dragged along
-   — :func:`reliability_mask`;
+2. a reliability mask from the forward–backward check (Ruder et al. Sec. 3.2)
+   and the frame's edge: occluded pixels, and pixels that just came into view,
+   are repainted, not dragged along — :func:`reliability_mask` (Ruder's motion
+   boundary test is kept for the metrics, not the blend: :data:`BOUNDARY_WEIGHT`);
 3. out_t = m·s·warp(out_{t-1}) + (1 − m·s)·stylized_t — :func:`blend` — done
    separately for two bands (:func:`blend_bands`): the brush strokes (detail
    above a σ = 3 px Gaussian) keep ``strength`` of their history, the colours
@@ -46,6 +47,11 @@ WARP_INTERPOLATION = cv2.INTER_LINEAR
 BASE_SIGMA = 3.0
 #: the most history the base layer keeps: min(strength, BASE_STRENGTH)
 BASE_STRENGTH = 0.5
+#: how much of ``strength`` the blend keeps on a motion boundary that is not an occlusion (Ruder: 0).
+#: A DIS flow upsampled from half size has gradients above Ruder's threshold in a band along every
+#: moving edge; those pixels were repainted every frame and made half the flicker left on two discs
+#: crossing (bench/README, "flicker.py --suite")
+BOUNDARY_WEIGHT = 1.0
 
 
 def to_gray(frame_rgb: np.ndarray) -> np.ndarray:
@@ -98,7 +104,8 @@ def _sq_norm(flow: np.ndarray) -> np.ndarray:
     return flow[..., 0] ** 2 + flow[..., 1] ** 2
 
 
-def reliability_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray) -> np.ndarray:
+def reliability_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray, *, boundary_weight: float = 0.0,
+                     entered: bool = False) -> np.ndarray:
     """Where the previous frame can be trusted in frame t: float32 (H,W) in [0,1] on frame t's grid.
 
     ``flow_fwd`` = estimate_flow(frame_{t-1}, frame_t) (Ruder's w, on t-1's grid),
@@ -106,15 +113,29 @@ def reliability_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray) -> np.ndarray:
     Ruder et al. 2016, Sec. 3.2: with w̃(x) = w(x + ŵ(x)) the forward flow
     brought to frame t, a pixel is disoccluded when
     |w̃ + ŵ|² > 0.01(|w̃|² + |ŵ|²) + 0.5, and on a motion boundary when
-    |∇û|² + |∇v̂|² > 0.01|ŵ|² + 0.002. Both get 0, the rest 1 (a binary mask:
-    eroding and feathering it measured no better in bench/flicker.py).
+    |∇û|² + |∇v̂|² > 0.01|ŵ|² + 0.002. Disoccluded pixels get 0, boundary
+    pixels ``boundary_weight`` (Ruder's 0 by default; the blend uses
+    :data:`BOUNDARY_WEIGHT`), the rest 1. With ``entered``, a pixel whose flow leads
+    out of frame t-1 gets 0 too: it has just come into view, and the forward–backward
+    check passes there because both flows read the same replicated border.
     """
     w_tilde = warp(flow_fwd, flow_bwd, interpolation=cv2.INTER_LINEAR)
     occluded = _sq_norm(w_tilde + flow_bwd) > 0.01 * (_sq_norm(w_tilde) + _sq_norm(flow_bwd)) + 0.5
+    if entered:
+        occluded |= _outside(flow_bwd)
     du_dy, du_dx = np.gradient(flow_bwd[..., 0])
     dv_dy, dv_dx = np.gradient(flow_bwd[..., 1])
     boundary = du_dx**2 + du_dy**2 + dv_dx**2 + dv_dy**2 > 0.01 * _sq_norm(flow_bwd) + 0.002
-    return (~(occluded | boundary)).astype(np.float32)
+    mask = np.where(boundary, np.float32(boundary_weight), np.float32(1.0))
+    mask[occluded] = 0.0
+    return mask
+
+
+def _outside(flow: np.ndarray) -> np.ndarray:
+    """Pixels whose flow lands outside the frame (beyond the outermost pixel centres)."""
+    h, w = flow.shape[:2]
+    at = _grid(h, w) + flow
+    return (at[..., 0] < 0) | (at[..., 0] > w - 1) | (at[..., 1] < 0) | (at[..., 1] > h - 1)
 
 
 def blend(stylized: np.ndarray, warped_prev: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -185,5 +206,5 @@ class Coherence:
         scale = self.options.flow_scale
         bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
         fwd = estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset)
-        mask = reliability_mask(fwd, bwd)
+        mask = reliability_mask(fwd, bwd, boundary_weight=BOUNDARY_WEIGHT, entered=True)
         return blend_bands(stylized, warp(self.prev_out, bwd), mask, self.options.strength, self.base_strength)
