@@ -167,35 +167,49 @@ class FlickerReport(BaseModel):
     ratio: float | None = None
 
 
+#: one frame of each video: input, output, and the per-frame reference (None without one)
+Triple = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+
+
+def triples(input_frames: Iterable[np.ndarray], output_frames: Iterable[np.ndarray],
+            reference_frames: Iterable[np.ndarray] | None = None) -> Iterator[Triple]:
+    """The videos frame by frame; ValueError when their frame counts or sizes differ."""
+    refs = iter(reference_frames) if reference_frames is not None else None
+    for index, (frame_in, frame_out) in enumerate(zip(input_frames, output_frames, strict=True)):
+        if frame_in.shape[:2] != frame_out.shape[:2]:
+            raise ValueError(f"frame {index}: input {frame_in.shape[:2]} and output {frame_out.shape[:2]} differ")
+        ref = next(refs, None) if refs is not None else None
+        if refs is not None and ref is None:
+            raise ValueError(f"the reference ends after {index} frames")
+        yield frame_in, frame_out, ref
+
+
 def flicker_series(input_frames: Iterable[np.ndarray], output_frames: Iterable[np.ndarray],
                    reference_frames: Iterable[np.ndarray] | None = None, flow: PairFlow = dis_pair) -> FlickerSeries:
     """One streaming pass: each input flow is computed once and scores the output, the input and the reference.
 
     The videos must have the same frame count and size (ValueError otherwise)."""
-    refs = iter(reference_frames) if reference_frames is not None else None
+    return series_of(triples(input_frames, output_frames, reference_frames), reference_frames is not None, flow)
+
+
+def series_of(frames: Iterable[Triple], with_reference: bool, flow: PairFlow = dis_pair) -> FlickerSeries:
+    """:func:`flicker_series` of a stream of :data:`Triple` (a caller that also writes them somewhere)."""
     out_terms, in_terms, ref_terms, dev, low = [], [], [], [], []
-    prev: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
-    frames = 0
-    for frames, (frame_in, frame_out) in enumerate(zip(input_frames, output_frames, strict=True), start=1):
-        if frame_in.shape[:2] != frame_out.shape[:2]:
-            raise ValueError(f"frame {frames - 1}: input {frame_in.shape[:2]} and output {frame_out.shape[:2]} differ")
-        ref = None
-        if refs is not None:
-            ref = next(refs, None)
-            if ref is None:
-                raise ValueError(f"the reference ends after {frames - 1} frames")
+    prev: Triple | None = None
+    count = 0
+    for count, (frame_in, frame_out, ref) in enumerate(frames, start=1):
+        if with_reference:
             dev.append(deviation([frame_out], [ref]))
             low.append(lowfreq_deviation([frame_out], [ref]))
         if prev is not None:
             flow_t, mask = flow(prev[0], frame_in)
             out_terms.append(masked_sq_error(frame_out, warp(to_unit(prev[1]), flow_t), mask))
             in_terms.append(masked_sq_error(frame_in, warp(to_unit(prev[0]), flow_t), mask))
-            if ref is not None:
+            if with_reference:
                 ref_terms.append(masked_sq_error(ref, warp(to_unit(prev[2]), flow_t), mask))
         prev = (frame_in, frame_out, ref)
-    with_ref = refs is not None
-    return FlickerSeries(frames=frames, render=out_terms, input=in_terms, per_frame=ref_terms if with_ref else None,
-                         deviation=dev if with_ref else None, lowfreq_deviation=low if with_ref else None)
+    return FlickerSeries(frames=count, render=out_terms, input=in_terms, per_frame=ref_terms if with_reference else None,
+                         deviation=dev if with_reference else None, lowfreq_deviation=low if with_reference else None)
 
 
 def report_of(series: FlickerSeries) -> FlickerReport:
