@@ -27,7 +27,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -35,7 +34,7 @@ from common import environment, load_note, median, sample, table, write_result  
 
 from farm import video  # noqa: E402
 from farm.styles.catalog import load_catalog  # noqa: E402
-from farm.styles.model import Stylizer, cpu_has_amx  # noqa: E402
+from farm.styles.model import Stylizer  # noqa: E402
 
 VARIANTS = {  # name: (precision, compile)
     "float32 eager": ("float32", False),
@@ -107,7 +106,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5)
     parser.add_argument("--frames", type=int, default=8, help="bikes frames for the pixel comparison")
     args = parser.parse_args()
-    env = environment() | {"amx": cpu_has_amx(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    env = environment()  # the CPU, AMX and the kernels ATen dispatches to included (bench/common.py)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     rows = speed(sizes, args.rounds, args.calls)
     print(table(["size", "variant", "dtype", "ms/frame", "first call s"],

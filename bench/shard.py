@@ -13,8 +13,6 @@ bench/results/shard.json.
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -54,10 +52,7 @@ def main() -> None:
     parser.add_argument("--chunk-frames", type=int, default=25)
     parser.add_argument("--warmup", type=int, default=12)
     args = parser.parse_args()
-    env = environment()
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    env["cpu_model"] = next((line.split(":", 1)[1].strip() for line in cpu.splitlines()
-                             if line.startswith("Model name")), platform.processor())
+    env = environment()  # the CPU's model and flags included (bench/common.py)
     clip = sample(args.clip)
     walls: dict[int, list[float]] = {n: [] for n in args.tasks}
     frames = 0
