@@ -12,8 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from farm.flickerview import Marks, PlotSeries, draw_plot, plot_series
+from farm.config import JobSpec, RenderOptions
+from farm.flickerview import Marks, draw_plot, marks_of, plot_series
+from farm.jobs import find_render
 from farm.metrics import FlickerSeries
+from farm.plan import Layout, Manifest, plan_chunks
+from farm.store import LocalStore
+from tests.test_job_store import VANGOGH
 from tests.motion import hard_cut
 from tests.test_cuts import write_video
 
@@ -44,6 +49,26 @@ def test_the_plot_is_an_image_of_sensible_size(tmp_path):
         assert image.format == "PNG" and image.size == (1000, 400)
         assert len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 10  # something was drawn
     assert [p.name for p in tmp_path.iterdir()] == ["flicker.png"]  # no temp file left beside it
+
+
+def put_manifest(store: LocalStore, job_id: str, output: str, created: str, cuts: list[int]) -> None:
+    spec = JobSpec(job_id=job_id, source="/clips/a.mp4", render=RenderOptions(style=VANGOGH), store=store.uri,
+                   output=output)
+    manifest = Manifest(spec=spec, source_info={"frames": 40}, chunks=plan_chunks(40, 16, 12), cuts=cuts,
+                        model_id="m", created=created)
+    store.put_bytes(Layout(job_id).manifest, manifest.model_dump_json().encode())
+
+
+def test_a_render_is_found_by_its_path_and_its_manifest_gives_the_marks(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    put_manifest(store, "old", "/out/a.mp4", "2026-11-01T00:00:00+00:00", [])
+    put_manifest(store, "new", "/out/a.mp4", "2026-12-01T00:00:00+00:00", [20])
+    put_manifest(store, "other", "/out/b.mp4", "2026-12-02T00:00:00+00:00", [])
+    found = find_render(store, "/out/a.mp4")
+    assert found.spec.job_id == "new"
+    assert marks_of(found) == Marks(seams=[16, 32], cuts=[20], job_id="new")
+    assert find_render(store, "/out/c.mp4") is None
+    assert find_render(LocalStore(tmp_path / "empty"), "/out/a.mp4") is None
 
 
 @pytest.fixture
