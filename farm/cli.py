@@ -367,7 +367,7 @@ def eval_flicker(
     store: Annotated[Optional[str], typer.Option(help="Where that job is (default: $FARM_STORE or the cache).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Warping error E_warp (Lai et al. 2018) of STYLIZED, next to INPUT's own."""
+    """Warping error E_warp (Lai et al. 2018) of STYLIZED, next to INPUT's own; --plot and --side-by-side to see it."""
     from farm import api
 
     report = api.flicker(input, stylized, style=style, flow=flow.value, plot=plot, side_by_side=side_by_side,
