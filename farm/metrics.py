@@ -208,8 +208,10 @@ def series_of(frames: Iterable[Triple], with_reference: bool, flow: PairFlow = d
             if with_reference:
                 ref_terms.append(masked_sq_error(ref, warp(to_unit(prev[2]), flow_t), mask))
         prev = (frame_in, frame_out, ref)
-    return FlickerSeries(frames=count, render=out_terms, input=in_terms, per_frame=ref_terms if with_reference else None,
-                         deviation=dev if with_reference else None, lowfreq_deviation=low if with_reference else None)
+    if not with_reference:
+        return FlickerSeries(frames=count, render=out_terms, input=in_terms)
+    return FlickerSeries(frames=count, render=out_terms, input=in_terms, per_frame=ref_terms, deviation=dev,
+                         lowfreq_deviation=low)
 
 
 def report_of(series: FlickerSeries) -> FlickerReport:

@@ -113,5 +113,6 @@ def test_bad_views_exit_2_with_one_line(cli, two_shots, tmp_path, private_store,
         assert result.code == 2 and "Traceback" not in result.stderr, (option, value, result.stderr)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if farm[plot] were not installed
     result = cli("eval", "flicker", two_shots, copy, "--plot", "f.png")
-    assert result.code == 2 and result.stderr.strip() == "farm: error: --plot needs matplotlib: pip install 'farm[plot]'"
+    assert result.code == 2
+    assert result.stderr.strip() == "farm: error: --plot needs matplotlib: pip install 'farm[plot]'"
     assert not (tmp_path / "f.png").exists() and not (tmp_path / "cmp.mp4").exists()
