@@ -117,7 +117,7 @@ def draw_plot(data: PlotSeries, path: Path, title: str) -> Path:
         ax.set_ylabel("E_warp (Lai et al. 2018)")
         ax.set_title(title, fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(loc="upper right", fontsize=8, ncols=2)
+        fig.legend(loc="outside lower center", fontsize=8, ncols=5, frameon=False)  # never over a curve
         with atomic_path(path) as part:
             fig.savefig(part, format=path.suffix.lower().lstrip("."))
     finally:
@@ -138,9 +138,9 @@ def label(image: np.ndarray, text: str) -> np.ndarray:
     import cv2
 
     out = np.ascontiguousarray(image)
-    scale = max(0.4, image.shape[0] / 540)
-    origin = (int(8 * scale), int(22 * scale))
-    for colour, width in (((0, 0, 0), 4), ((255, 255, 255), 1)):
+    scale = max(1.0, image.shape[0] / 360)  # readable on a 360p panel, growing with larger ones
+    origin = (int(8 * scale), int(24 * scale))
+    for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
         cv2.putText(out, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, colour,
                     max(1, round(width * scale)), cv2.LINE_AA)
     return out
