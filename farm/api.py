@@ -373,12 +373,20 @@ def flicker(input: Path, stylized: Path, style: str | None = None, flow: str = "
 
 def render_job(stylized: Path, frames: int, job_id: str | None, store: str | None):
     """The job that rendered ``stylized``: ``job_id``'s, else the newest one in the store that delivered to
-    that path, else None. A job of another frame count is refused (the seams would be wrong)."""
+    that path, else None. The search is a convenience: a store it cannot read (an S3 ``$FARM_STORE`` with no
+    credentials here) means no job, not a failed measurement. A job of another frame count is refused (the
+    seams would be wrong)."""
+    from farm.errors import StoreError
     from farm.jobs import find_render, load_job
 
     opened = open_store(store)
-    manifest = (load_job(opened, validate_job_id(job_id)) if job_id
-                else find_render(opened, str(Path(stylized).resolve())))
+    if job_id:
+        manifest = load_job(opened, validate_job_id(job_id))
+    else:
+        try:
+            manifest = find_render(opened, str(Path(stylized).resolve()))
+        except StoreError:
+            manifest = None
     if manifest is not None and manifest.source_info["frames"] != frames:
         raise UserError(f"job {manifest.spec.job_id} rendered {manifest.source_info['frames']} frames, "
                         f"{stylized} has {frames}: give the render's own --job, or --seams")
