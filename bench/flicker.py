@@ -2,7 +2,7 @@
 
 Run by hand (not in CI; about 2 minutes on 2 CPU cores, 5 with --sweep):
 
-    .venv/bin/python bench/flicker.py                  # tables + bench/results/flicker.json
+    .venv/bin/python bench/flicker.py                  # tables + bench/results/flicker.json (bench/common.py)
     .venv/bin/python bench/flicker.py --sweep          # also the variants behind farm's defaults
     .venv/bin/python bench/flicker.py --clips synthetic --speed 3   # the same clip, 3× faster motion
 
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -56,7 +55,6 @@ from farm.temporal import Coherence, reliability_mask, warp  # noqa: E402
 from tests.motion import texture  # noqa: E402  (the suite's clips and this one share it)
 
 STYLE = 19
-RESULTS = ROOT / "bench" / "results" / "flicker.json"
 
 
 # ---------------------------------------------------------------- the synthetic clip
@@ -375,10 +373,13 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="also farm variants (strength, bands, flow)")
     parser.add_argument("--clips", default="synthetic,bikes")
     parser.add_argument("--speed", type=float, default=1.0, help="multiply the synthetic clip's motion")
-    parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--name", default="flicker", help="results go to bench/results/<name>.json")
     args = parser.parse_args()
     if args.suite:
         return run_suite(args)
+    from common import environment, load_note, write_result
+
+    env = environment()
     results = []
     clips = args.clips.split(",")
     if "synthetic" in clips:
@@ -393,9 +394,8 @@ def main() -> None:
     for result in results:
         for row in result["rows"]:
             del row["pair_terms"]
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {args.json}")
+    print(f"\n{load_note(env)}")
+    print(f"wrote {write_result(args.name, {'environment': env, 'args': vars(args), 'clips': results})}")
 
 
 if __name__ == "__main__":

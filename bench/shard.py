@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -83,10 +81,7 @@ def main() -> None:
     parser.add_argument("--detect", nargs="+", default=["off", "on"], choices=["off", "on"])
     parser.add_argument("--name", default="shard", help="results file: bench/results/NAME.json")
     args = parser.parse_args()
-    env = environment()
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    env["cpu_model"] = next((line.split(":", 1)[1].strip() for line in cpu.splitlines()
-                             if line.startswith("Model name")), platform.processor())
+    env = environment()  # the CPU's model and flags included (bench/common.py)
     clip = sample(args.clip)
     runs = [(n, d) for n in args.tasks for d in args.detect]
     walls: dict[tuple, list[float]] = {r: [] for r in runs}

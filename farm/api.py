@@ -320,23 +320,106 @@ def prune(older_than: str, store: str | None) -> dict[str, int]:
     return dict(prune_jobs(open_store(store), parse_age(older_than)))
 
 
-def flicker(input: Path, stylized: Path, style: str | None = None, flow: str = "auto"):
+def flicker(input: Path, stylized: Path, style: str | None = None, flow: str = "auto", *, plot: Path | None = None,
+            side_by_side: Path | None = None, seams: list[int] | None = None, job_id: str | None = None,
+            store: str | None = None):
     """E_warp of a stylized video against its source (and a per-frame stylization, given a style), the pairs
-    scored through ``flow`` (``auto``: DIS, the measure's reference since farm began)."""
-    from farm import metrics, video
-    from farm.styles.model import Stylizer
-    from farm.styles.resolve import named_style
+    scored through ``flow`` (``auto``: DIS, the measure's reference since farm began).
 
-    src_info, out_info = video.probe(input), video.probe(stylized)
+    ``plot`` draws it frame by frame, ``side_by_side`` writes source | per-frame | farm (farm/flickerview.py).
+    The render's seams and cuts come from its job (``job_id``, else the newest job in ``store`` that delivered
+    to ``stylized``); without one, ``seams`` are as given and the cuts are found on the input. The views take
+    the per-frame stylization in the job's own style unless ``style`` names one."""
+    from contextlib import ExitStack
+
+    from farm import flickerview as view, metrics
+    from farm.temporal.cuts import adaptive_cuts
+
+    if plot is not None:
+        view.check_plot_path(plot)
+    if side_by_side is not None:
+        view.check_side_by_side_path(side_by_side, input, stylized)
+    src_info, out_info = probe(input), probe(stylized)
     src_shape = (src_info.frames, src_info.out_width, src_info.out_height)
     out_shape = (out_info.frames, out_info.out_width, out_info.out_height)
     if src_shape != out_shape:
         raise UserError(f"{stylized} is not a render of {input}: frames, width, height {out_shape} vs {src_shape}")
-    inputs = (f.rgb for f in video.iter_frames(input, src_info))
-    outputs = (f.rgb for f in video.iter_frames(stylized, out_info))
-    reference = None
-    if style is not None:
-        stylizer = Stylizer(named_style(style, 1.0, lambda: video_first_frame(input, src_info)))
-        reference = (video.to_uint8(stylizer(f.rgb[None])[0]) for f in video.iter_frames(input, src_info))
-    return metrics.flicker_report(inputs, outputs, reference, flow=metrics.pair_flow(flow))
+    manifest = render_job(stylized, out_info.frames, job_id, store)
+    views = plot is not None or side_by_side is not None
+    stylizer = reference_stylizer(style, manifest if views else None, input, src_info)
+    if side_by_side is not None and stylizer is None:
+        raise UserError("--side-by-side needs a per-frame stylization: give --style, or --job for a farm render "
+                        "whose job is not found by its output path")
+    scores: list[float] = []
+    with ExitStack() as stack:
+        frames = flicker_frames(input, stylized, src_info, out_info, stylizer, None if manifest else scores)
+        if side_by_side is not None:
+            triples = view.write_side_by_side(frames, side_by_side, src_info, stack)
+        else:
+            triples = (triple for triple, _ in frames)
+        series = metrics.series_of(triples, stylizer is not None, metrics.pair_flow(flow))
+    marks = view.marks_of(manifest) if manifest else view.Marks(cuts=adaptive_cuts(scores))
+    if seams is not None:
+        marks = marks.model_copy(update={"seams": seams})
+    data = view.plot_series(series, marks)
+    if plot is not None:
+        view.draw_plot(data, plot, f"{Path(stylized).name}: E_warp frame by frame"
+                       + (f" (job {marks.job_id})" if marks.job_id else ""))
+    return view.FlickerEvaluation(**metrics.report_of(series).model_dump(), job_id=marks.job_id, seams=data.seams,
+                                  cuts=data.cuts, seam_over_interior=data.seam_over_interior,
+                                  plot=str(plot) if plot else None,
+                                  side_by_side=str(side_by_side) if side_by_side else None)
 
+
+def render_job(stylized: Path, frames: int, job_id: str | None, store: str | None):
+    """The job that rendered ``stylized``: ``job_id``'s, else the newest one in the store that delivered to
+    that path, else None. The search is a convenience: a store it cannot read (an S3 ``$FARM_STORE`` with no
+    credentials here) means no job, not a failed measurement. A job of another frame count is refused (the
+    seams would be wrong)."""
+    from farm.errors import StoreError
+    from farm.jobs import find_render, load_job
+
+    opened = open_store(store)
+    if job_id:
+        manifest = load_job(opened, validate_job_id(job_id))
+    else:
+        try:
+            manifest = find_render(opened, str(Path(stylized).resolve()))
+        except StoreError:
+            manifest = None
+    if manifest is not None and manifest.source_info["frames"] != frames:
+        raise UserError(f"job {manifest.spec.job_id} rendered {manifest.source_info['frames']} frames, "
+                        f"{stylized} has {frames}: give the render's own --job, or --seams")
+    return manifest
+
+
+def reference_stylizer(style: str | None, manifest, input: Path, info: VideoInfo):
+    """What paints the per-frame reference: ``style`` at full strength, else the job's own style, strength,
+    precision and stroke scale; None without either."""
+    from farm.styles.model import Stylizer
+    from farm.styles.resolve import named_style
+
+    if style is not None:
+        return Stylizer(named_style(style, 1.0, lambda: video_first_frame(input, info)))
+    if manifest is None:
+        return None
+    render = manifest.spec.render
+    return Stylizer(render.style, precision=render.precision).with_style(render.style, render.stroke_scale)
+
+
+def flicker_frames(input: Path, stylized: Path, src_info: VideoInfo, out_info: VideoInfo, stylizer,
+                   cut_scores: list[float] | None):
+    """((input, render, per-frame or None), source pts) frame by frame; each input frame's cut score
+    (farm.temporal.cuts) appended to ``cut_scores`` when given."""
+    from farm import video
+    from farm.temporal import cuts
+
+    prev = None
+    outputs = (f.rgb for f in video.iter_frames(stylized, out_info))
+    for frame, rendered in zip(video.iter_frames(input, src_info), outputs, strict=True):
+        if cut_scores is not None:
+            cur = cuts.hsv(frame.rgb)
+            cut_scores.append(cuts.content_score(prev, cur) if prev is not None else 0.0)
+            prev = cur
+        reference = video.to_uint8(stylizer(frame.rgb[None])[0]) if stylizer is not None else None
+        yield (frame.rgb, rendered, reference), frame.pts

@@ -357,20 +357,43 @@ def eval_flicker(
     stylized: Annotated[Path, typer.Argument(help="The stylized video of the same frames.")],
     style: Annotated[Optional[str], typer.Option(help="Also compare with a per-frame stylization in this style.")] = None,
     flow: Annotated[FlowMode, typer.Option(help="The flow that scores the pairs of frames (auto = dis).")] = FlowMode.auto,
+    plot: Annotated[Optional[Path], typer.Option(help="Draw E_warp frame by frame (render, per-frame, seams, cuts): "
+                                                      ".png, .svg or .pdf; needs farm[plot] (matplotlib).")] = None,
+    side_by_side: Annotated[Optional[Path], typer.Option(help="Write source | per-frame | farm as one .mp4.")] = None,
+    seams: Annotated[Optional[str], typer.Option(help="Chunk seams to mark, as first frames: 30,60,90 "
+                                                      "(default: from the render's job).")] = None,
+    job: Annotated[Optional[str], typer.Option(help="The job that rendered STYLIZED (default: the newest job "
+                                                    "in the store that delivered to that path).")] = None,
+    store: Annotated[Optional[str], typer.Option(help="Where that job is (default: $FARM_STORE or the cache).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Warping error E_warp (Lai et al. 2018) of STYLIZED, next to INPUT's own."""
+    """Warping error E_warp (Lai et al. 2018) of STYLIZED, next to INPUT's own; --plot and --side-by-side to see it."""
     from farm import api
 
-    report = api.flicker(input, stylized, style=style, flow=flow.value)
+    report = api.flicker(input, stylized, style=style, flow=flow.value, plot=plot, side_by_side=side_by_side,
+                         seams=frame_list(seams, "--seams"), job_id=job, store=store)
     if as_json:
         print(report.model_dump_json())
         return
     table = Table("measure", "value", box=None)
     for name, value in report.model_dump().items():
-        if value is not None:
-            table.add_row(name, f"{value:.6g}" if isinstance(value, float) else str(value))
+        if value is not None and value != []:
+            shown = ",".join(map(str, value)) if isinstance(value, list) else value
+            table.add_row(name, f"{shown:.6g}" if isinstance(shown, float) else str(shown))
     Console().print(table)
+
+
+def frame_list(text: str | None, option: str) -> list[int] | None:
+    """``30,60,90`` → [30, 60, 90]; a bad list is a usage error (exit 2)."""
+    if text is None:
+        return None
+    try:
+        frames = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: frame numbers separated by commas", param_hint=option) from None
+    if any(f < 0 for f in frames):
+        raise typer.BadParameter(f"{text!r}: frame numbers are 0 or more", param_hint=option)
+    return frames
 
 
 #: Typer >= 0.2x vendors its own click; catch its exceptions and plain click's alike

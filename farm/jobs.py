@@ -159,6 +159,22 @@ def list_jobs(store: ObjectStore) -> list[JobSummary]:
     return summaries
 
 
+def find_render(store: ObjectStore, output: str) -> Manifest | None:
+    """The newest job whose video was delivered to ``output`` (an absolute path, as the spec records it):
+    one listing and one GET per job, so `farm eval flicker` finds a render's chunks and cuts by its file."""
+    found = []
+    for key in store.list("jobs/"):
+        if not key.endswith("/manifest.json"):
+            continue
+        try:
+            manifest = Manifest.model_validate_json(store.get_bytes(key))
+        except (MissingObjectError, ValidationError):  # removed since listed, or another version's manifest
+            continue
+        if manifest.spec.video and manifest.spec.output == output:
+            found.append(manifest)
+    return max(found, key=lambda m: m.created, default=None)
+
+
 def _age(stamp: str | None) -> float | None:
     if stamp is None:
         return None

@@ -131,6 +131,23 @@ def lowfreq_deviation(outputs: Iterable[np.ndarray], reference: Iterable[np.ndar
     return deviation((lowpass(o, sigma) for o in outputs), (lowpass(r, sigma) for r in reference))
 
 
+class FlickerSeries(BaseModel):
+    """E_warp pair by pair: index i of each list is the pair (i, i+1), seen at frame i+1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    frames: int
+    #: the output's terms, flow from the input
+    render: list[float]
+    #: the input's own terms (its floor)
+    input: list[float]
+    #: the per-frame stylization's terms along the same flow, when a reference was given
+    per_frame: list[float] | None = None
+    #: per frame: mean |output − reference| in [0,1], and the same after a σ=3 px blur of both
+    deviation: list[float] | None = None
+    lowfreq_deviation: list[float] | None = None
+
+
 class FlickerReport(BaseModel):
     """Flicker of an output video next to its floor (the input's own E_warp) and its drift."""
 
@@ -145,34 +162,73 @@ class FlickerReport(BaseModel):
     deviation: float | None = None
     #: the same after a σ=3 px blur of both
     lowfreq_deviation: float | None = None
+    #: E_warp of the per-frame reference itself (what coherence removes flicker from), and e_warp over it
+    e_warp_per_frame: float | None = None
+    ratio: float | None = None
 
 
-def flicker_report(input_frames: Iterable[np.ndarray], output_frames: Iterable[np.ndarray],
-                   reference_frames: Iterable[np.ndarray] | None = None, flow: PairFlow = dis_pair) -> FlickerReport:
-    """One streaming pass: each input flow is computed once and scores both the output and the input.
+#: one frame of each video: input, output, and the per-frame reference (None without one)
+Triple = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+
+
+def triples(input_frames: Iterable[np.ndarray], output_frames: Iterable[np.ndarray],
+            reference_frames: Iterable[np.ndarray] | None = None) -> Iterator[Triple]:
+    """The videos frame by frame; ValueError when their frame counts or sizes differ."""
+    refs = iter(reference_frames) if reference_frames is not None else None
+    for index, (frame_in, frame_out) in enumerate(zip(input_frames, output_frames, strict=True)):
+        if frame_in.shape[:2] != frame_out.shape[:2]:
+            raise ValueError(f"frame {index}: input {frame_in.shape[:2]} and output {frame_out.shape[:2]} differ")
+        ref = next(refs, None) if refs is not None else None
+        if refs is not None and ref is None:
+            raise ValueError(f"the reference ends after {index} frames")
+        yield frame_in, frame_out, ref
+
+
+def flicker_series(input_frames: Iterable[np.ndarray], output_frames: Iterable[np.ndarray],
+                   reference_frames: Iterable[np.ndarray] | None = None, flow: PairFlow = dis_pair) -> FlickerSeries:
+    """One streaming pass: each input flow is computed once and scores the output, the input and the reference.
 
     The videos must have the same frame count and size (ValueError otherwise)."""
-    refs = iter(reference_frames) if reference_frames is not None else None
-    out_terms, in_terms, dev, low = [], [], [], []
-    prev: tuple[np.ndarray, np.ndarray] | None = None
-    frames = 0
-    for frames, (frame_in, frame_out) in enumerate(zip(input_frames, output_frames, strict=True), start=1):
-        if frame_in.shape[:2] != frame_out.shape[:2]:
-            raise ValueError(f"frame {frames - 1}: input {frame_in.shape[:2]} and output {frame_out.shape[:2]} differ")
+    return series_of(triples(input_frames, output_frames, reference_frames), reference_frames is not None, flow)
+
+
+def series_of(frames: Iterable[Triple], with_reference: bool, flow: PairFlow = dis_pair) -> FlickerSeries:
+    """:func:`flicker_series` of a stream of :data:`Triple` (a caller that also writes them somewhere)."""
+    out_terms, in_terms, ref_terms, dev, low = [], [], [], [], []
+    prev: Triple | None = None
+    count = 0
+    for count, (frame_in, frame_out, ref) in enumerate(frames, start=1):
+        if with_reference:
+            dev.append(deviation([frame_out], [ref]))
+            low.append(lowfreq_deviation([frame_out], [ref]))
         if prev is not None:
             flow_t, mask = flow(prev[0], frame_in)
             out_terms.append(masked_sq_error(frame_out, warp(to_unit(prev[1]), flow_t), mask))
             in_terms.append(masked_sq_error(frame_in, warp(to_unit(prev[0]), flow_t), mask))
-        if refs is not None:
-            ref = next(refs, None)
-            if ref is None:
-                raise ValueError(f"the reference ends after {frames - 1} frames")
-            dev.append(deviation([frame_out], [ref]))
-            low.append(lowfreq_deviation([frame_out], [ref]))
-        prev = (frame_in, frame_out)
-    return FlickerReport(e_warp=mean_of(out_terms), e_warp_input=mean_of(in_terms), frames=frames,
-                         deviation=mean_of(dev) if refs is not None else None,
-                         lowfreq_deviation=mean_of(low) if refs is not None else None)
+            if with_reference:
+                ref_terms.append(masked_sq_error(ref, warp(to_unit(prev[2]), flow_t), mask))
+        prev = (frame_in, frame_out, ref)
+    if not with_reference:
+        return FlickerSeries(frames=count, render=out_terms, input=in_terms)
+    return FlickerSeries(frames=count, render=out_terms, input=in_terms, per_frame=ref_terms, deviation=dev,
+                         lowfreq_deviation=low)
+
+
+def report_of(series: FlickerSeries) -> FlickerReport:
+    """The means of a :class:`FlickerSeries`."""
+    e_warp = mean_of(series.render)
+    per_frame = mean_of(series.per_frame) if series.per_frame is not None else None
+    return FlickerReport(e_warp=e_warp, e_warp_input=mean_of(series.input), frames=series.frames,
+                         deviation=mean_of(series.deviation) if series.deviation is not None else None,
+                         lowfreq_deviation=(mean_of(series.lowfreq_deviation)
+                                            if series.lowfreq_deviation is not None else None),
+                         e_warp_per_frame=per_frame, ratio=e_warp / per_frame if per_frame else None)
+
+
+def flicker_report(input_frames: Iterable[np.ndarray], output_frames: Iterable[np.ndarray],
+                   reference_frames: Iterable[np.ndarray] | None = None, flow: PairFlow = dis_pair) -> FlickerReport:
+    """:func:`flicker_series`, averaged."""
+    return report_of(flicker_series(input_frames, output_frames, reference_frames, flow))
 
 
 # -- the look across output sizes (bench/look.py) ---------------------------------------------------------------

@@ -74,8 +74,10 @@ def test_flicker_report_streams_and_reports_the_floor():
     assert report.e_warp > 10 * report.e_warp_input
     assert report.deviation == pytest.approx(deviation(outs, frames))
     assert report.lowfreq_deviation == pytest.approx(lowfreq_deviation(outs, frames))
+    assert report.e_warp_per_frame == pytest.approx(warp_error(frames, frames))  # the reference's own E_warp
+    assert report.ratio == pytest.approx(report.e_warp / report.e_warp_per_frame)
     bare = flicker_report(frames, outs)
-    assert bare.deviation is None and bare.lowfreq_deviation is None
+    assert bare.deviation is None and bare.lowfreq_deviation is None and bare.ratio is None
     assert FlickerReport.model_validate_json(report.model_dump_json()) == report
 
 
