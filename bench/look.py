@@ -280,7 +280,7 @@ def preview_match(args: argparse.Namespace, tmp: Path) -> dict:
             folder = tmp / f"{name}-{kind}"
             cmd = [tool("farm"), "submit", clip, "--style", "vangogh", "--store", tmp / f"store-{name}-{kind}",
                    "--frames-dir", folder, "--no-video", "--no-gif", "--compile", "off",
-                   "--precision", args.precision, *extra]
+                   "--precision", args.precision, *extra, *args.submit_args.split()]
             walls[kind] = check(run(cmd, cwd=tmp, env=env), f"farm submit {kind}")["wall_s"]
             renders[kind] = read_pngs(folder)
         pre, full = renders["preview"], renders["full"]
@@ -315,6 +315,7 @@ def main() -> None:
     parser.add_argument("--upsampling", action="store_true", help="time only the upsampling step")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--match", action="store_true", help="farm submit --preview vs the full render")
+    parser.add_argument("--submit-args", default="", help="--match: more farm submit options (e.g. --no-temporal)")
     parser.add_argument("--small", action="store_true", help="a clip smaller than the reference: working sizes")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -329,7 +330,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="farm-match-") as tmp:
             match = preview_match(args, Path(tmp))
         print(load_note(env))
-        print(f"wrote {write_result(args.name, {'environment': env, 'clip': args.clip, 'frames': args.frames, 'match': match})}")
+        print(f"wrote {write_result(args.name, {'environment': env, 'clip': args.clip, 'frames': args.frames, 'submit_args': args.submit_args, 'match': match})}")
         return
     if args.small:
         small = small_outputs(args)
