@@ -29,7 +29,8 @@ seams are the suite's business): each clip is one sequential run of ``Coherence`
 Per clip and painting: E_warp of the per-frame painting, E_warp of the coherent render, their ratio, and
 the low-frequency deviation (σ = 3 px) of the render from its per-frame painting (bench/suite.py's
 figures), and the same deviation at σ = 9 px (3 px of a 360p frame: what σ = 3 measures on the 320x240 suite;
-at σ = 3 px of a 1080p frame the 360-side painting's strokes still show). Absolute E_warp compares the paintings with each other; the ratio compares the temporal pass.
+at σ = 3 px of a 1080p frame the 360-side painting's strokes still show). Absolute E_warp compares the
+paintings with each other; the ratio compares the temporal pass.
 """
 
 from __future__ import annotations
@@ -185,7 +186,8 @@ def main() -> None:
                   f"{s['lowfreq_deviation_max']:.4f}", f"{s['lowfreq_deviation_9px_mean']:.4f}",
                   f"{s['lowfreq_deviation_9px_max']:.4f}"] for s in summary], "\nover the clips"))
     print(load_note(env))
-    print(f"wrote {write_result(args.name, {'environment': env, 'size': SIZE, 'frames': args.frames, 'rows': rows, 'summary': summary})}")
+    result = {"environment": env, "size": SIZE, "frames": args.frames, "rows": rows, "summary": summary}
+    print(f"wrote {write_result(args.name, result)}")
 
 
 if __name__ == "__main__":

@@ -171,7 +171,8 @@ SMALL_SIDES = (272, 288, 306, 324, 360)
 
 def small_outputs(args: argparse.Namespace) -> dict:
     """Frames smaller than the reference side (``--clip bikes``, 640x272): painted at working short sides
-    from the frame's own to the reference's (farm's own pick, ``scale.SMALL_SLACK``, is one of them), each against a 1080p render of the same pictures (Lanczos up,
+    from the frame's own to the reference's (farm's own pick, ``scale.SMALL_SLACK``, is one of them), each
+    against a 1080p render of the same pictures (Lanczos up,
     painted as farm paints 1080p): stroke ratio (1080p / small), low-pass difference, and the network's
     seconds per frame (one thread, the sides taking turns, median over frames and repeats)."""
     import cv2
@@ -330,12 +331,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="farm-match-") as tmp:
             match = preview_match(args, Path(tmp))
         print(load_note(env))
-        print(f"wrote {write_result(args.name, {'environment': env, 'clip': args.clip, 'frames': args.frames, 'submit_args': args.submit_args, 'match': match})}")
+        result = {"environment": env, "clip": args.clip, "frames": args.frames, "submit_args": args.submit_args,
+                  "match": match}
+        print(f"wrote {write_result(args.name, result)}")
         return
     if args.small:
         small = small_outputs(args)
         print(load_note(env))
-        print(f"wrote {write_result(args.name, {'environment': env, 'clip': args.clip, 'frames': args.frames, 'small': small})}")
+        result = {"environment": env, "clip": args.clip, "frames": args.frames, "small": small}
+        print(f"wrote {write_result(args.name, result)}")
         return
     if args.upsampling:
         cost = upsampling_cost(args)
