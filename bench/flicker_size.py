@@ -114,7 +114,9 @@ def paint_now(painting: str, frames: list[np.ndarray], precision: str) -> tuple[
     from farm.styles import scale
 
     kept = scale.STEEPEN_MAX
-    scale.STEEPEN_MAX = 1.0 if painting == "guided only" else kept
+    # "guided only": no steepening; "steep K": STEEPEN_MAX = K (the default is "default")
+    scale.STEEPEN_MAX = 1.0 if painting == "guided only" else (
+        float(painting.split()[1]) if painting.startswith("steep ") else kept)
     try:
         net = stylizer(painting, precision)
         t0 = time.perf_counter()

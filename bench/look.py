@@ -87,6 +87,10 @@ def child(args: argparse.Namespace) -> None:
     from farm.styles.model import Stylizer
 
     torch.set_num_threads(1)
+    if args.steepen_max is not None:
+        from farm.styles import scale
+
+        scale.STEEPEN_MAX = args.steepen_max
     size = SIZES[args.size]
     frames = pictures(args.clip, args.frames, size)
     style = load_catalog().resolve("vangogh")
@@ -110,7 +114,8 @@ def paint(args: argparse.Namespace, size: int, mode: str, tmp: Path) -> tuple[li
     out = tmp / f"{size}-{mode}"
     out.mkdir()
     cmd = [sys.executable, __file__, "--child", "--size", str(size), "--mode", mode, "--out", str(out),
-           "--clip", args.clip, "--frames", str(args.frames), "--precision", args.precision]
+           "--clip", args.clip, "--frames", str(args.frames), "--precision", args.precision,
+           *(["--steepen-max", str(args.steepen_max)] if args.steepen_max is not None else [])]
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     figures = json.loads((out / "figures.json").read_text())
     frames = [np.load(out / f"{i}.npy") for i in range(args.frames)]
@@ -315,6 +320,7 @@ def main() -> None:
     parser.add_argument("--name", default="look")
     parser.add_argument("--upsampling", action="store_true", help="time only the upsampling step")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steepen-max", type=float, help="scale.STEEPEN_MAX for the paintings (default: farm's)")
     parser.add_argument("--match", action="store_true", help="farm submit --preview vs the full render")
     parser.add_argument("--submit-args", default="", help="--match: more farm submit options (e.g. --no-temporal)")
     parser.add_argument("--small", action="store_true", help="a clip smaller than the reference: working sizes")
