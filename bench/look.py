@@ -27,6 +27,17 @@ to 640x360 (levels of 255); the Laplacian variance of the 1080p render against t
 times only the step from the working size to the output (``farm.styles.scale.to_output``, one thread),
 with the strokes' edges steepened and without (``steep=1``, the guided upsampling alone), taking turns,
 at 1080p and 4K for stroke scales 1 and 2: what the steepening costs, free of the network's noise.
+
+    .venv/bin/python bench/look.py --match --frames 32 --name look_match
+
+``farm submit --preview`` against the full render of the same clip, as a user runs both (no Ray, eager,
+frames as PNG from the encoded videos), the clip at its own size and upscaled to 1080p: stroke ratio, low-pass
+difference, and how much sharper the full render is than the preview upscaled with Lanczos.
+
+    .venv/bin/python bench/look.py --small --clip bikes --frames 5 --repeats 3 --name look_small
+
+a clip smaller than the reference side (bikes, 640x272) painted at working short sides from its own (272) to
+the reference (360), against a 1080p render of the same pictures: what each costs and how far it looks.
 """
 
 from __future__ import annotations
@@ -76,6 +87,10 @@ def child(args: argparse.Namespace) -> None:
     from farm.styles.model import Stylizer
 
     torch.set_num_threads(1)
+    if args.steepen_max is not None:
+        from farm.styles import scale
+
+        scale.STEEPEN_MAX = args.steepen_max
     size = SIZES[args.size]
     frames = pictures(args.clip, args.frames, size)
     style = load_catalog().resolve("vangogh")
@@ -99,7 +114,8 @@ def paint(args: argparse.Namespace, size: int, mode: str, tmp: Path) -> tuple[li
     out = tmp / f"{size}-{mode}"
     out.mkdir()
     cmd = [sys.executable, __file__, "--child", "--size", str(size), "--mode", mode, "--out", str(out),
-           "--clip", args.clip, "--frames", str(args.frames), "--precision", args.precision]
+           "--clip", args.clip, "--frames", str(args.frames), "--precision", args.precision,
+           *(["--steepen-max", str(args.steepen_max)] if args.steepen_max is not None else [])]
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     figures = json.loads((out / "figures.json").read_text())
     frames = [np.load(out / f"{i}.npy") for i in range(args.frames)]
@@ -154,6 +170,146 @@ def upsampling_cost(args: argparse.Namespace) -> dict:
     return out
 
 
+#: working short sides tried for a frame smaller than the reference (bikes: 272): its own size, caps, the reference
+SMALL_SIDES = (272, 288, 306, 324, 360)
+
+
+def small_outputs(args: argparse.Namespace) -> dict:
+    """Frames smaller than the reference side (``--clip bikes``, 640x272): painted at working short sides
+    from the frame's own to the reference's (farm's own pick, ``size.SMALL_SLACK``, is one of them), each
+    against a 1080p render of the same pictures (Lanczos up,
+    painted as farm paints 1080p): stroke ratio (1080p / small), low-pass difference, and the network's
+    seconds per frame (one thread, the sides taking turns, median over frames and repeats)."""
+    import cv2
+    import torch
+
+    from farm import metrics
+    from farm.styles.catalog import load_catalog
+    from farm.styles.model import Stylizer
+
+    torch.set_num_threads(1)
+    style = load_catalog().resolve("vangogh")
+    frames = pictures(args.clip, args.frames, SMALL_SIZE)
+    big_size = (round(SMALL_SIZE[0] * 1080 / SMALL_SIZE[1] / 2) * 2, 1080)
+    big = Stylizer(style, device="cpu", precision=args.precision)(
+        np.stack([cv2.resize(f, big_size, interpolation=cv2.INTER_LANCZOS4) for f in frames]))
+    from farm.styles import size
+
+    policy = min(size.working_size(SMALL_SIZE[1], SMALL_SIZE[0], 360))  # what farm picks for this size
+    size.SMALL_SLACK = 1.0  # each side below exactly as asked: the reference side is the working size
+    nets = {side: Stylizer(style, device="cpu", precision=args.precision, reference_side=side) for side in SMALL_SIDES}
+    painted: dict[int, list] = {side: [None] * len(frames) for side in SMALL_SIDES}
+    seconds: dict[int, list[float]] = {side: [] for side in SMALL_SIDES}
+    for repeat in range(args.repeats):
+        for i, frame in enumerate(frames):
+            order = SMALL_SIDES if (repeat + i) % 2 == 0 else SMALL_SIDES[::-1]
+            for side in order:
+                t0 = time.perf_counter()
+                painted[side][i] = nets[side](frame[None])[0]
+                seconds[side].append(time.perf_counter() - t0)
+    # the 1080p render brought down to the output size (area): the best a small frame can show of its look;
+    # strokes measured on it and on the small renders share the pixel grid, which lengthens what is measured
+    down = [cv2.resize(b, SMALL_SIZE, interpolation=cv2.INTER_AREA) for b in big]
+    stroke_big, stroke_down = (median(metrics.stroke_length(b) for b in x) for x in (big, down))
+    out = {"size": list(SMALL_SIZE), "big_size": list(big_size), "policy_side": policy, "stroke_1080": stroke_big,
+           "stroke_1080_down": stroke_down}
+    print(f"1080p render: stroke {stroke_big:.3f} px (640-wide), brought down to {SMALL_SIZE}: {stroke_down:.3f}")
+    for side in SMALL_SIDES:
+        work = nets[side].working_size(SMALL_SIZE[1], SMALL_SIZE[0])
+        stroke = median(metrics.stroke_length(p) for p in painted[side])
+        out[str(side)] = {
+            "working": list(work), "pixels_over_output": work[0] * work[1] / (SMALL_SIZE[0] * SMALL_SIZE[1]),
+            "stroke": stroke, "stroke_ratio": stroke_big / stroke, "stroke_ratio_down": stroke_down / stroke,
+            "lowpass_diff": float(np.mean([metrics.lowpass_difference(p, b) for p, b in zip(painted[side], big)])),
+            "s_per_frame": median(seconds[side]), "seconds": seconds[side]}
+        row = out[str(side)]
+        print(f"side {side}: network at {work[0]}x{work[1]} ({row['pixels_over_output']:.2f}x the output's pixels), "
+              f"stroke {stroke:.3f} px, ratio {row['stroke_ratio']:.3f} (to the 1080p render brought down: "
+              f"{row['stroke_ratio_down']:.3f}), low-pass {row['lowpass_diff']:.2f} levels, "
+              f"{row['s_per_frame'] * 1000:.0f} ms/frame", flush=True)
+    return out
+
+
+SMALL_SIZE = (640, 272)
+
+
+def scaled_clip(src: Path, dst: Path, frames: int, height: int | None) -> Path:
+    """The first ``frames`` frames of ``src``, resized to ``height`` (Lanczos; None: as they are), as a lossless
+    H.264 MP4 at the source's rate and timestamps."""
+    import av
+    import cv2
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        istream = inp.streams.video[0]
+        ostream = out.add_stream("libx264", rate=istream.average_rate or 25)
+        w, h = istream.codec_context.width, istream.codec_context.height
+        size = (round(w * height / h / 2) * 2, height) if height else (w, h)
+        ostream.width, ostream.height = size
+        ostream.pix_fmt = "yuv420p"
+        ostream.time_base = ostream.codec_context.time_base = istream.time_base
+        ostream.options = {"qp": "0", "preset": "veryfast"}
+        for n, frame in enumerate(inp.decode(istream)):
+            if n == frames:
+                break
+            rgb = cv2.resize(frame.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_LANCZOS4)
+            new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            new.pts, new.time_base = frame.pts, frame.time_base
+            out.mux(ostream.encode(new))
+        out.mux(ostream.encode(None))
+    return dst
+
+
+def read_pngs(folder: Path) -> list[np.ndarray]:
+    import cv2
+
+    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.glob("*.png"))]
+
+
+def preview_match(args: argparse.Namespace, tmp: Path) -> dict:
+    """``farm submit CLIP --preview`` against ``farm submit CLIP`` (the full render), as a user runs them
+    (own worker processes, no Ray, eager, frames written as PNG from the encoded videos), on the clip at its
+    own size and upscaled to 1080p: stroke ratio (full / preview), low-pass difference, and sharpness (the
+    full render's Laplacian variance over the preview's upscaled to the full size with Lanczos)."""
+    import cv2
+
+    from common import check, run, tool
+
+    from farm import metrics
+
+    out = {}
+    env = {"RAY_TMPDIR": str(tmp / "no-ray"), "RAY_ADDRESS": "", "XDG_CACHE_HOME": str(tmp / "cache")}
+    for height in (None, 1080):
+        name = "own" if height is None else f"{height}p"
+        clip = scaled_clip(sample(args.clip), tmp / f"{args.clip}_{name}.mp4", args.frames, height)
+        renders, walls = {}, {}
+        for kind, extra in (("preview", ["--preview"]), ("full", [])):
+            folder = tmp / f"{name}-{kind}"
+            cmd = [tool("farm"), "submit", clip, "--style", "vangogh", "--store", tmp / f"store-{name}-{kind}",
+                   "--frames-dir", folder, "--no-video", "--no-gif", "--compile", "off",
+                   "--precision", args.precision, *extra, *args.submit_args.split()]
+            walls[kind] = check(run(cmd, cwd=tmp, env=env), f"farm submit {kind}")["wall_s"]
+            renders[kind] = read_pngs(folder)
+        pre, full = renders["preview"], renders["full"]
+        n = min(len(pre), len(full))
+        pre, full = pre[:n], full[:n]
+        size = full[0].shape[1::-1]
+        up = [cv2.resize(p, size, interpolation=cv2.INTER_LANCZOS4) for p in pre]
+        row = {"full_size": list(size), "preview_size": list(pre[0].shape[1::-1]), "frames": n, "wall_s": walls,
+               "stroke_preview": median(metrics.stroke_length(p) for p in pre),
+               "stroke_full": median(metrics.stroke_length(f) for f in full),
+               "lowpass_diff": float(np.mean([metrics.lowpass_difference(p, f) for p, f in zip(pre, full)])),
+               "laplacian_ratio": float(np.mean([metrics.laplacian_variance(f) for f in full])
+                                        / np.mean([metrics.laplacian_variance(u) for u in up]))}
+        row["stroke_ratio"] = row["stroke_full"] / row["stroke_preview"]
+        out[name] = row
+        print(f"{args.clip} {size[0]}x{size[1]} full vs {row['preview_size'][0]}x{row['preview_size'][1]} preview, "
+              f"{n} frames: stroke {row['stroke_full']:.3f} / {row['stroke_preview']:.3f} px = ratio "
+              f"{row['stroke_ratio']:.3f}, low-pass {row['lowpass_diff']:.2f} levels, Laplacian "
+              f"{row['laplacian_ratio']:.2f}x; wall preview {walls['preview']:.1f} s, full {walls['full']:.1f} s",
+              flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", default="bigbuckbunny")
@@ -164,6 +320,10 @@ def main() -> None:
     parser.add_argument("--name", default="look")
     parser.add_argument("--upsampling", action="store_true", help="time only the upsampling step")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steepen-max", type=float, help="scale.STEEPEN_MAX for the paintings (default: farm's)")
+    parser.add_argument("--match", action="store_true", help="farm submit --preview vs the full render")
+    parser.add_argument("--submit-args", default="", help="--match: more farm submit options (e.g. --no-temporal)")
+    parser.add_argument("--small", action="store_true", help="a clip smaller than the reference: working sizes")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
@@ -173,6 +333,20 @@ def main() -> None:
         return child(args)
     env = environment()
     env["isa"] = {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
+    if args.match:
+        with tempfile.TemporaryDirectory(prefix="farm-match-") as tmp:
+            match = preview_match(args, Path(tmp))
+        print(load_note(env))
+        result = {"environment": env, "clip": args.clip, "frames": args.frames, "submit_args": args.submit_args,
+                  "match": match}
+        print(f"wrote {write_result(args.name, result)}")
+        return
+    if args.small:
+        small = small_outputs(args)
+        print(load_note(env))
+        result = {"environment": env, "clip": args.clip, "frames": args.frames, "small": small}
+        print(f"wrote {write_result(args.name, result)}")
+        return
     if args.upsampling:
         cost = upsampling_cost(args)
         print(load_note(env))

@@ -420,6 +420,17 @@ class MotionBase(Coherence):
         return stylized + (mask * self.options.strength)[..., None] * (d - base) + base_weight[..., None] * base
 
 
+class PaintingSigma(Coherence):
+    """farm's band split since issue 16: 3 px of the *painting* (farm/paint.py ``band_sigma``). The suite paints at
+    :data:`PAINT_SIDE` and shows it at the clip's size, so the split is 3 px times that factor (6 px at 320x240)."""
+
+    def step(self, frame_rgb, stylized):
+        from farm.temporal import BASE_SIGMA
+
+        self.base_sigma = BASE_SIGMA * max(1.0, min(frame_rgb.shape[:2]) / PAINT_SIDE)
+        return super().step(frame_rgb, stylized)
+
+
 def base_strength(value: float) -> Callable[[TemporalOptions], Coherence]:
     return lambda options: Coherence(options, base_strength=value)
 
@@ -442,6 +453,7 @@ VARIANTS: dict[str, Callable[[], Variant]] = {
     **{f"strength {v} motion base": (lambda v=v: with_cuts(f"cuts, strength {v}, motion base v0=8",
                                                              TemporalOptions(strength=v), MotionBase))
        for v in (0.85, 0.9)},
+    "painting sigma": lambda: with_cuts("cuts, band split at 3 px of the painting", TemporalOptions(), PaintingSigma),
     "torch flow": lambda: with_cuts("cuts, torch flow", TemporalOptions(flow="torch"), TorchCoherence),
     # the flow's cost (issue 18): DIS's cheaper presets, a coarser flow
     **{f"dis {name}": (lambda p=p, name=name: with_cuts(f"cuts, DIS {name}", TemporalOptions(),

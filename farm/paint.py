@@ -21,13 +21,22 @@ import torch
 
 from farm.config import TemporalOptions
 from farm.pipeline import Timer
-from farm.temporal import resolve_flow
+from farm.temporal import BASE_SIGMA, resolve_flow
 from farm.video import to_uint8
 
 
 def uint8_tensor(images: torch.Tensor) -> torch.Tensor:
     """Float in [0,1] → uint8, rounded, clipped: :func:`farm.video.to_uint8` on any device."""
     return (images.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+
+
+def band_sigma(stylizer, height: int, width: int) -> float:
+    """σ (px of the frame) of the temporal pass's band split for ``height``×``width`` frames: :data:`BASE_SIGMA`
+    pixels of the painting. A painting made at a 360 side and shown at 1080p has strokes 3x as wide in the
+    frame's pixels; split at 3 px, most of them would fall in the base band, which keeps half the history
+    (bench/flicker_size.py). Frames painted at their own size or larger keep 3 px."""
+    work = stylizer.working_size(height, width)
+    return BASE_SIGMA * max(1.0, min(height, width) / min(work))
 
 
 class HostPainter:
@@ -48,6 +57,7 @@ class HostPainter:
         with self.timer.stage("network"):
             styled = self.stylizer(rgb)
         if self.coherence is not None:
+            self.coherence.base_sigma = band_sigma(self.stylizer, *rgb.shape[1:3])
             with self.timer.stage("temporal"):
                 styled = np.stack([self.coherence.step(f, s) for f, s in zip(rgb, styled)])
         return to_uint8(styled)
@@ -89,6 +99,7 @@ class DevicePainter:
             with self.timer.stage("network"):
                 styled = self.stylizer.paint(frames).permute(0, 3, 1, 2)  # (N,3,H,W) for the flow and blend
             if self.coherence is not None:
+                self.coherence.base_sigma = band_sigma(self.stylizer, *rgb.shape[1:3])
                 with self.timer.stage("temporal"):
                     styled = self.coherence.step_batch(frames, styled)
             with self.timer.stage("download"):  # on CUDA this also waits for the device's queued work

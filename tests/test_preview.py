@@ -42,3 +42,15 @@ def test_submit_preview_renders_the_preview(cli, tmp_path):
     output = json.loads(result.stdout)["output"]
     assert output.endswith("film_preview_vangogh.mp4")
     assert video.probe(output).frames == 12  # a clip shorter than the preview's seconds is all there
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (3840, 2160), (1081, 721), (640, 272), (400, 300), (33, 17)])
+@pytest.mark.parametrize("stroke", [1.0, 2.0])
+def test_the_preview_is_painted_at_the_full_renders_working_size(size, stroke):
+    """The preview's strokes are the full render's: both are painted with the same working short side."""
+    from farm.styles.scale import working_size
+
+    def side(width, height):
+        return min(working_size(height, width, preview.PREVIEW_SIDE, stroke))
+
+    assert side(*preview.preview_size(*size)) == side(*size)

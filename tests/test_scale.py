@@ -59,8 +59,20 @@ def test_look_differences():
 @pytest.mark.parametrize("stroke", [0.25, 1.0, 2.0, 4.0])
 def test_working_short_side_is_the_reference_over_the_stroke_scale(height, width, stroke):
     h, w = scale.working_size(height, width, 360, stroke)
-    assert min(h, w) == round(360 / stroke)
+    assert min(h, w) == round(expected_side(min(height, width), 360 / stroke))
     assert abs(w / h - width / height) < 0.25 * max(1.0, width / height)
+
+
+def expected_side(short: int, side: float) -> float:
+    """A frame at least ``side`` is painted at ``side``; a smaller one at its own size, or at ``side`` / 1.25."""
+    return side if short >= side else max(short, side / 1.25)
+
+
+def test_a_smaller_frame_is_painted_at_its_own_size_or_with_strokes_at_most_a_quarter_larger():
+    assert scale.working_size(300, 400, 360) == (300, 400)  # no resizing at all
+    assert scale.working_size(272, 640, 360) == (288, 678)  # bikes.mp4: strokes 360/288 = 1.25x the style's
+    assert scale.working_size(90, 160, 360) == (288, 512)
+    assert scale.working_size(360, 640, 360, 2.0) == (180, 320)
 
 
 def test_a_thin_frame_is_not_blown_up():
@@ -149,7 +161,7 @@ def test_stroke_scale_reaches_the_network_at_every_output_size(vangogh, stroke):
         out = stylizer(np.zeros((1, height, width, 3), np.uint8))
         assert out.shape == (1, height, width, 3)
         h, w = recorder.sizes[-1]
-        assert min(h, w) - round(360 / stroke) in range(4)  # padded to a multiple of 4
+        assert min(h, w) - round(expected_side(min(height, width), 360 / stroke)) in range(4)  # padded to 4
 
 
 def test_stroke_scale_is_part_of_the_jobs_identity(vangogh):
@@ -199,3 +211,22 @@ def test_sheet_takes_the_stroke_scale(vangogh, tmp_path):
 
     tiles = [np.asarray(Image.open(p).convert("RGB")) for p in sheets]
     assert tiles[0].shape == tiles[1].shape and np.abs(tiles[0].astype(int) - tiles[1]).mean() > 5
+
+
+def test_the_temporal_pass_splits_the_bands_at_the_paintings_scale(vangogh):
+    """Strokes painted at the working size and shown f times larger are f times as wide in the frame's pixels:
+    the temporal pass splits strokes from their base at BASE_SIGMA pixels of the painting, not of the frame."""
+    from farm.config import TemporalOptions
+    from farm.paint import band_sigma, painter_for
+    from farm.pipeline import Timer
+    from farm.temporal import BASE_SIGMA
+
+    stylizer = Stylizer(vangogh, device="cpu", precision="float32", reference_side=360)
+    assert band_sigma(stylizer, 1080, 1920) == pytest.approx(3 * BASE_SIGMA)
+    assert band_sigma(stylizer.with_style(vangogh, 2.0), 1080, 1920) == pytest.approx(6 * BASE_SIGMA)
+    assert band_sigma(stylizer, 360, 640) == band_sigma(stylizer, 272, 640) == BASE_SIGMA
+    small = Stylizer(vangogh, device="cpu", precision="float32", reference_side=16)
+    for flow in ("dis", "torch"):
+        painter = painter_for(small, TemporalOptions(flow=flow), Timer())
+        painter(np.stack([pattern(i, 96, 48) for i in range(2)]))
+        assert painter.coherence.base_sigma == pytest.approx(3 * BASE_SIGMA)

@@ -6,14 +6,24 @@ from __future__ import annotations
 #: a working size above the output's is capped at this many times the reference side on its long side,
 #: so a thin frame (5x4000) is not blown up to a huge working size
 MAX_ASPECT = 4.0
+#: a frame smaller than the working size is painted at its own size while its strokes come out at most this
+#: much larger than the style's (relative to the frame): the issue's stroke-ratio target is 0.8-1.25. Painting
+#: bikes.mp4 (640x272) at 360x847 and averaging down cost 2.5x the network time of its own size, for a look
+#: no closer to a 1080p render's strokes (bench/look.py --small, bench/README)
+SMALL_SLACK = 1.25
 
 
 def working_size(height: int, width: int, reference_side: int, stroke_scale: float = 1.0,
                  min_side: int = 5) -> tuple[int, int]:
     """The (height, width) the network paints a ``height``×``width`` frame at: the short side at
-    ``reference_side / stroke_scale``, the aspect ratio kept (a thin frame: see :data:`MAX_ASPECT`)."""
+    ``reference_side / stroke_scale``, the aspect ratio kept (a thin frame: see :data:`MAX_ASPECT`).
+    A frame smaller than that is painted at its own size, or enlarged just enough that its strokes are
+    at most :data:`SMALL_SLACK` times the style's."""
     side = reference_side / stroke_scale
-    factor = side / min(height, width)
+    short = min(height, width)
+    if short < side:
+        side = max(short, side / SMALL_SLACK)
+    factor = side / short
     if factor > 1.0:  # enlarging: keep the long side within MAX_ASPECT short sides (or the frame's own)
         factor = max(1.0, min(factor, max(MAX_ASPECT * side, max(height, width)) / max(height, width)))
     return max(min_side, round(height * factor)), max(min_side, round(width * factor))

@@ -18,7 +18,7 @@ import torch
 from farm.config import TemporalOptions
 from farm.temporal import tvl1
 from farm.temporal.device import blend_bands, reliability_mask, to_gray, warp
-from farm.temporal.dis import BASE_STRENGTH, BOUNDARY_WEIGHT
+from farm.temporal.dis import BASE_SIGMA, BASE_STRENGTH, BOUNDARY_WEIGHT
 
 #: (src gray, dst gray, scale) → flow, all (B,1,H,W) / (B,2,H,W) tensors
 FlowFn = Callable[..., torch.Tensor]
@@ -33,9 +33,11 @@ class DeviceCoherence:
     """
 
     def __init__(self, options: TemporalOptions | None = None, *, base_strength: float = BASE_STRENGTH,
-                 flow: FlowFn = tvl1.estimate_flow):
+                 base_sigma: float = BASE_SIGMA, flow: FlowFn = tvl1.estimate_flow):
         self.options = options or TemporalOptions()
         self.base_strength = min(self.options.strength, base_strength)
+        #: σ (px of the frames) of the band split, as in :class:`farm.temporal.dis.Coherence`
+        self.base_sigma = base_sigma
         self.flow = flow
         self.reset()
 
@@ -72,7 +74,7 @@ class DeviceCoherence:
             else:
                 warped = warp(prev_out, bwd[k:k + 1])
                 current = blend_bands(out[i:i + 1], warped, masks[k:k + 1], self.options.strength,
-                                      self.base_strength)
+                                      self.base_strength, self.base_sigma)
                 # the two-band blend is not a convex combination per pixel: keep output and history in range
                 current = current.clamp_(0.0, 1.0)
             results.append(current)

@@ -12,7 +12,9 @@ module makes the frames agree with each other. For frame t:
    boundary test is kept for the metrics, not the blend: :data:`BOUNDARY_WEIGHT`);
 3. out_t = m·s·warp(out_{t-1}) + (1 − m·s)·stylized_t — :func:`blend` — done
    separately for two bands (:func:`blend_bands`): the brush strokes (detail
-   above a σ = 3 px Gaussian) keep ``strength`` of their history, the colours
+   above a σ = 3 px Gaussian; 3 px of the *painting*, so f·3 px of a frame
+   painted at a working size f times smaller, farm/paint.py ``band_sigma``)
+   keep ``strength`` of their history, the colours
    and shapes under them at most :data:`BASE_STRENGTH`. Measured
    (bench/flicker.py): 96 % of per-frame flicker is in the strokes, and a
    long memory in the base layer only drags colours behind moving things.
@@ -148,6 +150,21 @@ def lowpass(image: np.ndarray, sigma: float = BASE_SIGMA) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
 
 
+def base_layer(image: np.ndarray, sigma: float = BASE_SIGMA) -> np.ndarray:
+    """:func:`lowpass` for the blend. A wide one (σ ≥ 2·:data:`BASE_SIGMA`: strokes painted at a working size
+    and shown f times larger) is blurred at 1/f of the size and brought back bilinearly, as a Gaussian pyramid
+    does: the exact blur's cost grows with σ (at 4K, σ = 18 cost 5x σ = 3). The area average and the
+    interpolation add a variance of about f²/4, taken off the small blur's; the result is within 2 levels
+    of 255 of the exact blur (tests/test_temporal.py)."""
+    f = int(sigma // BASE_SIGMA)
+    if f < 2 or min(image.shape[:2]) < 4 * f:
+        return lowpass(image, sigma)
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (round(w / f), round(h / f)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), (sigma**2 - f**2 / 4) ** 0.5 / f, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def blend_bands(stylized: np.ndarray, warped_prev: np.ndarray, mask: np.ndarray, strength: float,
                 base_strength: float, sigma: float = BASE_SIGMA) -> np.ndarray:
     """:func:`blend` with weight ``mask·strength`` for the detail (image − lowpass) and
@@ -157,7 +174,7 @@ def blend_bands(stylized: np.ndarray, warped_prev: np.ndarray, mask: np.ndarray,
     out = stylized + mask·(strength·d − (strength − base_strength)·lowpass(d)).
     """
     d = warped_prev - stylized
-    base = lowpass(d, sigma)
+    base = base_layer(d, sigma)
     # in place on the two temporaries: at 1080p each whole-frame numpy op costs ~10 ms
     d *= strength
     base *= strength - base_strength
@@ -177,10 +194,12 @@ class Coherence:
     """
 
     def __init__(self, options: TemporalOptions | None = None, *, preset: int = DIS_PRESET,
-                 base_strength: float = BASE_STRENGTH):
+                 base_strength: float = BASE_STRENGTH, base_sigma: float = BASE_SIGMA):
         self.options = options or TemporalOptions()
         self.preset = preset
         self.base_strength = min(self.options.strength, base_strength)
+        #: σ (px of the frames) of the band split: strokes painted larger than the frame's pixels need it larger
+        self.base_sigma = base_sigma
         self.reset()
 
     def reset(self) -> None:
@@ -207,4 +226,5 @@ class Coherence:
         bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
         fwd = estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset)
         mask = reliability_mask(fwd, bwd, boundary_weight=BOUNDARY_WEIGHT, entered=True)
-        return blend_bands(stylized, warp(self.prev_out, bwd), mask, self.options.strength, self.base_strength)
+        return blend_bands(stylized, warp(self.prev_out, bwd), mask, self.options.strength, self.base_strength,
+                           self.base_sigma)
