@@ -94,7 +94,7 @@ def test_a_renders_job_gives_seams_cuts_plot_and_side_by_side(cli, two_shots, tm
     result = cli("eval", "flicker", two_shots, output, "--plot", "f.png", "--side-by-side", "cmp.mp4", "--json")
     assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["job_id"] == "shots" and report["seams"] == [8, 15] and report["cuts"] == [15]
+    assert report["job_id"] == "shots" and report["seams"] == [8, 16] and report["cuts"] == [15]  # boundaries do not snap to cuts
     assert report["ratio"] < 1 and report["lowfreq_deviation"] is not None  # per-frame in the job's style
     with Image.open(tmp_path / "f.png") as image:
         assert image.size == (1000, 400)
