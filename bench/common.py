@@ -55,25 +55,41 @@ def sample(name: str) -> Path:
     return sample_clip(name)
 
 
-def cut_clip(src: Path, dst: Path, frames: int) -> Path:
+def cut_clip(src: Path, dst: Path, frames: int, height: int | None = None) -> Path:
     """The first ``frames`` frames of ``src`` as a lossless H.264 MP4 (x264 qp 0, the source's
-    timestamps and rate; no audio): both tools then decode exactly the same pictures."""
+    timestamps and rate; no audio): both tools then decode exactly the same pictures. With ``height``,
+    resized to it first (Lanczos, the aspect ratio kept, an even width)."""
     import av
 
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         istream = inp.streams.video[0]
         ostream = out.add_stream("libx264", rate=istream.average_rate or 25)
-        ostream.width, ostream.height = istream.codec_context.width, istream.codec_context.height
+        w, h = istream.codec_context.width, istream.codec_context.height
+        size = (round(w * height / h / 2) * 2, height) if height else (w, h)
+        ostream.width, ostream.height = size
         ostream.pix_fmt = "yuv420p"
         ostream.time_base = ostream.codec_context.time_base = istream.time_base
         ostream.options = {"qp": "0", "preset": "veryfast"}
         for n, frame in enumerate(inp.decode(istream)):
             if n == frames:
                 break
+            if height:
+                frame = resized(frame, size)
             frame.pict_type = av.video.frame.PictureType.NONE
             out.mux(ostream.encode(frame))
         out.mux(ostream.encode(None))
     return dst
+
+
+def resized(frame, size: tuple[int, int]):
+    """An av.VideoFrame resized (Lanczos, OpenCV) with its timestamp kept."""
+    import av
+    import cv2
+
+    rgb = cv2.resize(frame.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_LANCZOS4)
+    new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    new.pts, new.time_base = frame.pts, frame.time_base
+    return new
 
 
 def scaled_clip_with_sound(src: Path, dst: Path, width: int, height: int, frames: int) -> Path:

@@ -55,7 +55,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import environment, load_note, median, sample, table, write_result  # noqa: E402
+from common import cut_clip, environment, load_note, median, sample, table, write_result  # noqa: E402
 
 SIZES = {360: (640, 360), 1080: (1920, 1080), 2160: (3840, 2160)}
 MODES = ("native", "default", "stroke2")
@@ -233,32 +233,6 @@ def small_outputs(args: argparse.Namespace) -> dict:
 SMALL_SIZE = (640, 272)
 
 
-def scaled_clip(src: Path, dst: Path, frames: int, height: int | None) -> Path:
-    """The first ``frames`` frames of ``src``, resized to ``height`` (Lanczos; None: as they are), as a lossless
-    H.264 MP4 at the source's rate and timestamps."""
-    import av
-    import cv2
-
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        istream = inp.streams.video[0]
-        ostream = out.add_stream("libx264", rate=istream.average_rate or 25)
-        w, h = istream.codec_context.width, istream.codec_context.height
-        size = (round(w * height / h / 2) * 2, height) if height else (w, h)
-        ostream.width, ostream.height = size
-        ostream.pix_fmt = "yuv420p"
-        ostream.time_base = ostream.codec_context.time_base = istream.time_base
-        ostream.options = {"qp": "0", "preset": "veryfast"}
-        for n, frame in enumerate(inp.decode(istream)):
-            if n == frames:
-                break
-            rgb = cv2.resize(frame.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_LANCZOS4)
-            new = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            new.pts, new.time_base = frame.pts, frame.time_base
-            out.mux(ostream.encode(new))
-        out.mux(ostream.encode(None))
-    return dst
-
-
 def read_pngs(folder: Path) -> list[np.ndarray]:
     import cv2
 
@@ -280,7 +254,7 @@ def preview_match(args: argparse.Namespace, tmp: Path) -> dict:
     env = {"RAY_TMPDIR": str(tmp / "no-ray"), "RAY_ADDRESS": "", "XDG_CACHE_HOME": str(tmp / "cache")}
     for height in (None, 1080):
         name = "own" if height is None else f"{height}p"
-        clip = scaled_clip(sample(args.clip), tmp / f"{args.clip}_{name}.mp4", args.frames, height)
+        clip = cut_clip(sample(args.clip), tmp / f"{args.clip}_{name}.mp4", args.frames, height)
         renders, walls = {}, {}
         for kind, extra in (("preview", ["--preview"]), ("full", [])):
             folder = tmp / f"{name}-{kind}"
