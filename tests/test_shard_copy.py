@@ -11,7 +11,7 @@ import pytest
 
 from farm import video
 from farm.plan import Layout, plan_chunks
-from farm.shard import COPY_LEAD_LIMIT, LocalSharders, ShardFeeder, cut_span, plan_spans, seek_table
+from farm.shard import COPY_LEAD_LIMIT, LocalSharders, ShardFeeder, cut_span, plan_spans, seek_table, shard
 from farm.store import LocalStore
 from tests.clips import make_clip
 
@@ -63,6 +63,10 @@ def test_a_copy_is_exact_where_a_lossless_reencode_is_not(tmp_path):
     got = [f for c in chunks for f in input_frames(store, layout, c, leads[c.index], info)[c.warmup:]]
     assert [f.pts for f in got] == [f.pts for f in want]
     assert all(np.array_equal(g.rgb, w.rgb) for g, w in zip(got, want))
+    reference, ref_layout = LocalStore(tmp_path / "lossless"), Layout("lossless")
+    list(shard(clip, info, chunks, reference, ref_layout))  # what the lossless x264 path hands a worker
+    lossless = [f for c in chunks for f in input_frames(reference, ref_layout, c, None, info)[c.warmup:]]
+    assert any(not np.array_equal(g.rgb, w.rgb) for g, w in zip(lossless, want))
 
 
 def test_copy_falls_back_to_lossless_where_it_is_not_safe(clip, tmp_path):
