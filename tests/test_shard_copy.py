@@ -134,3 +134,18 @@ def video_seek_start():
     from farm.shard import START
 
     return START
+
+
+@pytest.mark.parametrize("facts", [{"rotation": 90}, {"vfr": True}, {"hflip": True, "width": 65, "height": 47}])
+def test_a_copy_decodes_with_the_source_facts(tmp_path, facts):
+    # turned as a player shows it, variable frame timing, an odd size padded: as decoding the source gives
+    clip = make_clip(tmp_path / "facts.mp4", **{"frames": 30, "width": 64, "height": 48, **facts})
+    info, want = video.probe(clip), source_frames(clip)
+    chunks = plan_chunks(30, 10, warmup=2)
+    store, layout, leads = LocalStore(tmp_path / "store"), Layout("facts"), {}
+    for span in plan_spans(chunks, seek_table(clip), min_frames=30):
+        leads.update(cut_span(str(clip), info, span, store.uri, "facts", False, True).leads)
+    assert sorted(leads) == [0, 1, 2]
+    got = [f for c in chunks for f in input_frames(store, layout, c, leads[c.index], info)[c.warmup:]]
+    assert [f.pts for f in got] == [f.pts for f in want]
+    assert all(np.array_equal(g.rgb, w.rgb) for g, w in zip(got, want))

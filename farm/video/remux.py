@@ -43,10 +43,10 @@ def _gop_packets(container, stream, key_pts: int, frames: int) -> list[av.Packet
     container.seek(key_pts, stream=stream, backward=True, any_frame=False)
     packets: list[av.Packet] = []
     for packet in container.demux(stream):
-        if packet.size == 0 or packet.is_discard:
-            continue
-        if packet.pts is None:
-            return None
+        if packet.size == 0:
+            continue  # the demuxer's flush
+        if packet.pts is None or packet.is_discard:
+            return None  # an edit list hides pictures a copy might need to decode: not safe to copy
         if not packets and (not packet.is_keyframe or packet.pts != key_pts):
             return None  # an edit list or a damaged index: the seek did not land where the table said
         if packet.pts < key_pts:
