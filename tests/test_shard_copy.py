@@ -11,7 +11,8 @@ import pytest
 
 from farm import video
 from farm.plan import Layout, plan_chunks
-from farm.shard import COPY_LEAD_LIMIT, LocalSharders, ShardFeeder, cut_span, plan_spans, seek_table, shard
+from farm.shard import (COPY_LEAD_LIMIT, START, LocalSharders, ShardFeeder, cut_span, plan_spans, seek_table,
+                        shard)
 from farm.store import LocalStore
 from tests.clips import make_clip
 
@@ -73,7 +74,7 @@ def test_copy_falls_back_to_lossless_where_it_is_not_safe(clip, tmp_path):
     info = video.probe(clip)
     chunks = plan_chunks(60, 10, warmup=2)
     store = LocalStore(tmp_path / "store")
-    untrusted = list(plan_spans(chunks, [video_seek_start()], min_frames=100))  # timestamps not trusted
+    untrusted = list(plan_spans(chunks, [START], min_frames=100))  # timestamps not trusted
     pts = [f.pts for f in source_frames(clip)]
     trimmed = info.model_copy(update={"window_first_pts": pts[0], "window_last_pts": pts[-1],
                                       "window_end_pts": pts[-1] + 1})  # a trim of the whole clip
@@ -130,16 +131,13 @@ def test_a_job_cut_by_copy_renders_and_resumes(cli, tmp_path, private_store):
     assert video_facts(Path(json.loads(resumed.stdout)["output"]))["frames"] == 24
 
 
-def video_seek_start():
-    from farm.shard import START
-
-    return START
-
-
-@pytest.mark.parametrize("facts", [{"rotation": 90}, {"vfr": True}, {"hflip": True, "width": 65, "height": 47}])
-def test_a_copy_decodes_with_the_source_facts(tmp_path, facts):
-    # turned as a player shows it, variable frame timing, an odd size padded: as decoding the source gives
-    clip = make_clip(tmp_path / "facts.mp4", **{"frames": 30, "width": 64, "height": 48, **facts})
+@pytest.mark.parametrize("name, facts", [("r.mp4", {"rotation": 90}), ("v.mp4", {"vfr": True}),
+                                         ("o.mp4", {"hflip": True, "width": 65, "height": 47}),
+                                         ("m.mkv", {}), ("w.webm", {"codec": "libvpx-vp9"})])
+def test_a_copy_decodes_with_the_source_facts(tmp_path, name, facts):
+    # turned as a player shows it, variable frame timing, an odd size padded, Matroska's 1 ms clock, VP9:
+    # as decoding the source gives
+    clip = make_clip(tmp_path / name, **{"frames": 30, "width": 64, "height": 48, **facts})
     info, want = video.probe(clip), source_frames(clip)
     chunks = plan_chunks(30, 10, warmup=2)
     store, layout, leads = LocalStore(tmp_path / "store"), Layout("facts"), {}
