@@ -121,6 +121,7 @@ def submit(
     gpus_per_worker: GpusPerWorker = ClusterOptions.model_fields["gpus_per_worker"].default,
     threads: Threads = None,
     shard_tasks: Annotated[Optional[int], typer.Option(min=1, help="Tasks cutting the source into chunks at once, each decoding its own range [1 here, 2 on a Ray cluster].")] = None,
+    stream_copy: Annotated[bool, typer.Option(help="Input chunks as the source's own packets where it allows (exact, no encode); --no-stream-copy: always lossless x264.")] = True,
     compile: Compile = CompileMode.auto,
     precision: PrecisionOption = PrecisionMode.auto,
     keep_warm: KeepWarm = None,
@@ -153,7 +154,8 @@ def submit(
         trim=Trim(start=start or 0.0, duration=duration) if start is not None or duration is not None else None, precision=precision.value,
         gif_options=GifOptions(max_seconds=gif_seconds, fps=gif_fps, width=gif_width), store=store, job_id=job_id, keep=keep,
         cluster=cluster_options(address=address, workers=workers, gpus_per_worker=gpus_per_worker, threads=threads,
-                                compile=compile.value, keep_warm=keep_warm, shard_tasks=shard_tasks),
+                                compile=compile.value, keep_warm=keep_warm, shard_tasks=shard_tasks,
+                                stream_copy=stream_copy),
     )
     _render(api.prepare(request), as_json, detach)
 

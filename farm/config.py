@@ -147,6 +147,8 @@ class ClusterOptions(Model):
     max_in_flight: int | None = Field(None, ge=1)
     #: shard tasks cutting the source at once (processes here, Ray tasks on a cluster); None: 1 here, 2 on Ray
     shard_tasks: int | None = Field(None, ge=1)
+    #: input chunks as the source's own packets where the source allows it (farm/shard.py), else lossless x264
+    stream_copy: bool = True
     max_attempts: int = Field(3, ge=1, le=20)
     #: torch.compile the network: "auto" where it pays (CPU actors with enough frames to amortise compiling)
     compile: Literal["auto", "on", "off"] = "auto"

@@ -226,7 +226,7 @@ class JobRun:
         shape, info = self.shape(chunks=len(todo)), self.info
         job = JobContext(job_id=self.spec.job_id, store_uri=self.store.uri, render=self.spec.render,
                          width=info.out_width, height=info.out_height, time_base=info.time_base,
-                         colour=info.colour.output,
+                         colour=info.colour.output, source=info,
                          compile=compile_mode(self.options, shape, sum(c.frames + c.warmup for c in todo),
                                               network_size(self.spec.render, info.out_height, info.out_width)))
         if self.here:
@@ -261,7 +261,8 @@ class JobRun:
         spans = plan_spans(todo, self._seek_table, min_frames=SPAN_FRAMES if whole else self.info.frames)
         return ShardFeeder(self._sharders, spans,
                            (source, self.info, self.store.uri, spec.job_id),
-                           depth=self.options.max_in_flight or 2, tasks=tasks, book=self.book)
+                           depth=self.options.max_in_flight or 2, tasks=tasks, book=self.book,
+                           copy=self.options.stream_copy and whole and self._seek_table[0].pts is not None)
 
     # -- cuts
 

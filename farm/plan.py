@@ -32,6 +32,10 @@ class Chunk(Model):
     warmup: int = Field(0, ge=0)
     #: frames in [first, end) that start a new shot: the worker forgets the coherence history there
     cuts: list[int] = []
+    #: None: the input object is a lossless segment of exactly [first, end). A number: it is the source's own
+    #: packets stream-copied from a keyframe (farm/video/remux.py), and the worker decodes and drops this many
+    #: frames before ``first``. Set by the shard task that cut it, never planned (old manifests: None).
+    lead: int | None = Field(None, ge=0)
 
     @property
     def frames(self) -> int:
@@ -218,3 +222,5 @@ class Receipt(Model):
     seconds: dict[str, float]
     #: the cuts the chunk was rendered with (a resume settles later cuts from them)
     cuts: list[int] = []
+    #: how its input object was cut: Chunk.lead (None: lossless segment, else stream-copied)
+    lead: int | None = None

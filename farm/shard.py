@@ -9,6 +9,13 @@ frame is decoded. A span covers at least :data:`SPAN_FRAMES` frames, so the
 seek and the frames decoded between the keyframe and the span are paid once
 per span, not per chunk.
 
+Where the source allows it, a chunk's input object is not re-encoded at all: the task stream-copies the
+source's own packets from the keyframe at or before the chunk's first warm-up frame (farm/video/remux.py),
+and the chunk records how many frames before its own the worker decodes and drops (``Chunk.lead``). That is
+exact (the worker's frames are the source's decoding), costs no encode, and is 10-20x smaller
+(bench/README.md). Chunks whose keyframe lies too far back (:data:`COPY_LEAD_LIMIT`), trims, photo
+sequences and sources whose timestamps cannot be trusted are cut losslessly as before.
+
 Frame numbers come from the container's packets, read without decoding
 (:func:`seek_table`): a keyframe's number is its rank among every frame's
 presentation time. A source whose timestamps cannot be trusted for that
@@ -27,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from farm import video
 from farm.errors import InputError
@@ -41,6 +48,10 @@ from farm.video.probe import open_input, video_stream
 #: decodes up to the span, so a span much shorter than the source's keyframe interval would decode most
 #: of its frames twice
 SPAN_FRAMES = 48
+#: a chunk is stream-copied only when the frames its worker decodes and drops before it (from the keyframe
+#: to its first warm-up frame) are at most this many times its own input frames: past that the worker's
+#: extra decoding costs more than the shard task's encode saves (bench/README.md, shard.py)
+COPY_LEAD_LIMIT = 1.0
 
 
 @dataclass(frozen=True)
@@ -56,10 +67,12 @@ START = SeekPoint(0, None)
 
 @dataclass(frozen=True)
 class Span:
-    """Consecutive chunks one shard task cuts, and where its decoding starts."""
+    """Consecutive chunks one shard task cuts, and where its decoding starts; ``keys``: each chunk's keyframe
+    at or before its first warm-up frame (where its stream copy starts)."""
 
     chunks: tuple[Chunk, ...]
     seek: SeekPoint
+    keys: tuple[SeekPoint, ...] = ()
 
     @property
     def first(self) -> int:
@@ -115,7 +128,26 @@ def plan_spans(chunks: Iterable[Chunk], table: list[SeekPoint], min_frames: int 
 def _span(chunks: list[Chunk], table: list[SeekPoint], starts: list[int]) -> Span:
     # a few frames before the span too: the cut detector judges its first frames against them
     at = bisect.bisect_right(starts, max(chunks[0].first - LOOKBACK, 0)) - 1
-    return Span(tuple(chunks), table[at] if at >= 0 else START)
+    keys = tuple(_key(table, starts, c.first) for c in chunks)
+    return Span(tuple(chunks), table[at] if at >= 0 else START, keys)
+
+
+def _key(table: list[SeekPoint], starts: list[int], frame: int) -> SeekPoint:
+    at = bisect.bisect_right(starts, frame) - 1
+    return table[at] if at >= 0 else START
+
+
+def copyable(chunk: Chunk, key: SeekPoint) -> bool:
+    """Whether ``chunk`` may be stream-copied from ``key`` (see COPY_LEAD_LIMIT)."""
+    return key.pts is not None and chunk.first - key.index <= COPY_LEAD_LIMIT * (chunk.end - chunk.first)
+
+
+class SpanCut(NamedTuple):
+    """What a shard task reports: cut candidates among its frames (with detection), and the chunks it
+    stream-copied, each with the frames its worker drops (Chunk.lead)."""
+
+    candidates: list[int]
+    leads: dict[int, int]
 
 
 # --------------------------------------------------------------------------- one task
@@ -125,24 +157,42 @@ _sources: dict[str, Path] = {}  # a task process fetches an s3:// source once, f
 
 
 def cut_span(source: str, info: video.VideoInfo, span: Span, store_uri: str, job_id: str,
-             detect: bool = False) -> list[int]:
-    """A shard task: decode the span's frames and store each of its chunks' input objects. With ``detect``,
-    it also judges the span's frames for hard cuts on the way (the frames are decoded anyway) and returns
-    the candidates among them (farm/shots.py settles which start a shot); else nothing."""
+             detect: bool = False, copy: bool = False) -> SpanCut:
+    """A shard task: store each of the span's chunks' input objects, stream-copied where ``copy`` allows it
+    (see COPY_LEAD_LIMIT; the job decided the source can be), else decoded and written losslessly. With
+    ``detect``, it also judges the span's frames for hard cuts (decoding them for that alone when every
+    chunk was copied) and returns the candidates among them (farm/shots.py settles which start a shot)."""
     if source not in _sources:
         from farm.sources import localize
 
         _sources[source] = localize(source)
-    store, layout = open_store(store_uri), Layout(job_id)
-    frames = frames_from(_sources[source], info, span.seek)
+    path, store, layout = _sources[source], open_store(store_uri), Layout(job_id)
+    leads = copy_chunks(path, span, store, layout) if copy and seekable(info) and span.keys else {}
+    lossless = [c for c in span.chunks if c.index not in leads]
     if not detect:
-        list(cut(frames, span.chunks, store, layout, info, _sources[source]))
-        return []
+        if lossless:
+            list(cut(frames_from(path, info, span.seek), lossless, store, layout, info, path))
+        return SpanCut([], leads)
     from farm.temporal.cuts import RangeScorer
 
     scorer = RangeScorer(span.first, span.end, info.frames)
-    list(cut(frames, span.chunks, store, layout, info, _sources[source], scorer))
-    return scorer.candidates()
+    list(cut(frames_from(path, info, span.seek), lossless, store, layout, info, path, scorer))
+    return SpanCut(scorer.candidates(), leads)
+
+
+def copy_chunks(source: Path, span: Span, store: ObjectStore, layout: Layout) -> dict[int, int]:
+    """Stream-copy each chunk of the span that may be; returns their leads (chunk index: frames dropped)."""
+    leads: dict[int, int] = {}
+    with tempfile.TemporaryDirectory(prefix="farm-copy-") as tmp:
+        for chunk, key in zip(span.chunks, span.keys):
+            if not copyable(chunk, key):
+                continue
+            lead, path = chunk.first - key.index, Path(tmp) / f"{chunk.index:06d}{video.SEGMENT_EXT}"
+            if video.copy_packets(source, key.pts, lead + chunk.end - chunk.first, path):
+                store.put_file(layout.input(chunk.index, video.SEGMENT_EXT), path)
+                path.unlink()
+                leads[chunk.index] = lead
+    return leads
 
 
 class _SeekMissed(Exception):
@@ -188,7 +238,7 @@ def cut(frames: Iterable[tuple[int, video.Frame]], chunks: Iterable[Chunk], stor
     frames are the tail of the chunk before it), and to ``scorer`` (a farm.temporal.cuts.RangeScorer)
     if given; decoding stops after the last chunk, or the last frame the scorer needs."""
     todo = sorted(chunks, key=lambda c: c.first)
-    if not todo:
+    if not todo and scorer is None:
         return
     open_writers: dict[int, tuple[Chunk, video.SegmentWriter, Path]] = {}
     next_to_open, decoded = 0, 0
@@ -278,11 +328,12 @@ class ShardFeeder:
     among its frames (warm-up included) in ``Chunk.cuts``."""
 
     def __init__(self, sharders: Sharders, spans: Iterable[Span], args: tuple, depth: int, tasks: int,
-                 book: ShotBook | None = None):
+                 book: ShotBook | None = None, copy: bool = False):
         self.sharders, self.args, self.depth, self.tasks, self.book = sharders, args, depth, tasks, book
+        self.copy = copy  # stream-copy the chunks that allow it (cut_span)
         self._spans: deque[tuple[int, Span]] = deque(enumerate(spans))
         self._running: dict[Any, tuple[int, Span]] = {}
-        self._back: dict[int, tuple[Span, list[int]]] = {}  # spans cut, waiting for those before them
+        self._back: dict[int, tuple[Span, SpanCut]] = {}  # spans cut, waiting for those before them
         self._next = 0  # the span whose chunks are handed out next
         self._ready: list[tuple[int, Chunk]] = []
         self._closed = False
@@ -297,7 +348,8 @@ class ShardFeeder:
         while (not self._closed and self._spans and len(self._running) < self.tasks
                and self._queued() < self.depth):
             seq, span = self._spans.popleft()
-            call = self.sharders.submit(self.args[0], self.args[1], span, *self.args[2:], self.book is not None)
+            call = self.sharders.submit(self.args[0], self.args[1], span, *self.args[2:], self.book is not None,
+                                        self.copy)
             self._running[call] = (seq, span)
 
     def resize(self, depth: int) -> None:
@@ -327,10 +379,12 @@ class ShardFeeder:
             span, found = self._back.pop(seq)
             self._next = seq + 1
             if self.book is not None:
-                self.book.settle(span.first, span.end, found)
+                self.book.settle(span.first, span.end, found.candidates)
             for chunk in span.chunks:
                 if self.book is not None:
                     chunk = chunk.model_copy(update={"cuts": self.book.within(chunk.first, chunk.end)})
+                # how its input object was cut: a chunk planned again (a repair) may be cut the other way
+                chunk = chunk.model_copy(update={"lead": found.leads.get(chunk.index)})
                 heapq.heappush(self._ready, (chunk.index, chunk))
 
     def close(self) -> None:

@@ -76,6 +76,9 @@ class JobContext:
     compile: CompileMode = "off"
     #: the source's colour description: output chunks convert and are tagged with it
     colour: video.Colour = video.Colour()
+    #: the source's facts (size, orientation, colour, HDR): a stream-copied input chunk (Chunk.lead) is
+    #: decoded with them, as the shard task would decode the source
+    source: video.VideoInfo | None = None
 
 
 class IdleClock:
@@ -210,7 +213,7 @@ class StyleWorker:
         # two, a chunk's overhead (the receipt's own PUT follows and cannot be in it)
         rest = time.perf_counter() - t0 - frames_s - timer.seconds.get("fetch", 0.0) - timer.seconds["upload"]
         timer.seconds["setup"] = max(rest, 0.0)
-        receipt = Receipt(chunk=chunk.index, key=key, frames=emitted, size=size, sha256=digest,
+        receipt = Receipt(chunk=chunk.index, key=key, frames=emitted, size=size, sha256=digest, lead=chunk.lead,
                           node=self.node_label(), pid=os.getpid(), seconds=timer.seconds, cuts=chunk.cuts)
         # the receipt is written after the chunk: its presence is what marks the chunk done
         store.put_bytes(layout.receipt(chunk.index), receipt.model_dump_json().encode())
@@ -226,6 +229,14 @@ class StyleWorker:
             store.get_file(key, path)
             return path
 
+    def _input_frames(self, job: JobContext, chunk: Chunk, src: Path) -> Iterator[video.Frame]:
+        """The input object's frames [first, end): a lossless segment's, or a stream copy's after its lead."""
+        if chunk.lead is None:
+            return video.read_segment(src, threads=self.threads)
+        if job.source is None:
+            raise RuntimeError(f"chunk {chunk.index} was stream-copied but the job carries no source facts")
+        return video.read_copied(src, job.source, chunk.lead, chunk.end - chunk.first, threads=self.threads)
+
     def _render_frames(self, stylizer, job: JobContext, src: Path, out: Path, chunk: Chunk, timer: Timer) -> int:
         """Decode ahead, paint on the device, encode behind (farm/pipeline.py): each in its own thread,
         at most ``self.overlap`` batches apart, so a frame costs about its slowest stage, not the sum."""
@@ -237,7 +248,7 @@ class StyleWorker:
         # warm-up frames before a cut are decoded but not painted: the history they would build is forgotten
         seen = max([c for c in chunk.cuts if c <= chunk.start], default=chunk.first) - chunk.first
         emitted = 0
-        frames = ahead(timed(video.read_segment(src, threads=self.threads), timer, "decode"), depth, "farm-decode")
+        frames = ahead(timed(self._input_frames(job, chunk, src), timer, "decode"), depth, "farm-decode")
         frames = islice(frames, seen, None)
 
         with video.SegmentWriter(out, job.width, job.height, job.time_base, lossless=False, codec=codec,

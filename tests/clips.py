@@ -69,7 +69,7 @@ def _add_audio(container: av.container.OutputContainer, seconds: float, codec: s
 def make_clip(path: Path, *, frames: int = 24, width: int = 96, height: int = 64, fps: Fraction = Fraction(24),
               audio: bool = False, vfr: bool = False, time_base: Fraction | None = None,
               codec: str = "libx264", faststart: bool = False, audio_codec: str = "aac", rotation: float = 0,
-              hflip: bool = False, colour: tuple[int, int, int] | None = None) -> Path:
+              hflip: bool = False, colour: tuple[int, int, int] | None = None, gop: int = 12) -> Path:
     """Write a synthetic clip to ``path`` (container from the suffix) and return the path.
 
     ``time_base`` defaults to 1/1000 for VFR and 1/fps otherwise; the muxer may
@@ -84,7 +84,7 @@ def make_clip(path: Path, *, frames: int = 24, width: int = 96, height: int = 64
     pts = frame_pts(frames, fps, time_base, vfr)
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", options=options) as container:
-        stream = _add_video(container, codec, width, height, fps, time_base)
+        stream = _add_video(container, codec, width, height, fps, time_base, gop)
         if rotation or hflip:
             stream.set_display_rotation(rotation, hflip=hflip)
         if colour:
@@ -104,12 +104,12 @@ def make_clip(path: Path, *, frames: int = 24, width: int = 96, height: int = 64
 
 
 def _add_video(container: av.container.OutputContainer, codec: str, width: int, height: int, fps: Fraction,
-               time_base: Fraction) -> av.video.stream.VideoStream:
+               time_base: Fraction, gop: int = 12) -> av.video.stream.VideoStream:
     stream = container.add_stream(codec, rate=fps)
     stream.width, stream.height = width, height
     stream.pix_fmt = _pix_fmt(codec, width, height)
     stream.time_base = stream.codec_context.time_base = time_base
-    stream.options = {"g": "12"}  # a few keyframes, so seeking and cutting have something to find
+    stream.options = {"g": str(gop)}  # a few keyframes, so seeking and cutting have something to find
     return stream
 
 

@@ -51,7 +51,7 @@ def test_spans_cut_every_frame_once_across_boundaries_and_warmups(clip, tmp_path
     assert any(s.seek.index > 0 for s in spans) and all(s.seek.index <= s.first for s in spans)
     store, layout = LocalStore(tmp_path / "store"), Layout("cut")
     for span in reversed(spans):  # each span on its own, in any order: no task depends on another
-        assert cut_span(str(clip), info, span, store.uri, "cut") == []  # no cut detection asked for
+        assert cut_span(str(clip), info, span, store.uri, "cut") == ([], {})  # no cut detection, no copy asked for
     assert_cut_exactly(store, layout, chunks, clip, tmp_path)
 
 

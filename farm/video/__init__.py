@@ -15,10 +15,11 @@ from farm.video.decode import Frame, iter_frames, pad_even, read_all_frames, to_
 from farm.video.gif import GifInfo, make_gif
 from farm.video.mux import check_concat_compatible, concat_segments, decode_timestamps
 from farm.video.probe import VideoInfo, probe
+from farm.video.remux import copy_packets, read_copied
 from farm.video.segments import SEGMENT_EXT, SegmentClock, SegmentWriter, read_segment
 
 __all__ = [
     "SEGMENT_EXT", "Colour", "Frame", "GifInfo", "SegmentClock", "SegmentWriter", "VideoInfo", "check_concat_compatible",
-    "concat_segments", "decode_timestamps", "hdr_note", "iter_frames", "make_gif", "pad_even", "probe", "read_all_frames",
-    "read_segment", "to_rgb", "to_uint8",
+    "concat_segments", "copy_packets", "decode_timestamps", "hdr_note", "iter_frames", "make_gif", "pad_even", "probe", "read_all_frames",
+    "read_copied", "read_segment", "to_rgb", "to_uint8",
 ]
