@@ -119,8 +119,8 @@ def cpu_eager(net: MultiStyleNet, x: torch.Tensor, weights: torch.Tensor) -> tor
     oneDNN's convolutions run about twice as fast on them as on NCHW, which they would otherwise reorder
     on every call; the reflect padding writes into an NHWC buffer, each norm is one batch-norm pass with
     the style's scale and shift as its affine, ReLU, the residual adds and the sigmoid work in place.
-    640x360, one thread, eager: 219 → 163 ms natively, 345 → 222 ms with torch held to AVX2, within 0.04
-    levels of 255 of the graph (bench/eager_network.py)."""
+    640x360, one thread, eager: 260.5 → 168.5 ms natively, 320.1 → 207.4 ms with torch held to AVX2, within
+    one level of 255 of the graph, 0.003 on average (bench/eager_network.py, results/eager_network_*.json)."""
     weights = weights.to(x.dtype)
     x = x.contiguous(memory_format=torch.channels_last)
     for layer in net.contract:
