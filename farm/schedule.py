@@ -96,7 +96,8 @@ def compile_mode(options: ClusterOptions, shape: PoolShape, frames: int, network
     package for this working size if this machine has none yet, 15-150 s once) when each worker has
     enough network pixels (``frames`` x ``network_size``, the (height, width) it paints at) to win that
     back, else ``cached`` (run a package this machine already built, eager otherwise: a built package
-    loads in 0.1 s and paints 1.2x faster than the channels-last eager network on AVX2, bench/aot_dynamic.py). GPUs stay eager until measured there."""
+    loads in 0.1 s and paints 1.2x faster than the channels-last eager network on AVX2,
+    bench/aot_dynamic.py). GPUs stay eager until measured there."""
     if options.compile != "auto":
         return options.compile
     if shape.device != "cpu":
