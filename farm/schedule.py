@@ -31,14 +31,13 @@ log = logging.getLogger(__name__)
 DEFAULT_CPU_THREADS = 4
 #: network pixels per CPU worker (frames x the working size the network paints at, farm/styles/size.py,
 #: not the output's) from which building a package pays within its first job: a build costs about the
-#: same at any size, the time it saves grows with the network's pixels. Measured at 640x360, float32, one
-#: thread (bench/cpu_precision.py on a fresh cache, bench/results/cpu_precision_aot_*.json, 2 busy cores):
-#: AVX2 build 144 s, eager 792 -> AOT 410 ms/frame, so it pays from 377 frames (86.9M pixels); AVX-512
-#: build 77 s, 1122 -> 743 ms, from 204 frames (47M). The AVX2 figure is kept (a machine with AVX-512
-#: builds a little late); it is also where the AMX machine's bikes.mp4 figures had put it (500 frames
-#: of 640x272 output, when the network painted at the output's size: 20.9 s eager, 39.4 s building,
-#: 15.7 s with the package). Shorter jobs use a package already built (``cached``)
-COMPILE_MIN_PIXELS = 380 * 640 * 360
+#: same at any size, the time it saves grows with the network's pixels. Since the eager network runs
+#: channels-last (multistyle.cpu_eager) the package saves little: 640x360, float32, one thread, AVX2
+#: (bench/aot_dynamic.py, results/aot_dynamic_avx2.json, load 2.6): eager 204 ms, package 175 ms, build
+#: 24.8 s from an empty inductor cache, so it pays from 855 frames of 640x360 per worker (the earlier
+#: 380 frames came from eager 792 vs package 410 ms and a 144 s build at load 6-14). Shorter jobs use a
+#: package already built (``cached``)
+COMPILE_MIN_PIXELS = 860 * 640 * 360
 #: what a worker does about compiling: build the package if missing, use one only if built, or stay eager
 CompileMode = Literal["on", "cached", "off"]
 
@@ -97,7 +96,8 @@ def compile_mode(options: ClusterOptions, shape: PoolShape, frames: int, network
     package for this working size if this machine has none yet, 15-150 s once) when each worker has
     enough network pixels (``frames`` x ``network_size``, the (height, width) it paints at) to win that
     back, else ``cached`` (run a package this machine already built, eager otherwise: a built package
-    loads in 0.1 s and paints 1.5-2.3x faster, bench/cpu_precision.py). GPUs stay eager until measured there."""
+    loads in 0.1 s and paints 1.2x faster than the channels-last eager network on AVX2,
+    bench/aot_dynamic.py). GPUs stay eager until measured there."""
     if options.compile != "auto":
         return options.compile
     if shape.device != "cpu":

@@ -59,9 +59,11 @@ BIKES, P360 = (360, 847), (360, 640)
 
 
 @pytest.mark.parametrize("compile, shape, frames, size, expected", [
-    ("auto", PoolShape(2, 0.0, 1.0), 1000, BIKES, "on"),  # 500 frames per worker: a first build pays in the job
+    ("auto", PoolShape(2, 0.0, 1.0), 2000, BIKES, "on"),  # 1000 frames per worker: a first build pays in the job
+    ("auto", PoolShape(2, 0.0, 1.0), 1000, BIKES, "cached"),  # 500 each: the eager network is close enough
     ("auto", PoolShape(2, 0.0, 1.0), 274, BIKES, "cached"),  # bikes.mp4 and its warm-up: a package if one is built
-    ("auto", PoolShape(2, 0.0, 1.0), 780, P360, "on"),  # 390 frames of 640x360 each: past AVX2's break-even
+    ("auto", PoolShape(2, 0.0, 1.0), 1760, P360, "on"),  # 880 frames of 640x360 each: past AVX2's break-even
+    ("auto", PoolShape(2, 0.0, 1.0), 1600, P360, "cached"),  # 800 each: short of it
     ("auto", PoolShape(2, 0.0, 1.0), 324, P360, "cached"),  # a 300-frame 640x360 (or 720p) clip, two workers
     ("auto", PoolShape(4, 1.0, 1.0), 100_000, P360, "off"),  # GPUs: not measured yet, eager
     ("on", PoolShape(2, 0.0, 1.0), 10, BIKES, "on"),

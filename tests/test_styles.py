@@ -15,7 +15,7 @@ from farm.styles import catalog as catalog_mod
 from farm.styles.catalog import Catalog, config_dir, load_catalog
 from farm.styles.identity import weights_label
 from farm.styles.model import Stylizer, cpu_has_amx as model_cpu_has_amx
-from farm.styles.multistyle import NUM_STYLES, load_multistyle, onnx_path, pad_to_multiple
+from farm.styles.multistyle import NUM_STYLES, load_multistyle, onnx_path, pad_to_multiple, reflect_pad_nhwc
 from farm.styles.sheet import fit_tile, render_sheet, sample_clip, sheet_size, synthetic_image
 
 CATALOG_YAML = config_dir() / "styles.yaml"
@@ -77,6 +77,46 @@ def test_pad_to_multiple_reflects_and_reports_size():
     assert (h, w) == (5, 7) and padded.shape[-2:] == (8, 8)
     assert torch.equal(padded[..., :5, :7], x)
     assert torch.equal(padded[..., 5, :7], x[..., 3, :])  # reflection, not edge repeat
+
+
+@pytest.mark.parametrize(("pad", "h", "w"), [(1, 2, 2), (1, 5, 7), (4, 5, 5), (4, 9, 13)])
+def test_channels_last_reflect_pad_is_torchs(pad, h, w):
+    x = torch.rand(2, 3, h, w).contiguous(memory_format=torch.channels_last)
+    padded = reflect_pad_nhwc(x, pad)
+    assert padded.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(padded, torch.nn.functional.pad(x, (pad,) * 4, mode="reflect"))
+
+
+@pytest.mark.parametrize(("n", "weights"), [(1, one_hot(19)), (1, blend_vector()), (2, one_hot(19)),
+                                            (2, np.stack([one_hot(3), blend_vector()]))],
+                         ids=["one-frame", "blend", "batch", "per-frame-styles"])
+def test_cpu_eager_network_paints_the_graphs_pixels(n, weights):
+    """The eager CPU formulation (channels-last, batch-norm pass) against the plain graph the packages
+    are exported from: equal up to float rounding, well under a level of 255."""
+    net = load_multistyle()
+    x = torch.rand(n, 3, 36, 52, generator=torch.Generator().manual_seed(n))
+    with torch.inference_mode():
+        eager, graph = net(x, torch.from_numpy(weights)), net.graph(x, torch.from_numpy(weights))
+    assert eager.shape == graph.shape == x.shape
+    assert (eager - graph).abs().max() < 1e-4
+
+
+def test_cpu_eager_network_runs_in_bf16():
+    net = load_multistyle().to(torch.bfloat16)
+    x = torch.rand(1, 3, 32, 48)
+    with torch.inference_mode():
+        got = net(x.to(torch.bfloat16), torch.from_numpy(one_hot(19)).to(torch.bfloat16)).float()
+        want = load_multistyle()(x, torch.from_numpy(one_hot(19)))
+    assert got.dtype == torch.float32 and (got - want).abs().mean() < 4 / 255
+
+
+def test_export_traces_the_plain_graph():
+    """The AOT packages keep the graph they were measured with: export does not see the eager path."""
+    net = load_multistyle()
+    program = torch.export.export(net, (torch.rand(1, 3, 32, 48), torch.from_numpy(one_hot(19))))
+    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert {"aten.instance_norm.default", "aten.pad.default", "aten.relu.default"} <= targets
+    assert not any("batch_norm" in t or "flip" in t or t.endswith("_.Tensor") for t in targets)
 
 
 # -- catalog -----------------------------------------------------------------------------------

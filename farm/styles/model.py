@@ -111,7 +111,8 @@ class Stylizer:
         self.stroke_scale = 1.0
         self._weights_hash = weights_hash(style)
         net = load_network(style).to(device=self.device, dtype=self.dtype)
-        # channels_last measured slower for the 26-style network on CPU, faster for the arbitrary one and on GPU
+        # the 26-style network's input stays NCHW on CPU: its AOT packages were measured with it, and its eager
+        # path goes channels-last inside (multistyle.cpu_eager); channels_last is faster for the arbitrary one and on GPU
         self.memory_format = (torch.channels_last if self.device.type == "cuda" or style.network == "arbitrary"
                               else torch.contiguous_format)
         self.net = net.to(memory_format=self.memory_format)
