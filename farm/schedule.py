@@ -26,8 +26,8 @@ from farm.plan import Chunk, Receipt
 log = logging.getLogger(__name__)
 
 #: CPU threads one CPU actor uses when the options do not say. Torch's intra-op threading scales
-#: poorly on this network: on 2 cores, two 1-thread actors ran 1.57 fps vs 1.09 fps for one 2-thread
-#: actor (bench/scaling.py); past 4 threads the memory of one model per actor is the better trade.
+#: poorly on this network, worst on a busy machine: on 2 cores, two 1-thread workers took a median 18.3 s
+#: against 49.8 s for one 2-thread worker (bench/scaling.py, load 0.7-3.4); past 4 threads the memory of one model per actor is the better trade.
 DEFAULT_CPU_THREADS = 4
 #: network pixels per CPU worker (frames x the working size the network paints at, farm/styles/size.py,
 #: not the output's) from which building a package pays within its first job: a build costs about the
