@@ -18,7 +18,7 @@ import av
 from farm.errors import CodecError
 from farm.video.decode import Frame, to_rgb
 from farm.video.probe import VideoInfo, open_input, video_stream
-from farm.video.segments import SegmentClock, exact, mp4_options, segment_format
+from farm.video.segments import SegmentClock, mp4_options, open_segment, segment_format
 
 
 def copy_packets(source: Path, key_pts: int, frames: int, path: Path) -> bool:
@@ -85,16 +85,12 @@ def read_copied(path: str | Path, info: VideoInfo, lead: int, count: int, thread
     (``info``: the source's facts); the ``lead`` frames are decoded but not converted."""
     path = Path(path)
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.codec_context.thread_type = "AUTO"
-            stream.codec_context.thread_count = threads
-            clock = SegmentClock.read(container, path)
+        with open_segment(path, threads) as (container, stream, clock):
             seen = 0
             for frame in container.decode(stream):
                 if frame.pts is None or frame.is_corrupt:
                     raise CodecError(f"{path}: a corrupt copied frame after {seen} frames")
-                pts = exact(clock.seconds(frame.pts, stream.time_base) / clock.time_base, path)
+                pts = clock.pts_of(frame, stream, path)
                 if pts < clock.origin:
                     continue  # leading pictures the copy does not hold the references of
                 if seen >= lead:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from fractions import Fraction
 from pathlib import Path
@@ -198,6 +199,10 @@ class SegmentClock(NamedTuple):
         """A stored timestamp (in the track's time base) as exact seconds on the writer's clock."""
         return self.origin * self.time_base + stored * stored_base
 
+    def pts_of(self, frame: av.VideoFrame, stream: av.VideoStream, path: Path) -> int:
+        """A decoded frame's pts in this clock's time base, exactly (CodecError if it falls between ticks)."""
+        return exact(self.seconds(frame.pts, stream.time_base) / self.time_base, path)
+
     def tag(self) -> str:
         return f"{_CLOCK_TAG} time_base={self.time_base} origin={self.origin}"
 
@@ -218,16 +223,24 @@ def read_segment(path: str | Path, threads: int = 0) -> Iterator[Frame]:
     """
     path = Path(path)
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.codec_context.thread_type = "AUTO"
-            stream.codec_context.thread_count = threads
-            clock = SegmentClock.read(container, path)
+        with open_segment(path, threads) as (container, stream, clock):
             for frame in container.decode(stream):
                 rgb = to_rgb_array(frame, describe(frame))  # the colour the writer tagged
-                yield Frame(rgb, exact(clock.seconds(frame.pts, stream.time_base) / clock.time_base, path))
+                yield Frame(rgb, clock.pts_of(frame, stream, path))
     except (av.error.FFmpegError, IndexError) as err:
         raise CodecError(f"{path}: cannot read segment: {err}") from None
+
+
+@contextmanager
+def open_segment(path: Path, threads: int = 0) -> Iterator[tuple[av.container.InputContainer, av.VideoStream,
+                                                                   SegmentClock]]:
+    """A file whose muxer recorded a :class:`SegmentClock` (a segment, a copied chunk) opened for decoding:
+    its container, video stream (``threads`` caps the decoder's threads) and clock."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+        yield container, stream, SegmentClock.read(container, path)
 
 
 def exact(value: Fraction, path: Path) -> int:
