@@ -21,6 +21,7 @@ from farm.temporal import cuts as cutsmod
 from farm.temporal.cuts import RangeScorer, content_scores, candidates, detect_cuts
 from farm.worker import JobContext, StyleWorker, split_at_cuts
 from tests.motion import crossing, fast, hard_cut, pan, zoom_rotate
+from tests.waiting import take_all
 
 
 def test_detection_finds_the_cut_of_a_two_shot_clip():
@@ -85,10 +86,7 @@ def test_shard_tasks_hand_out_chunks_with_the_cuts_of_their_frames(tmp_path, fou
     try:
         feeder = ShardFeeder(sharders, plan_spans(chunks, seek_table(clip), min_frames=10),
                              (str(clip), video.probe(clip), store.uri, "shots"), depth=4, tasks=2, book=book)
-        taken = []
-        while not feeder.exhausted:
-            if (chunk := feeder.take(timeout=5.0)) is not None:
-                taken.append(chunk)
+        taken = take_all(feeder)
     finally:
         sharders.close()
     assert book.cuts == whole

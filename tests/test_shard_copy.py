@@ -15,6 +15,7 @@ from farm.shard import (COPY_LEAD_LIMIT, START, LocalSharders, ShardFeeder, cut_
                         shard)
 from farm.store import LocalStore
 from tests.clips import make_clip
+from tests.waiting import take_all
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,18 @@ def input_frames(store: LocalStore, layout: Layout, chunk, lead: int | None, inf
     if lead is None:
         return list(video.read_segment(path))
     return list(video.read_copied(path, info, lead, chunk.end - chunk.first))
+
+
+def copy_in_thirds(clip: Path, tmp_path: Path, job: str, min_frames: int) -> tuple[list, list[video.Frame]]:
+    """A 30-frame clip cut by copy into chunks of 10 (+ 2 warm-up), spans of at least ``min_frames``:
+    every chunk must be copied; the chunks, and the frames a worker gets past each warm-up."""
+    info = video.probe(clip)
+    chunks = plan_chunks(30, 10, warmup=2)
+    store, layout, leads = LocalStore(tmp_path / "store"), Layout(job), {}
+    for span in plan_spans(chunks, seek_table(clip), min_frames=min_frames):
+        leads.update(cut_span(str(clip), info, span, store.uri, job, False, True).leads)
+    assert sorted(leads) == [0, 1, 2]
+    return chunks, [f for c in chunks for f in input_frames(store, layout, c, leads[c.index], info)[c.warmup:]]
 
 
 def test_copied_spans_hold_every_frame_once_exactly_as_the_source_decodes(clip, tmp_path):
@@ -56,12 +69,7 @@ def test_a_copy_is_exact_where_a_lossless_reencode_is_not(tmp_path):
     # BT.709 colour and sharp edges: 4:2:0 chroma made twice moves colour edges in a re-encode
     clip = make_clip(tmp_path / "709.mp4", frames=30, width=96, height=64, colour=(1, 1, 1))
     info, want = video.probe(clip), source_frames(clip)
-    chunks = plan_chunks(30, 10, warmup=2)
-    store, layout, leads = LocalStore(tmp_path / "store"), Layout("exact"), {}
-    for span in plan_spans(chunks, seek_table(clip), min_frames=10):
-        leads.update(cut_span(str(clip), info, span, store.uri, "exact", False, True).leads)
-    assert sorted(leads) == [0, 1, 2]
-    got = [f for c in chunks for f in input_frames(store, layout, c, leads[c.index], info)[c.warmup:]]
+    chunks, got = copy_in_thirds(clip, tmp_path, "exact", min_frames=10)
     assert [f.pts for f in got] == [f.pts for f in want]
     assert all(np.array_equal(g.rgb, w.rgb) for g, w in zip(got, want))
     reference, ref_layout = LocalStore(tmp_path / "lossless"), Layout("lossless")
@@ -103,10 +111,7 @@ def test_the_feeder_hands_out_chunks_with_their_leads(clip, tmp_path):
     try:
         feeder = ShardFeeder(sharders, plan_spans(chunks, seek_table(clip), min_frames=12),
                              (str(clip), info, store.uri, "fed"), depth=3, tasks=2, copy=True)
-        taken = []
-        while not feeder.exhausted:
-            if (chunk := feeder.take(timeout=5.0)) is not None:
-                taken.append(chunk)
+        taken = take_all(feeder)
     finally:
         sharders.close()
     assert sorted(c.index for c in taken) == [c.index for c in chunks]
@@ -138,12 +143,7 @@ def test_a_copy_decodes_with_the_source_facts(tmp_path, name, facts):
     # turned as a player shows it, variable frame timing, an odd size padded, Matroska's 1 ms clock, VP9:
     # as decoding the source gives
     clip = make_clip(tmp_path / name, **{"frames": 30, "width": 64, "height": 48, **facts})
-    info, want = video.probe(clip), source_frames(clip)
-    chunks = plan_chunks(30, 10, warmup=2)
-    store, layout, leads = LocalStore(tmp_path / "store"), Layout("facts"), {}
-    for span in plan_spans(chunks, seek_table(clip), min_frames=30):
-        leads.update(cut_span(str(clip), info, span, store.uri, "facts", False, True).leads)
-    assert sorted(leads) == [0, 1, 2]
-    got = [f for c in chunks for f in input_frames(store, layout, c, leads[c.index], info)[c.warmup:]]
+    want = source_frames(clip)
+    _, got = copy_in_thirds(clip, tmp_path, "facts", min_frames=30)
     assert [f.pts for f in got] == [f.pts for f in want]
     assert all(np.array_equal(g.rgb, w.rgb) for g, w in zip(got, want))

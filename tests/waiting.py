@@ -34,3 +34,13 @@ def wait_until(condition: Callable[[], T], what: str, *, timeout: float = DEFAUL
             raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
     return value
+
+
+def take_all(feeder, timeout: float = 5.0) -> list:
+    """Every chunk a ShardFeeder hands out, in the order it hands them, until it is exhausted (each take
+    waits at most ``timeout`` seconds, so a stuck feeder fails on its own deadline, not the suite's)."""
+    taken = []
+    while not feeder.exhausted:
+        if (chunk := feeder.take(timeout=timeout)) is not None:
+            taken.append(chunk)
+    return taken
