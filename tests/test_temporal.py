@@ -150,6 +150,8 @@ def test_boundary_weight_grades_motion_boundaries_and_keeps_occlusions():
     assert set(np.unique(graded)) <= {0.0, 0.5, 1.0} and (graded == 0.5).any()
     np.testing.assert_array_equal(graded[ruder == 1], 1.0)  # only what Ruder's mask dropped changes
     assert graded[42:78, 51:57].mean() < 0.3  # the background revealed behind the square stays repainted
+    # weight 1 (the blend's) skips the boundary test: exactly the occlusion mask, boundaries trusted
+    np.testing.assert_array_equal(reliability_mask(fwd, bwd, boundary_weight=1.0), (graded > 0).astype(np.float32))
 
 
 def test_pixels_entering_the_frame_are_painted_afresh():
