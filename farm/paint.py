@@ -1,11 +1,4 @@
-"""A batch of decoded frames in, painted uint8 frames out: the network, the temporal pass, the upsampling.
-
-The temporal pass runs where the painting is made: at the working size when the painting is to be brought
-up to the frames (:mod:`farm.styles.scale`), on the frames resized to it, so its flow, masks and blend see
-9x fewer pixels at 1080p than the output has, and its band split (``BASE_SIGMA``) is in pixels of the
-painting. The coherent painting is then upsampled guided by the full-resolution frame, whose detail is as
-stable as the footage. At the frames' own size (or painted larger and averaged down) the upsampling is the
-identity and the pass runs on the output as before.
+"""A batch of decoded frames in, painted uint8 frames out: the network, then the temporal pass.
 
 Two painters, one contract (``painter(rgb uint8 (N,H,W,3)) → uint8 (N,H,W,3)``,
 history kept across calls, in frame order; ``reset()`` forgets it at a cut):
@@ -28,13 +21,22 @@ import torch
 
 from farm.config import TemporalOptions
 from farm.pipeline import Timer
-from farm.styles.model import check_frames, to_tensor
-from farm.temporal import resolve_flow
+from farm.temporal import BASE_SIGMA, resolve_flow
+from farm.video import to_uint8
 
 
 def uint8_tensor(images: torch.Tensor) -> torch.Tensor:
     """Float in [0,1] → uint8, rounded, clipped: :func:`farm.video.to_uint8` on any device."""
     return (images.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
+
+
+def band_sigma(stylizer, height: int, width: int) -> float:
+    """σ (px of the frame) of the temporal pass's band split for ``height``×``width`` frames: :data:`BASE_SIGMA`
+    pixels of the painting. A painting made at a 360 side and shown at 1080p has strokes 3x as wide in the
+    frame's pixels; split at 3 px, most of them would fall in the base band, which keeps half the history
+    (bench/flicker_size.py). Frames painted at their own size or larger keep 3 px."""
+    work = stylizer.working_size(height, width)
+    return BASE_SIGMA * max(1.0, min(height, width) / min(work))
 
 
 class HostPainter:
@@ -52,20 +54,13 @@ class HostPainter:
             self.coherence.reset()
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        check_frames(rgb)
-        with torch.inference_mode():
-            frames = to_tensor(rgb).to(self.stylizer.device)
-            with self.timer.stage("network"):
-                painting, guide = self.stylizer.paint_working(frames)
-            if self.coherence is not None:
-                with self.timer.stage("temporal"):
-                    small = uint8_tensor(guide).permute(0, 2, 3, 1).cpu().numpy()
-                    host = painting.permute(0, 2, 3, 1).cpu().numpy()
-                    host = np.stack([self.coherence.step(f, s) for f, s in zip(small, host)])
-                    painting = torch.from_numpy(host).permute(0, 3, 1, 2).to(painting.device)
-            with self.timer.stage("upsample"):
-                styled = self.stylizer.finish(painting, guide, frames)
-            return uint8_tensor(styled).cpu().numpy()
+        with self.timer.stage("network"):
+            styled = self.stylizer(rgb)
+        if self.coherence is not None:
+            self.coherence.base_sigma = band_sigma(self.stylizer, *rgb.shape[1:3])
+            with self.timer.stage("temporal"):
+                styled = np.stack([self.coherence.step(f, s) for f, s in zip(rgb, styled)])
+        return to_uint8(styled)
 
 
 class DevicePainter:
@@ -102,14 +97,13 @@ class DevicePainter:
         with torch.inference_mode():
             frames = self.upload(rgb)
             with self.timer.stage("network"):
-                painting, guide = self.stylizer.paint_working(frames)  # (N,3,h,w), at the temporal pass's size
+                styled = self.stylizer.paint(frames).permute(0, 3, 1, 2)  # (N,3,H,W) for the flow and blend
             if self.coherence is not None:
+                self.coherence.base_sigma = band_sigma(self.stylizer, *rgb.shape[1:3])
                 with self.timer.stage("temporal"):
-                    painting = self.coherence.step_batch(uint8_tensor(guide), painting)
-            with self.timer.stage("upsample"):
-                styled = self.stylizer.finish(painting, guide, frames)
+                    styled = self.coherence.step_batch(frames, styled)
             with self.timer.stage("download"):  # on CUDA this also waits for the device's queued work
-                return uint8_tensor(styled).cpu().numpy()
+                return uint8_tensor(styled).permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
 def painter_for(stylizer, temporal: TemporalOptions, timer: Timer) -> HostPainter | DevicePainter:

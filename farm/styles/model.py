@@ -72,29 +72,27 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
 def paint_working(net: torch.nn.Module, frames: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype,
                   memory_format: torch.memory_format = torch.contiguous_format,
                   work: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (N,H,W,3) on the device → ``(painting, guide)``, float32 (N,3,h,w): the painting in [0,1] at the
-    size the temporal pass runs at, and the frames at that size.
+    """uint8 (N,H,W,3) on the device → ``(painting, guide)``, float32 (N,3,h,w): the network's painting (not yet
+    clamped) and the frames at its size, the guide :func:`finish` upsamples it with.
 
     The network paints the frames resized to ``work`` (height, width; None: as they are). A painting to be
-    brought up to the frames stays at the working size (:func:`finish` upsamples it, after the temporal pass);
-    one made at the frames' size or larger comes back at their size. The network contracts by 4, so frames
-    are reflect-padded to a multiple of 4 and cropped back (reflection, not zeros, keeps the borders painted
-    like the rest).
+    brought up to the frames stays at the working size; one made at the frames' size or larger comes back at
+    their size. The network contracts by 4, so frames are reflect-padded to a multiple of 4 and cropped back
+    (reflection, not zeros, keeps the borders painted like the rest).
     """
     x = frames.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
     small = resize(x, work or tuple(x.shape[-2:]))
     padded, h, w = pad_to_multiple(small.to(dtype))
     styled = net(padded.contiguous(memory_format=memory_format), weights)[..., :h, :w].to(torch.float32)
     if upsampled(styled, x):
-        return styled.clamp_(0.0, 1.0), small
-    return to_output(styled, small, x).clamp_(0.0, 1.0), x
+        return styled, small
+    return to_output(styled, small, x), x
 
 
 def finish(painting: torch.Tensor, guide: torch.Tensor, frames: torch.Tensor, strength: float) -> torch.Tensor:
-    """A painting and its guide from :func:`paint_working` (temporally blended or not) and the uint8 (N,H,W,3)
-    frames → float32 (N,H,W,3) in [0,1]: brought to the frames' size guided by them
-    (:mod:`farm.styles.scale`), mixed with them by ``strength`` (in float32, so strength 0 returns the
-    input exactly)."""
+    """A painting and its guide from :func:`paint_working` and the uint8 (N,H,W,3) frames → float32 (N,H,W,3) in
+    [0,1]: brought to the frames' size guided by them (:mod:`farm.styles.scale`), mixed with them by
+    ``strength`` (in float32, so strength 0 returns the input exactly)."""
     x = frames.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
     styled = to_output(painting, guide, x)
     if strength < 1.0:
@@ -174,13 +172,14 @@ class Stylizer:
         return out
 
     def paint(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 (N,H,W,3) already on the device → float32 (N,H,W,3) in [0,1], left on the device."""
+        """uint8 (N,H,W,3) already on the device → float32 (N,H,W,3) in [0,1], left on the device
+        (the worker's torch temporal pass takes it from there)."""
         with torch.inference_mode():
             return self.finish(*self.paint_working(frames), frames)
 
     def paint_working(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 (N,H,W,3) on the device → ``(painting, guide)`` (N,3,h,w) on the device, at the size the
-        temporal pass runs at (:func:`paint_working`)."""
+        """uint8 (N,H,W,3) on the device → ``(painting, guide)`` (N,3,h,w) on the device (:func:`paint_working`):
+        what :meth:`finish` brings to the frames' size."""
         with torch.inference_mode():
             parts = [self._run(frames[part]) for part in batches(len(frames), self.batch)]
             return torch.cat([p for p, _ in parts]), torch.cat([g for _, g in parts])

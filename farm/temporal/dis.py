@@ -12,8 +12,8 @@ module makes the frames agree with each other. For frame t:
    boundary test is kept for the metrics, not the blend: :data:`BOUNDARY_WEIGHT`);
 3. out_t = m·s·warp(out_{t-1}) + (1 − m·s)·stylized_t — :func:`blend` — done
    separately for two bands (:func:`blend_bands`): the brush strokes (detail
-   above a σ = 3 px Gaussian of the *painting*: farm/paint.py runs this pass
-   at the working size the network paints at, before the upsampling)
+   above a σ = 3 px Gaussian; 3 px of the *painting*, so f·3 px of a frame
+   painted at a working size f times smaller, farm/paint.py ``band_sigma``)
    keep ``strength`` of their history, the colours
    and shapes under them at most :data:`BASE_STRENGTH`. Measured
    (bench/flicker.py): 96 % of per-frame flicker is in the strokes, and a
