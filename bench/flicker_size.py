@@ -35,7 +35,10 @@ at the working size (farm's :meth:`~farm.styles.model.Stylizer.paint_working`), 
 * ``temporal → upsample``: ``Coherence`` at the working size on the frames resized to it (the split at 3 px
   of the painting), then the coherent painting upsampled (what farm does now, farm/paint.py).
 
-Both are scored on the 1080p render, against the same per-frame 1080p painting; besides the flicker
+* ``upsample (k by motion) → temporal``: farm's order, the steepening's k lowered where the frame moves
+  (:data:`MOTION_PX`; an alternative, not in farm).
+
+All are scored on the 1080p render, against the same per-frame 1080p painting; besides the flicker
 figures: the temporal pass's CPU seconds per frame (``time.process_time``, every thread) and the Laplacian
 variance of the render over the per-frame painting's (how much sharpness the pass keeps).
 
@@ -160,7 +163,39 @@ def measure(clip: suite.Clip, painting: str, precision: str) -> list[dict]:
     return rows
 
 
-ORDERS = ("upsample → temporal", "temporal → upsample", "temporal → upsample (flow 1.0)", "temporal → upsample (full flow)")
+ORDERS = ("upsample → temporal", "temporal → upsample", "temporal → upsample (flow 1.0)", "temporal → upsample (full flow)",
+          "upsample (k by motion) → temporal")
+#: "k by motion": the steepening's k falls from farm's to 1 as the frame's motion (DIS, px of the output per
+#: frame) grows: k = 1 + (k_farm − 1)·exp(−(speed / MOTION_PX)²)
+MOTION_PX = 4.0
+
+
+def upsample_k(painting, guide_low, frame, k):
+    """farm.styles.scale.guided_upsample with a per-pixel stretch ``k`` (N,1,H,W)."""
+    import torch
+
+    from farm.styles.scale import local_gain, local_range, luma, resize
+
+    low = luma(guide_low)
+    gain = local_gain(low, painting)
+    offset = painting - gain * low
+    coeffs = resize(torch.cat([gain, offset, *local_range(offset)], dim=1), tuple(frame.shape[-2:]))
+    x, lo, hi = coeffs[:, 3:6], coeffs[:, 6:9], coeffs[:, 9:12]
+    half = ((hi - lo) * 0.5).clamp_min(1e-6)
+    mid = lo + half
+    strokes = ((x - mid) / half).clamp(-1.0, 1.0).mul(k).clamp(-1.0, 1.0) * half + mid
+    return torch.addcmul(strokes, coeffs[:, :3], luma(frame))
+
+
+def motion_k(frames: list[np.ndarray], k_max: float) -> list[np.ndarray]:
+    """Per frame, the stretch from the backward DIS flow's speed (the first frame: no motion, k_max)."""
+    from farm.temporal import estimate_flow
+
+    out = [np.full(frames[0].shape[:2], k_max, np.float32)]
+    for prev, cur in zip(frames, frames[1:]):
+        speed2 = (estimate_flow(cur, prev, scale=0.5) ** 2).sum(-1)
+        out.append((1.0 + (k_max - 1.0) * np.exp(-speed2 / MOTION_PX**2)).astype(np.float32))
+    return out
 
 
 class FullSizeFlow(Coherence):
@@ -218,6 +253,28 @@ def measure_orders(clip: suite.Clip, precision: str, orders=ORDERS, paintings_as
             for order in orders:
                 if order == ORDERS[0]:
                     seq, cpu = temporal(clip.frames, per_frame_images, SIGMAS["σ scaled"])
+                elif order == ORDERS[4]:
+                    k_max = scale.steepening(min(SIZE) / paintings[0].shape[0])
+                    ks = motion_k(clip.frames, k_max)
+                    moving = []
+                    for i, p in enumerate(paintings):
+                        x = frames[i].permute(0, 3, 1, 2).float() / 255.0
+                        image = upsample_k(torch.from_numpy(p).permute(2, 0, 1)[None], low[i][1], x,
+                                           torch.from_numpy(ks[i])[None, None])
+                        moving.append(image.clamp(0.0, 1.0)[0].permute(1, 2, 0).numpy())
+                    seq, cpu = temporal(clip.frames, moving, SIGMAS["σ scaled"])
+                    row = suite.score(clip, per_frame_images, seq, None, per_frame, [])
+                    rows.append({"clip": clip.name, "painting": painting, "temporal": order, "truth": clip.truth,
+                                 "frames": len(clip.frames), "e_warp_per_frame": suite.mean(per_frame),
+                                 "e_warp_per_frame_k_by_motion": suite.mean(suite.pair_terms(moving, clip.pairs)),
+                                 "mean_k": float(np.mean(ks)), **row,
+                                 "lowfreq_deviation_9px": lowfreq_deviation(seq, per_frame_images,
+                                                                            BASE_SIGMA * SIZE[1] / 360),
+                                 "temporal_cpu_s_per_frame": cpu,
+                                 "sharpness_kept": float(np.mean([laplacian_variance(f) for f in seq])) / sharp,
+                                 "sharpness_per_frame_kept": float(np.mean([laplacian_variance(f) for f in moving]))
+                                 / sharp, "network_s_per_frame": seconds})
+                    continue
                 else:
                     if order == ORDERS[1]:
                         coherent, cpu = temporal(small, paintings, BASE_SIGMA)
