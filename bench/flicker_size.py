@@ -26,6 +26,22 @@ flow and visibility; bigbuckbunny's first frames upscaled 1280x720 → 1920x1080
 Farneback flow and the forward–backward mask, as bench/suite.py scores the real clips. No chunking (the
 seams are the suite's business): each clip is one sequential run of ``Coherence``.
 
+``--orders`` (results/flicker_size_order.json) compares where the temporal pass runs, without painting
+natively (the native rows are the earlier runs' results, whose pipeline this does not touch): the network
+at the working size (farm's :meth:`~farm.styles.model.Stylizer.paint_working`), then either
+
+* ``upsample → temporal``: the painting upsampled (steepened, and with ``guided only`` not), then
+  ``Coherence`` at 1920x1080 with the split at 9 px (what farm did before the pass moved);
+* ``temporal → upsample``: ``Coherence`` at the working size on the frames resized to it (the split at 3 px
+  of the painting), then the coherent painting upsampled (what farm does now, farm/paint.py).
+
+* ``upsample (k by motion) → temporal``: farm's order, the steepening's k lowered where the frame moves
+  (:data:`MOTION_PX`; an alternative, not in farm).
+
+All are scored on the 1080p render, against the same per-frame 1080p painting; besides the flicker
+figures: the temporal pass's CPU seconds per frame (``time.process_time``, every thread) and the Laplacian
+variance of the render over the per-frame painting's (how much sharpness the pass keeps).
+
 Per clip and painting: E_warp of the per-frame painting, E_warp of the coherent render, their ratio, and
 the low-frequency deviation (σ = 3 px) of the render from its per-frame painting (bench/suite.py's
 figures), and the same deviation at σ = 9 px (3 px of a 360p frame: what σ = 3 measures on the 320x240 suite;
@@ -147,6 +163,139 @@ def measure(clip: suite.Clip, painting: str, precision: str) -> list[dict]:
     return rows
 
 
+ORDERS = ("upsample → temporal", "temporal → upsample", "temporal → upsample (flow 1.0)", "temporal → upsample (full flow)",
+          "upsample (k by motion) → temporal")
+#: "k by motion": the steepening's k falls from farm's to 1 as the frame's motion (DIS, px of the output per
+#: frame) grows: k = 1 + (k_farm − 1)·exp(−(speed / MOTION_PX)²)
+MOTION_PX = 4.0
+
+
+def upsample_k(painting, guide_low, frame, k):
+    """farm.styles.scale.guided_upsample with a per-pixel stretch ``k`` (N,1,H,W)."""
+    import torch
+
+    from farm.styles.scale import local_gain, local_range, luma, resize
+
+    low = luma(guide_low)
+    gain = local_gain(low, painting)
+    offset = painting - gain * low
+    coeffs = resize(torch.cat([gain, offset, *local_range(offset)], dim=1), tuple(frame.shape[-2:]))
+    x, lo, hi = coeffs[:, 3:6], coeffs[:, 6:9], coeffs[:, 9:12]
+    half = ((hi - lo) * 0.5).clamp_min(1e-6)
+    mid = lo + half
+    strokes = ((x - mid) / half).clamp(-1.0, 1.0).mul(k).clamp(-1.0, 1.0) * half + mid
+    return torch.addcmul(strokes, coeffs[:, :3], luma(frame))
+
+
+def motion_k(frames: list[np.ndarray], k_max: float) -> list[np.ndarray]:
+    """Per frame, the stretch from the backward DIS flow's speed (the first frame: no motion, k_max)."""
+    from farm.temporal import estimate_flow
+
+    out = [np.full(frames[0].shape[:2], k_max, np.float32)]
+    for prev, cur in zip(frames, frames[1:]):
+        speed2 = (estimate_flow(cur, prev, scale=0.5) ** 2).sum(-1)
+        out.append((1.0 + (k_max - 1.0) * np.exp(-speed2 / MOTION_PX**2)).astype(np.float32))
+    return out
+
+
+class FullSizeFlow(Coherence):
+    """The blend at the working size with the flow and masks of the full-size frames (DIS at ``flow_scale`` of
+    them, as before the pass moved), brought down to the painting's size."""
+
+    def _blend(self, gray, stylized):
+        import cv2
+
+        from farm.temporal.dis import BOUNDARY_WEIGHT, blend_bands, estimate_flow, reliability_mask, warp
+
+        scale = self.options.flow_scale
+        bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
+        fwd = estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset)
+        mask = reliability_mask(fwd, bwd, boundary_weight=BOUNDARY_WEIGHT, entered=True)
+        (h, w), (big_h, big_w) = stylized.shape[:2], gray.shape
+        bwd = cv2.resize(bwd, (w, h), interpolation=cv2.INTER_AREA) * np.float32([w / big_w, h / big_h])
+        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA)
+        return blend_bands(stylized, warp(self.prev_out, bwd), mask, self.options.strength, self.base_strength,
+                           self.base_sigma)
+
+
+def measure_orders(clip: suite.Clip, precision: str, orders=ORDERS, paintings_asked=("default", "guided only")
+                   ) -> list[dict]:
+    import torch
+
+    from farm.metrics import laplacian_variance
+    from farm.paint import uint8_tensor
+    from farm.styles import scale
+    from farm.styles.model import finish
+
+    net = stylizer("default", precision)
+    t0 = time.perf_counter()
+    frames = [torch.from_numpy(f[None]) for f in clip.frames]
+    low = [net.paint_working(f) for f in frames]
+    seconds = (time.perf_counter() - t0) / len(frames)
+    small = [uint8_tensor(g)[0].permute(1, 2, 0).numpy() for _, g in low]
+    paintings = [np.clip(p[0].permute(1, 2, 0).numpy(), 0.0, 1.0) for p, _ in low]
+
+    def up(painting: np.ndarray, i: int) -> np.ndarray:
+        return finish(torch.from_numpy(painting).permute(2, 0, 1)[None], low[i][1], frames[i], 1.0)[0].numpy()
+
+    def temporal(inputs, stylized, sigma, options=TemporalOptions(), kind=Coherence) -> tuple[list[np.ndarray], float]:
+        t = time.process_time()
+        out = suite.sequential(options, lambda o: kind(o, base_sigma=sigma))(inputs, stylized, clip.cuts)
+        return out, (time.process_time() - t) / len(inputs)
+
+    kept, rows = scale.STEEPEN_MAX, []
+    for painting in paintings_asked:
+        scale.STEEPEN_MAX = 1.0 if painting == "guided only" else kept
+        try:
+            per_frame_images = [up(p, i) for i, p in enumerate(paintings)]
+            per_frame = suite.pair_terms(per_frame_images, clip.pairs)
+            sharp = float(np.mean([laplacian_variance(f) for f in per_frame_images]))
+            for order in orders:
+                if order == ORDERS[0]:
+                    seq, cpu = temporal(clip.frames, per_frame_images, SIGMAS["σ scaled"])
+                elif order == ORDERS[4]:
+                    k_max = scale.steepening(min(SIZE) / paintings[0].shape[0])
+                    ks = motion_k(clip.frames, k_max)
+                    moving = []
+                    for i, p in enumerate(paintings):
+                        x = frames[i].permute(0, 3, 1, 2).float() / 255.0
+                        image = upsample_k(torch.from_numpy(p).permute(2, 0, 1)[None], low[i][1], x,
+                                           torch.from_numpy(ks[i])[None, None])
+                        moving.append(image.clamp(0.0, 1.0)[0].permute(1, 2, 0).numpy())
+                    seq, cpu = temporal(clip.frames, moving, SIGMAS["σ scaled"])
+                    row = suite.score(clip, per_frame_images, seq, None, per_frame, [])
+                    rows.append({"clip": clip.name, "painting": painting, "temporal": order, "truth": clip.truth,
+                                 "frames": len(clip.frames), "e_warp_per_frame": suite.mean(per_frame),
+                                 "e_warp_per_frame_k_by_motion": suite.mean(suite.pair_terms(moving, clip.pairs)),
+                                 "mean_k": float(np.mean(ks)), **row,
+                                 "lowfreq_deviation_9px": lowfreq_deviation(seq, per_frame_images,
+                                                                            BASE_SIGMA * SIZE[1] / 360),
+                                 "temporal_cpu_s_per_frame": cpu,
+                                 "sharpness_kept": float(np.mean([laplacian_variance(f) for f in seq])) / sharp,
+                                 "sharpness_per_frame_kept": float(np.mean([laplacian_variance(f) for f in moving]))
+                                 / sharp, "network_s_per_frame": seconds})
+                    continue
+                else:
+                    if order == ORDERS[1]:
+                        coherent, cpu = temporal(small, paintings, BASE_SIGMA)
+                    elif order == ORDERS[2]:
+                        coherent, cpu = temporal(small, paintings, BASE_SIGMA, TemporalOptions(flow_scale=1.0))
+                    else:
+                        coherent, cpu = temporal(clip.frames, paintings, BASE_SIGMA, kind=FullSizeFlow)
+                    seq = [up(p, i) for i, p in enumerate(coherent)]
+                row = suite.score(clip, per_frame_images, seq, None, per_frame, [])
+                rows.append({"clip": clip.name, "painting": painting, "temporal": order, "truth": clip.truth,
+                             "frames": len(clip.frames), "e_warp_per_frame": suite.mean(per_frame), **row,
+                             "lowfreq_deviation_9px": lowfreq_deviation(seq, per_frame_images,
+                                                                        BASE_SIGMA * SIZE[1] / 360),
+                             "temporal_cpu_s_per_frame": cpu,
+                             "sharpness_kept": float(np.mean([laplacian_variance(f) for f in seq])) / sharp,
+                             "network_s_per_frame": seconds})
+        finally:
+            scale.STEEPEN_MAX = kept
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", default=",".join(CLIPS))
@@ -154,18 +303,23 @@ def main() -> None:
     parser.add_argument("--paintings", default=",".join(PAINTINGS))
     parser.add_argument("--precision", default="auto", choices=("auto", "float32"))
     parser.add_argument("--name", default="flicker_size")
+    parser.add_argument("--orders", help="temporal pass before vs after the upsampling: a comma list of ORDERS, or all")
     args = parser.parse_args()
     env = environment()
     rows = []
     for name in args.clips.split(","):
         clip = real_clip(name, args.frames) if name in ("bikes", "bigbuckbunny") else known_clip(name, args.frames)
-        for painting in args.paintings.split(","):
-            for row in measure(clip, painting, args.precision):
-                rows.append(row)
-                print(f"{name:<13} {painting:<12} {row['temporal']:<8} E_warp per-frame {row['e_warp_per_frame']:.6f}"
-                      f" render {row['e_warp']:.6f} ratio {row['ratio']:.3f} lowfreq {row['lowfreq_deviation']:.4f}"
-                      f" (9 px {row['lowfreq_deviation_9px']:.4f}) network {row['network_s_per_frame']:.2f} s/frame",
-                      flush=True)
+        orders = ORDERS if args.orders == "all" else tuple((args.orders or "").split(","))
+        asked = tuple(args.paintings.split(",")) if args.paintings != ",".join(PAINTINGS) else ("default", "guided only")
+        measured = (measure_orders(clip, args.precision, orders, asked) if args.orders else
+                    [row for painting in args.paintings.split(",") for row in measure(clip, painting, args.precision)])
+        for row in measured:
+            rows.append(row)
+            print(f"{name:<13} {row['painting']:<12} {row['temporal']:<8} E_warp per-frame {row['e_warp_per_frame']:.6f}"
+                  f" render {row['e_warp']:.6f} ratio {row['ratio']:.3f} lowfreq {row['lowfreq_deviation']:.4f}"
+                  f" (9 px {row['lowfreq_deviation_9px']:.4f}) network {row['network_s_per_frame']:.2f} s/frame"
+                  + (f" temporal {row['temporal_cpu_s_per_frame']:.3f} CPU s/frame sharpness kept"
+                     f" {row['sharpness_kept']:.3f}" if "sharpness_kept" in row else ""), flush=True)
         # partial results survive a stopped run
         write_result(args.name, {"environment": env, "size": SIZE, "frames": args.frames, "rows": rows})
     print(table(["clip", "painting", "temporal", "E_warp per-frame", "E_warp render", "ratio", "lowfreq dev",

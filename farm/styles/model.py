@@ -22,7 +22,7 @@ from farm.errors import ConfigError
 from farm.styles.aot import AotNetwork, NotBuilt
 from farm.styles.identity import model_identity, onnx_path, weights_hash
 from farm.styles.multistyle import load_multistyle, pad_to_multiple
-from farm.styles.scale import resize, to_output, working_size
+from farm.styles.scale import resize, to_output, upsampled, working_size
 
 log = logging.getLogger(__name__)
 
@@ -69,25 +69,35 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
-def stylize_tensor(net: torch.nn.Module, frames: torch.Tensor, weights: torch.Tensor, strength: float,
-                   dtype: torch.dtype, memory_format: torch.memory_format = torch.contiguous_format,
-                   work: tuple[int, int] | None = None) -> torch.Tensor:
-    """uint8 (N,H,W,3) on the device → float32 (N,H,W,3) in [0,1], mixed with the input by ``strength``.
+def paint_working(net: torch.nn.Module, frames: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype,
+                  memory_format: torch.memory_format = torch.contiguous_format,
+                  work: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (N,H,W,3) on the device → ``(painting, guide)``, float32 (N,3,h,w): the network's painting (not yet
+    clamped) and the frames at its size, the guide :func:`finish` upsamples it with.
 
-    The network paints the frames resized to ``work`` (height, width; None: as they are) and the
-    painting comes back to the frames' size guided by them (:mod:`farm.styles.scale`). The network
-    contracts by 4, so frames are reflect-padded to a multiple of 4 and cropped back (reflection, not
-    zeros, keeps the borders painted like the rest). The mix happens in float32 so strength 0 returns
-    the input exactly.
+    The network paints the frames resized to ``work`` (height, width; None: as they are). A painting to be
+    brought up to the frames stays at the working size; one made at the frames' size or larger comes back at
+    their size. The network contracts by 4, so frames are reflect-padded to a multiple of 4 and cropped back
+    (reflection, not zeros, keeps the borders painted like the rest).
     """
     x = frames.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
     small = resize(x, work or tuple(x.shape[-2:]))
     padded, h, w = pad_to_multiple(small.to(dtype))
-    styled = net(padded.contiguous(memory_format=memory_format), weights)
-    styled = to_output(styled[..., :h, :w].to(torch.float32), small, x)
+    styled = net(padded.contiguous(memory_format=memory_format), weights)[..., :h, :w].to(torch.float32)
+    if upsampled(styled, x):
+        return styled, small
+    return to_output(styled, small, x), x
+
+
+def finish(painting: torch.Tensor, guide: torch.Tensor, frames: torch.Tensor, strength: float) -> torch.Tensor:
+    """A painting and its guide from :func:`paint_working` and the uint8 (N,H,W,3) frames → float32 (N,H,W,3) in
+    [0,1]: brought to the frames' size guided by them (:mod:`farm.styles.scale`), mixed with them by
+    ``strength`` (in float32, so strength 0 returns the input exactly)."""
+    x = frames.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+    styled = to_output(painting, guide, x)
     if strength < 1.0:
         styled = torch.lerp(x, styled, strength)
-    return styled.permute(0, 2, 3, 1)
+    return styled.clamp_(0.0, 1.0).permute(0, 2, 3, 1)
 
 
 class Stylizer:
@@ -152,31 +162,43 @@ class Stylizer:
         return model_identity(self.style, self._weights_hash, self.reference_side)
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 (N,H,W,3) → float32 (N,H,W,3) in [0,1], ``batch`` frames at a time."""
+        """uint8 (N,H,W,3) → float32 (N,H,W,3) in [0,1], ``batch`` frames at a time (no temporal pass)."""
         check_frames(frames)
         out = np.empty(frames.shape, dtype=np.float32)
         with torch.inference_mode():
             for part in batches(len(frames), self.batch):
                 chunk = to_tensor(frames[part]).to(self.device, non_blocking=True)
-                out[part] = self._run(chunk).clamp_(0.0, 1.0).cpu().numpy()
+                out[part] = self.finish(*self._run(chunk), chunk).cpu().numpy()
         return out
 
     def paint(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (N,H,W,3) already on the device → float32 (N,H,W,3) in [0,1], left on the device
         (the worker's torch temporal pass takes it from there)."""
         with torch.inference_mode():
-            return torch.cat([self._run(frames[part]).clamp_(0.0, 1.0) for part in batches(len(frames), self.batch)])
+            return self.finish(*self.paint_working(frames), frames)
 
-    def _run(self, chunk: torch.Tensor) -> torch.Tensor:
+    def paint_working(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 (N,H,W,3) on the device → ``(painting, guide)`` (N,3,h,w) on the device (:func:`paint_working`):
+        what :meth:`finish` brings to the frames' size."""
+        with torch.inference_mode():
+            parts = [self._run(frames[part]) for part in batches(len(frames), self.batch)]
+            return torch.cat([p for p, _ in parts]), torch.cat([g for _, g in parts])
+
+    def finish(self, painting: torch.Tensor, guide: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """:func:`finish` with this style's strength, ``batch`` frames at a time (at 4K the guided
+        upsampling holds 12 full-size channels per frame)."""
+        with torch.inference_mode():
+            return torch.cat([finish(painting[part], guide[part], frames[part], self.style.strength)
+                              for part in batches(len(frames), self.batch)])
+
+    def _run(self, chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         work = self.working_size(*chunk.shape[1:3])
         if self.compiled is None:
-            return stylize_tensor(self.net, chunk, self.weights, self.style.strength, self.dtype, self.memory_format,
-                                  work)
+            return paint_working(self.net, chunk, self.weights, self.dtype, self.memory_format, work)
         n = len(chunk)
         full = fill_batch(chunk, self.batch)  # one shape per resolution: a short batch would compile again
         try:
-            styled = stylize_tensor(self.compiled, full, self.weights, self.style.strength, self.dtype,
-                                    self.memory_format, work)
+            painting, guide = paint_working(self.compiled, full, self.weights, self.dtype, self.memory_format, work)
         except NotBuilt:  # asked to use only what is built, and this frame size is not: eager, no fuss
             self.compiled = None
             return self._run(chunk)
@@ -185,7 +207,7 @@ class Stylizer:
                         str(exc).strip().splitlines()[0] if str(exc).strip() else "")
             self.compiled = None
             return self._run(chunk)
-        return styled[:n]
+        return painting[:n], guide[:n]
 
 
 def catalog_reference_side(network: str) -> int:

@@ -121,12 +121,18 @@ def guided_upsample(painting: torch.Tensor, guide_low: torch.Tensor, guide: torc
     return torch.addcmul(strokes, coeffs[:, :3], luma(guide))
 
 
+def upsampled(painting: torch.Tensor, frame: torch.Tensor) -> bool:
+    """Whether :func:`to_output` brings ``painting`` up to ``frame``'s size (guided), rather than leaving it
+    or averaging it down."""
+    return not (painting.shape[-2] >= frame.shape[-2] and painting.shape[-1] >= frame.shape[-1])
+
+
 def to_output(painting: torch.Tensor, frame_low: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
     """The working-size painting of ``frame_low`` at the size of ``frame`` (N,3,H,W): unchanged at the same
     size, area-averaged down, guided up."""
     size = tuple(frame.shape[-2:])
     if tuple(painting.shape[-2:]) == size:
         return painting
-    if painting.shape[-2] >= size[0] and painting.shape[-1] >= size[1]:
+    if not upsampled(painting, frame):
         return resize(painting, size)
     return guided_upsample(painting, frame_low, frame)

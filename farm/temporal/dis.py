@@ -74,7 +74,7 @@ def estimate_flow(src_gray: np.ndarray, dst_gray: np.ndarray, *, scale: float = 
     """
     src_gray, dst_gray = to_gray(src_gray), to_gray(dst_gray)
     h, w = src_gray.shape
-    sw, sh = max(8, round(w * scale)), max(8, round(h * scale))
+    sw, sh = max(12, round(w * scale)), max(12, round(h * scale))  # DIS refuses images under 12 px
     if (sw, sh) != (w, h):
         src_gray = cv2.resize(src_gray, (sw, sh), interpolation=cv2.INTER_AREA)
         dst_gray = cv2.resize(dst_gray, (sw, sh), interpolation=cv2.INTER_AREA)
