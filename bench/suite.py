@@ -323,20 +323,20 @@ def summary(rows: list[dict]) -> list[dict]:
 
 
 def farm_plan(options: TemporalOptions, chunk: int = CHUNK):
-    """30-frame chunks snapped to the cuts (farm.plan.snap_to_cuts, as the driver did while it found cuts
-    before planning; its shard tasks now find them while the chunks are cut, so boundaries stay put and
-    each chunk resets at the cuts among its frames, which renders the frames after a cut the same way)."""
-    from farm.plan import plan_chunks, snap_to_cuts
+    """30-frame chunks planned as the driver plans them (farm.plan.plan_chunks with warmup_for): the plan is
+    made before any cut is known, so boundaries stay put and each chunk resets at the cuts among its frames,
+    warm-up included (its shard task finds them while the chunk is cut)."""
+    from farm.plan import plan_chunks, warmup_for
 
     def plan(frames: int, cuts: list[int]) -> list[tuple[int, int, int]]:
-        chunks = snap_to_cuts(plan_chunks(frames, chunk, options.warmup), cuts, reach=chunk // 4)
+        chunks = plan_chunks(frames, chunk, warmup_for(options.strength, options.warmup))
         return [(c.start, c.end, c.warmup) for c in chunks]
     return plan
 
 
 def with_cuts(name: str, options: TemporalOptions, make: Callable[[TemporalOptions], object] = Coherence) -> Variant:
     """A render as farm now runs it: cuts found by farm.temporal.cuts on the input, the coherence reset at
-    each, chunk boundaries snapped to them."""
+    each (in warm-ups too), chunks planned as the driver plans them."""
     def detected(render: Render) -> Render:
         return lambda frames, stylized, _cuts: render(frames, stylized, detect_cuts(frames))
     return Variant(name, detected(sequential(options, make, reset_at_cuts=True)),

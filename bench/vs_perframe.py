@@ -8,6 +8,7 @@ all 132 frames of bigbuckbunny ×3, four ways each) takes about 15 minutes:
     .venv/bin/python bench/vs_perframe.py --repeats 1 --clips bikes
     .venv/bin/python bench/vs_perframe.py --frames-720 24      # a shorter 720p cut
     .venv/bin/python bench/vs_perframe.py --clips bbb360 --isa both --no-ray --no-warm   # issue 18's case
+    .venv/bin/python bench/vs_perframe.py --clips bbb360 --isa both --no-ray --no-warm --fresh-cache   # ... on a new machine
 
 What runs, per clip and repeat (the tools take turns so load drifts hit all):
 
@@ -82,12 +83,17 @@ def prepare_clips(names: list[str], frames_720: int, frames_360: int, tmp: Path)
     return clips
 
 
+#: ``--fresh-cache``: every farm run gets an empty cache (``XDG_CACHE_HOME``), as a new machine's first job
+FRESH_CACHE = {"on": False}
+
+
 def one_farm(clip: Path, tmp: Path, tag: str, isa: str, extra: tuple[str, ...] = (), hide_cluster: bool = True) -> dict:
     """``hide_cluster``: run as on a machine with no Ray (the warm runs' ``ray start`` cluster is hidden by
     pointing Ray's lookup at an empty temp dir): farm's own worker processes."""
     isa_env, isa_args = ISAS[isa]
     with tempfile.TemporaryDirectory(prefix=f"farm-{tag}-", dir=tmp) as work:
-        env = {**isa_env, **({"RAY_TMPDIR": str(Path(work) / "no-ray")} if hide_cluster else {})}
+        env = {**isa_env, **({"RAY_TMPDIR": str(Path(work) / "no-ray")} if hide_cluster else {}),
+               **({"XDG_CACHE_HOME": str(Path(work) / "cache")} if FRESH_CACHE["on"] else {})}
         result = farm_submit(clip, Path(work), job_id=f"bench-{tag}",
                              extra=["--style", STYLE_NAME, *isa_args, *extra], env=env)
         result["out"] = probe(Path(work) / "out.mp4")
@@ -235,9 +241,12 @@ def main() -> None:
     parser.add_argument("--ray", action=argparse.BooleanOptionalAction, default=True,
                         help="also time farm on an embedded Ray (--address local)")
     parser.add_argument("--name", default="vs_perframe", help="bench/results/<name>.json")
+    parser.add_argument("--fresh-cache", action="store_true",
+                        help="each farm run starts from an empty cache (no compiled package): a new machine's first job")
     parser.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True,
                         help="also time farm on a `ray start` cluster with warm workers (stops every local Ray after)")
     args = parser.parse_args()
+    FRESH_CACHE["on"] = args.fresh_cache
     env = environment()
     with tempfile.TemporaryDirectory(prefix="bench-vs-perframe-") as tmp, \
             (local_ray_cluster() if args.warm else contextlib.nullcontext()):

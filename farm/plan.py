@@ -11,7 +11,6 @@ from __future__ import annotations
 import heapq
 import math
 import re
-from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from pydantic import Field
@@ -83,34 +82,6 @@ def warmup_for(strength: float, warmup: int, longest: int = 240) -> int:
     if strength >= 1.0:
         return max(warmup, longest)
     return max(warmup, min(longest, math.ceil(math.log(SEAM_RESIDUE) / math.log(strength) - 1e-9)))
-
-
-def snap_to_cuts(chunks: list[Chunk], cuts: Sequence[int], reach: int) -> list[Chunk]:
-    """The plan with each chunk boundary moved onto the nearest cut at most ``reach`` frames away, warm-ups
-    stopped at the last cut before their chunk (history from another shot is forgotten anyway, so warming
-    up across a cut is wasted work), and each chunk told the cuts inside its frames.
-
-    A chunk that starts on a cut needs no warm-up at all. Boundaries keep their order and no chunk
-    becomes empty. Pure: ``chunks`` are as :func:`plan_chunks` makes them (consecutive, from frame 0).
-    """
-    if not chunks:
-        return []
-    cuts = sorted(set(cuts))
-    total = chunks[-1].end
-    starts = [0]
-    for chunk in chunks[1:]:
-        near = [c for c in cuts if abs(c - chunk.start) <= reach and starts[-1] < c < total]
-        start = min(near, key=lambda c: (abs(c - chunk.start), c)) if near else chunk.start
-        if start > starts[-1]:
-            starts.append(start)
-    ends = starts[1:] + [total]
-    out = []
-    for i, (start, end) in enumerate(zip(starts, ends)):
-        shot = max([c for c in cuts if c <= start], default=0)
-        warmup = min(chunks[0].warmup if i == 0 else max(c.warmup for c in chunks), start - shot)
-        out.append(Chunk(index=i, start=start, end=end, warmup=warmup,
-                         cuts=[c for c in cuts if start - warmup <= c < end]))
-    return out
 
 
 def balanced_length(frames: int, warmup: int, workers: int, longest: int = MAX_CHUNK_FRAMES) -> int:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from farm.config import ClusterOptions
@@ -67,14 +67,16 @@ def pool_shape(options: ClusterOptions, resources: dict[str, float], node_cpus: 
 
     ``node_cpus`` lists each alive node's CPUs: an actor must fit on one node, so
     two 1-CPU nodes hold two 1-thread actors, not one 2-thread actor. Never more
-    actors than ``chunks``: with fewer chunks than actors, CPU actors share the
-    cores the missing ones would have had (a one-chunk clip on 2 cores gets one
-    2-thread actor, not one 1-thread actor beside an idle core).
+    actors than ``chunks``; the actors there are keep their threads, and the cores
+    the missing ones would have had stay free: the network's intra-op threading
+    costs more than an idle core gives (a 640x360 frame on a 2-core AMD EPYC: 0.16 s
+    on one thread, 0.65-1.6 s on two; an 8-frame clip took 14.8 s as one 2-thread
+    actor and 3.7 s as one 1-thread actor, bench/README.md).
     """
     shape = _pool_shape(options, resources, node_cpus)
     if chunks is None or chunks >= shape.workers or options.workers:
         return shape
-    return _pool_shape(options.model_copy(update={"workers": max(1, chunks)}), resources, node_cpus)
+    return replace(shape, workers=max(1, chunks))
 
 
 def _pool_shape(options: ClusterOptions, resources: dict[str, float], node_cpus: list[float] | None) -> PoolShape:

@@ -29,6 +29,7 @@ import numpy as np
 from farm import video
 from farm.codecs import resolve_codec
 from farm.config import RenderOptions
+from farm.heap import keep_freed_memory
 from farm.pipeline import Timer, ahead, behind, timed
 from farm.plan import Chunk, Layout, Receipt
 from farm.schedule import CompileMode
@@ -128,6 +129,7 @@ class StyleWorker:
     def __init__(self, *, device: str = "auto", threads: int | None = None, batch: int | None = None,
                  keep_warm: float = 0.0, overlap: int = OVERLAP):
         self.device, self.batch, self.overlap = device, batch, overlap
+        keep_freed_memory()  # frame after frame of the same sizes: reuse pages instead of faulting them in (farm/heap.py)
         #: the actor's CPU share also caps OpenCV's and FFmpeg's thread pools: left to themselves each
         #: starts one thread per core, and two 1-CPU actors on 2 cores then slow each other's network
         self.threads = threads or 0

@@ -44,9 +44,9 @@ def test_pool_follows_the_cluster(options, resources, nodes, shape):
 
 
 @pytest.mark.parametrize("options, resources, nodes, chunks, shape", [
-    (ClusterOptions(), {"CPU": 2}, [2], 1, PoolShape(1, 0.0, 2.0)),  # one chunk: one actor with both cores
+    (ClusterOptions(), {"CPU": 2}, [2], 1, PoolShape(1, 0.0, 1.0)),  # one chunk: one 1-thread actor, a core free
     (ClusterOptions(), {"CPU": 2}, [2], 5, PoolShape(2, 0.0, 1.0)),
-    (ClusterOptions(), {"CPU": 64}, [32, 32], 4, PoolShape(4, 0.0, 16.0)),
+    (ClusterOptions(), {"CPU": 64}, [32, 32], 4, PoolShape(4, 0.0, 4.0)),
     (ClusterOptions(), {"CPU": 16, "GPU": 4}, [16], 2, PoolShape(2, 1.0, 1.0)),  # no idle GPU actors
     (ClusterOptions(workers=2), {"CPU": 2}, [2], 1, PoolShape(2, 0.0, 1.0)),  # what the user asked for
 ])

@@ -12,7 +12,7 @@ import pytest
 
 from farm import video
 from farm.config import EncodeOptions, RenderOptions, TemporalOptions
-from farm.plan import Chunk, Layout, plan_chunks, snap_to_cuts
+from farm.plan import Chunk, Layout, plan_chunks
 from farm.store import LocalStore
 from farm.styles.resolve import named_style
 from farm.shard import LocalSharders, ShardFeeder, plan_spans, seek_table
@@ -92,21 +92,6 @@ def test_shard_tasks_hand_out_chunks_with_the_cuts_of_their_frames(tmp_path, fou
     assert book.cuts == whole
     assert [c.index for c in taken] == [c.index for c in chunks]
     assert [c.cuts for c in taken] == [[x for x in whole if c.first <= x < c.end] for c in chunks]
-
-
-def test_boundaries_snap_to_nearby_cuts_and_warmups_stop_at_cuts():
-    chunks = snap_to_cuts(plan_chunks(100, 30, 12), [27, 75], reach=7)
-    assert [(c.start, c.end, c.warmup, c.cuts) for c in chunks] == [
-        (0, 27, 0, []), (27, 60, 0, [27]), (60, 90, 12, [75]), (90, 100, 12, [])]
-    # a cut too far from every boundary stays inside its chunk; the next warm-up stops at it
-    chunks = snap_to_cuts(plan_chunks(60, 30, 12), [25], reach=3)
-    assert [(c.start, c.warmup, c.cuts) for c in chunks] == [(0, 0, [25]), (30, 5, [25])]
-
-
-def test_snapping_keeps_every_frame_once():
-    chunks = snap_to_cuts(plan_chunks(95, 20, 8), [3, 19, 21, 22, 58, 94], reach=10)
-    covered = [f for c in chunks for f in range(c.start, c.end)]
-    assert covered == list(range(95)) and [c.index for c in chunks] == list(range(len(chunks)))
 
 
 def test_split_at_cuts():

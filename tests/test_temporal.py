@@ -150,19 +150,8 @@ def test_boundary_weight_grades_motion_boundaries_and_keeps_occlusions():
     assert set(np.unique(graded)) <= {0.0, 0.5, 1.0} and (graded == 0.5).any()
     np.testing.assert_array_equal(graded[ruder == 1], 1.0)  # only what Ruder's mask dropped changes
     assert graded[42:78, 51:57].mean() < 0.3  # the background revealed behind the square stays repainted
-
-
-def test_boundary_weight_one_is_the_occlusion_mask_alone():
-    """The blend's weight (1.0) skips the boundary test; the mask is what the graded one gives with boundaries at 1."""
-    prev, cur = moving_square(shift=8)
-    g_prev, g_cur = cv2.cvtColor(prev, cv2.COLOR_RGB2GRAY), cv2.cvtColor(cur, cv2.COLOR_RGB2GRAY)
-    fwd, bwd = estimate_flow(g_prev, g_cur, scale=1.0), estimate_flow(g_cur, g_prev, scale=1.0)
-    for entered in (False, True):
-        graded = reliability_mask(fwd, bwd, boundary_weight=0.5, entered=entered)
-        assert (graded == 0.5).any()
-        mask = reliability_mask(fwd, bwd, boundary_weight=1.0, entered=entered)
-        assert mask.dtype == np.float32
-        np.testing.assert_array_equal(mask, np.where(graded > 0, np.float32(1.0), np.float32(0.0)))
+    # weight 1 (the blend's) skips the boundary test: exactly the occlusion mask, boundaries trusted
+    np.testing.assert_array_equal(reliability_mask(fwd, bwd, boundary_weight=1.0), (graded > 0).astype(np.float32))
 
 
 @pytest.mark.parametrize("size", [(H, W), (H + 1, W - 9)])

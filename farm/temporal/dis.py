@@ -128,12 +128,11 @@ def reliability_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray, *, boundary_wei
     occluded = _sq_norm(w_tilde + flow_bwd) > 0.01 * (_sq_norm(w_tilde) + _sq_norm(flow_bwd)) + 0.5
     if entered:
         occluded |= _outside(flow_bwd)
-    if boundary_weight == 1.0:  # a boundary weighs as much as any trusted pixel: no need to find them
-        return np.logical_not(occluded).astype(np.float32)
-    du_dy, du_dx = np.gradient(flow_bwd[..., 0])
-    dv_dy, dv_dx = np.gradient(flow_bwd[..., 1])
-    boundary = du_dx**2 + du_dy**2 + dv_dx**2 + dv_dy**2 > 0.01 * _sq_norm(flow_bwd) + 0.002
-    mask = np.where(boundary, np.float32(boundary_weight), np.float32(1.0))
+    mask = np.ones(flow_bwd.shape[:2], dtype=np.float32)
+    if boundary_weight != 1.0:  # at 1 (the blend's weight) the boundary test changes nothing: skip its gradients
+        du_dy, du_dx = np.gradient(flow_bwd[..., 0])
+        dv_dy, dv_dx = np.gradient(flow_bwd[..., 1])
+        mask[du_dx**2 + du_dy**2 + dv_dx**2 + dv_dy**2 > 0.01 * _sq_norm(flow_bwd) + 0.002] = boundary_weight
     mask[occluded] = 0.0
     return mask
 
