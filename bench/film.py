@@ -104,7 +104,7 @@ def render(server: MeteredSeaweed, clip: Path, chunk_frames: int, workdir: Path,
     for key in keys:
         for stage, seconds in Receipt.model_validate_json(store.get_bytes(key)).seconds.items():
             stages[stage] = stages.get(stage, 0.0) + seconds
-    worker_s = sum(stages.values())
+    worker_s = sum(v for k, v in stages.items() if not k.endswith("_cpu"))  # wall; "<stage>_cpu" is CPU
     from farm.config import TemporalOptions
     from farm.plan import plan_chunks
 

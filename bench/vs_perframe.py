@@ -199,13 +199,16 @@ def print_report(results: list[dict], env: dict) -> None:
     print(table(["clip", "tool", "median s", "min s", "max s", "frames/s"], rows,
                 "wall time, same style (vangogh = built-in 19), same size, median of repeats"))
     for r, name in [(r, n) for r in results for n in r["summary"] if n.startswith("farm") and "ratio" not in n]:
-        stages = r["summary"][name]["stages_median_s"]
+        every = r["summary"][name]["stages_median_s"]
+        stages = {k: v for k, v in every.items() if not k.endswith("_cpu")}  # wall; "<stage>_cpu": its thread's CPU
         wall = r["summary"][name]["median_s"]
-        rows = [[k, v, 100 * v / wall, 1000 * v / r["frames"]] for k, v in stages.items()]
+        rows = [[k, v, 100 * v / wall, 1000 * v / r["frames"], 1000 * every.get(f"{k}_cpu", float("nan")) / r["frames"]]
+                for k, v in stages.items()]
         rows.append(["(not in stages: start-up, shard, scheduling)", wall - sum(stages.values()),
-                     100 * (wall - sum(stages.values())) / wall, 1000 * (wall - sum(stages.values())) / r["frames"]])
+                     100 * (wall - sum(stages.values())) / wall, 1000 * (wall - sum(stages.values())) / r["frames"],
+                     float("nan")])
         print()
-        print(table(["stage", "s (median)", "% of wall", "ms/frame"], rows,
+        print(table(["stage", "s (median)", "% of wall", "ms/frame", "CPU ms/frame"], rows,
                     f"{name} stages on {r['clip']} (worker stages summed over {r['runs'][name][0]['chunks']} "
                     "chunks; the shard runs beside them in the driver)"))
     print()

@@ -154,21 +154,32 @@ class behind(Generic[T]):
 
 
 class Timer:
-    """Seconds spent per stage (receipts carry them, the driver sums them); stages may run in threads."""
+    """Seconds spent per stage (receipts carry them, the driver sums them); stages may run in threads.
+
+    ``seconds`` is wall time; ``cpu`` the CPU time of the thread that ran the stage (time.thread_time).
+    Overlapped stages share the cores, so their wall time includes waiting for one; their CPU time
+    does not. CPU time done in other threads (a multi-threaded torch or codec) is not in ``cpu``.
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
         self._lock = threading.Lock()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
-            spent = time.perf_counter() - t0
+            spent, cpu = time.perf_counter() - t0, time.thread_time() - c0
             with self._lock:
                 self.seconds[name] = self.seconds.get(name, 0.0) + spent
+                self.cpu[name] = self.cpu.get(name, 0.0) + cpu
+
+    def receipt_seconds(self) -> dict[str, float]:
+        """Wall seconds per stage, then each stage's CPU seconds as ``<stage>_cpu``."""
+        return {**self.seconds, **{f"{name}_cpu": cpu for name, cpu in self.cpu.items()}}
 
 
 def timed(items: Iterable[T], timer: Timer, stage: str) -> Iterator[T]:

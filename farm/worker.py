@@ -216,7 +216,7 @@ class StyleWorker:
         rest = time.perf_counter() - t0 - frames_s - timer.seconds.get("fetch", 0.0) - timer.seconds["upload"]
         timer.seconds["setup"] = max(rest, 0.0)
         receipt = Receipt(chunk=chunk.index, key=key, frames=emitted, size=size, sha256=digest, lead=chunk.lead,
-                          node=self.node_label(), pid=os.getpid(), seconds=timer.seconds, cuts=chunk.cuts)
+                          node=self.node_label(), pid=os.getpid(), seconds=timer.receipt_seconds(), cuts=chunk.cuts)
         # the receipt is written after the chunk: its presence is what marks the chunk done
         store.put_bytes(layout.receipt(chunk.index), receipt.model_dump_json().encode())
         return receipt

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
-from farm.pipeline import ahead, behind
+from farm.pipeline import Timer, ahead, behind
 
 
 class Boom(RuntimeError):
@@ -90,3 +91,17 @@ def test_behind_stops_without_finishing_when_the_producer_fails():
             raise Boom("network failed")
     assert len(out) <= 1  # at most the item in hand is finished; the queued ones are dropped
     assert not [t for t in threading.enumerate() if t.name == "farm-behind"]
+
+
+def test_timer_records_cpu_seconds_of_the_stage_thread_beside_wall():
+    timer = Timer()
+    with timer.stage("sleep"):
+        time.sleep(0.05)
+    with timer.stage("spin"):
+        end = time.thread_time() + 0.05
+        while time.thread_time() < end:
+            pass
+    assert timer.seconds["sleep"] >= 0.05 and timer.cpu["sleep"] < 0.02  # waiting costs wall, not CPU
+    assert timer.cpu["spin"] >= 0.05 and timer.seconds["spin"] >= timer.cpu["spin"]
+    assert timer.receipt_seconds() == {"sleep": timer.seconds["sleep"], "spin": timer.seconds["spin"],
+                                       "sleep_cpu": timer.cpu["sleep"], "spin_cpu": timer.cpu["spin"]}

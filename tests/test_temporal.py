@@ -154,6 +154,26 @@ def test_boundary_weight_grades_motion_boundaries_and_keeps_occlusions():
     np.testing.assert_array_equal(reliability_mask(fwd, bwd, boundary_weight=1.0), (graded > 0).astype(np.float32))
 
 
+@pytest.mark.parametrize("size", [(H, W), (H + 1, W - 9)])
+def test_flow_from_half_size_is_the_small_flow_resized_then_scaled(size):
+    """A reused DIS object and scaling the vectors before the resize give the flow of a fresh object scaled
+    after it: bit-identical at the power-of-two factors of scale 0.5, within float rounding otherwise."""
+    h, w = size
+    frames = pan_clip(3, step=(-3, 2))
+    g = [cv2.cvtColor(f[:h, :w] if f.shape[0] >= h else cv2.resize(f, (w, h)), cv2.COLOR_RGB2GRAY) for f in frames]
+    sw, sh = round(w * 0.5), round(h * 0.5)
+    engine = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    for src, dst in ((g[1], g[0]), (g[0], g[1]), (g[2], g[1])):
+        small = [cv2.resize(x, (sw, sh), interpolation=cv2.INTER_AREA) for x in (src, dst)]
+        expected = cv2.resize(cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(*small, None), (w, h),
+                              interpolation=cv2.INTER_LINEAR) * np.array([w / sw, h / sh], np.float32)
+        for flow in (estimate_flow(src, dst, scale=0.5), estimate_flow(src, dst, scale=0.5, engine=engine)):
+            if (w / sw, h / sh) == (2.0, 2.0):
+                np.testing.assert_array_equal(flow, expected)
+            else:
+                np.testing.assert_allclose(flow, expected, rtol=1e-6, atol=1e-6)
+
+
 def test_pixels_entering_the_frame_are_painted_afresh():
     """A fast pan: the strip that comes into view is the frame's own stylization, not the border smeared."""
     frames = pan_clip(2, step=(8, 0))

@@ -44,6 +44,9 @@ def render(sharded, *, overlap: int, flow: str = "dis", codec: str = "auto", ena
     with av.open(str(path)) as container:
         name = container.streams.video[0].codec_context.name
     assert receipt.frames == len(frames) == CHUNK.frames
+    # each timed stage also carries its thread's CPU seconds, which a thread cannot spend faster than the clock
+    for stage in ("decode", "network", "encode") + (("temporal",) if enabled else ()):
+        assert 0.0 < receipt.seconds[f"{stage}_cpu"] <= receipt.seconds[stage] + 1e-3
     return [f.rgb for f in frames], [f.pts for f in frames], name
 
 

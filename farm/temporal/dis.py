@@ -64,13 +64,16 @@ def to_gray(frame_rgb: np.ndarray) -> np.ndarray:
 
 
 def estimate_flow(src_gray: np.ndarray, dst_gray: np.ndarray, *, scale: float = 0.5,
-                  preset: int = DIS_PRESET) -> np.ndarray:
+                  preset: int = DIS_PRESET, engine: cv2.DISOpticalFlow | None = None) -> np.ndarray:
     """Dense flow from ``src`` to ``dst`` (uint8 gray, same shape) → float32 (H,W,2) as (dx, dy).
 
     ``src[y, x] ≈ dst[y + F[y,x,1], x + F[y,x,0]]``: for each pixel of ``src``,
     where it is in ``dst`` (see the module docstring). With ``scale < 1`` DIS
-    runs on frames resized by ``scale`` and the flow is resized back and its
-    vectors multiplied by the inverse factors.
+    runs on frames resized by ``scale`` and the flow is resized back, its
+    vectors multiplied by the inverse factors (before the resize: a quarter of
+    the pixels, and bit-identical for the power-of-two factors of scale 0.5).
+    ``engine``, a DIS object of ``preset`` made by the caller, is reused instead of
+    a new one (same flow, ~1 ms less per call at 320x180; one thread at a time).
     """
     src_gray, dst_gray = to_gray(src_gray), to_gray(dst_gray)
     h, w = src_gray.shape
@@ -78,10 +81,10 @@ def estimate_flow(src_gray: np.ndarray, dst_gray: np.ndarray, *, scale: float = 
     if (sw, sh) != (w, h):
         src_gray = cv2.resize(src_gray, (sw, sh), interpolation=cv2.INTER_AREA)
         dst_gray = cv2.resize(dst_gray, (sw, sh), interpolation=cv2.INTER_AREA)
-    flow = cv2.DISOpticalFlow_create(preset).calc(src_gray, dst_gray, None)
+    flow = (engine if engine is not None else cv2.DISOpticalFlow_create(preset)).calc(src_gray, dst_gray, None)
     if (sw, sh) != (w, h):
-        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
         flow *= np.array([w / sw, h / sh], dtype=np.float32)
+        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
     return flow
 
 
@@ -201,6 +204,8 @@ class Coherence:
         self.base_strength = min(self.options.strength, base_strength)
         #: σ (px of the frames) of the band split: strokes painted larger than the frame's pixels need it larger
         self.base_sigma = base_sigma
+        #: one DIS object for every flow of this instance (calls in one thread, in frame order)
+        self.engine = cv2.DISOpticalFlow_create(preset)
         self.reset()
 
     def reset(self) -> None:
@@ -224,8 +229,8 @@ class Coherence:
 
     def _blend(self, gray: np.ndarray, stylized: np.ndarray) -> np.ndarray:
         scale = self.options.flow_scale
-        bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
-        fwd = estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset)
+        bwd = estimate_flow(gray, self.prev_gray, scale=scale, engine=self.engine)
+        fwd = estimate_flow(self.prev_gray, gray, scale=scale, engine=self.engine)
         mask = reliability_mask(fwd, bwd, boundary_weight=BOUNDARY_WEIGHT, entered=True)
         return blend_bands(stylized, warp(self.prev_out, bwd), mask, self.options.strength, self.base_strength,
                            self.base_sigma)
