@@ -56,13 +56,23 @@ CHUNK_OVERHEAD_FRAMES = 2
 def plan_chunks(frames: int, chunk_frames: int | None, warmup: int, workers: int = 1) -> list[Chunk]:
     """Split ``frames`` into chunks, each with up to ``warmup`` lead-in frames.
 
-    ``chunk_frames`` fixes the length; None picks it with :func:`balanced_length` for ``workers``.
+    ``chunk_frames`` fixes the length; None picks it with :func:`balanced_length` for ``workers``, and makes
+    the first chunk, which needs no warm-up, longer by the warm-up (:func:`chunk_starts`).
     """
-    length = chunk_frames or balanced_length(frames, warmup, workers)
-    return [
-        Chunk(index=i, start=start, end=min(start + length, frames), warmup=min(warmup, start))
-        for i, start in enumerate(range(0, frames, length))
-    ]
+    if chunk_frames:
+        starts = list(range(0, frames, chunk_frames))
+    else:
+        starts = chunk_starts(frames, balanced_length(frames, warmup, workers), warmup) if frames > 0 else []
+    return [Chunk(index=i, start=start, end=end, warmup=min(warmup, start))
+            for i, (start, end) in enumerate(zip(starts, [*starts[1:], frames]))]
+
+
+def chunk_starts(frames: int, length: int, warmup: int) -> list[int]:
+    """Where an automatic plan's chunks of ``length`` start. The first chunk paints no warm-up, so it gets
+    ``warmup`` more frames than the rest: every chunk then costs the same work, and two workers sharing
+    300 frames with a 26-frame warm-up finish together (163 and 137 + 26 frames) instead of one idling
+    26 frames at the end (150, and 150 + 26)."""
+    return [0, *range(min(length + warmup, frames), frames, length)]
 
 
 #: how much of a fresh history a warm-up may leave at the first emitted frame: 0.8**12, the default
@@ -85,7 +95,8 @@ def warmup_for(strength: float, warmup: int, longest: int = 240) -> int:
 
 
 def balanced_length(frames: int, warmup: int, workers: int, longest: int = MAX_CHUNK_FRAMES) -> int:
-    """The chunk length, at most ``longest``, whose plan finishes soonest on ``workers`` actors.
+    """The chunk length, at most ``longest`` (the first chunk's frames beyond it are its missing warm-up),
+    whose plan (:func:`chunk_starts`) finishes soonest on ``workers`` actors.
 
     Chunks go to whichever actor is free first, in plan order (as the Scheduler hands them out), and
     cost their frames plus their warm-up; ties go to the longer length (fewer frames rendered twice).
@@ -99,9 +110,9 @@ def makespan(frames: int, length: int, warmup: int, workers: int) -> int:
     """The busiest of ``workers`` actors' work, in frames (warm-up and per-chunk overhead included),
     for chunks of ``length`` handed out in order to whichever actor is free first."""
     loads = [0] * max(workers, 1)
-    for start in range(0, frames, length):
-        cost = min(length, frames - start) + min(warmup, start) + CHUNK_OVERHEAD_FRAMES
-        heapq.heapreplace(loads, loads[0] + cost)
+    starts = chunk_starts(frames, length, warmup)
+    for start, end in zip(starts, [*starts[1:], frames]):
+        heapq.heapreplace(loads, loads[0] + end - start + min(warmup, start) + CHUNK_OVERHEAD_FRAMES)
     return max(loads)
 
 
