@@ -65,7 +65,7 @@ def plan_chunks(frames: int, chunk_frames: int | None, warmup: int, workers: int
     ]
 
 
-#: how much of a fresh history a warm-up may leave at the first emitted frame: 0.8**12, the default
+#: how much of a fresh history a warm-up may leave at the first emitted frame: 0.8**12, the old default
 #: strength's 12-frame warm-up, under which chunking adds nothing measurable at the seams (bench/README.md)
 SEAM_RESIDUE = 0.8**12
 
