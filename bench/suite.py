@@ -575,9 +575,9 @@ class MaskedBase(Coherence):
     occluded one) the base layer kept by its neighbours carries that pixel's smear. With ``fade`` the base
     layer also keeps less history where few reliable pixels are near: base strength × lowpass(m)."""
 
-    def __init__(self, options: TemporalOptions, fade: bool = False):
+    def __init__(self, options: TemporalOptions, fade: bool = False, base_strength: float = 0.5):
         self.fade = fade
-        super().__init__(options)
+        super().__init__(options, base_strength=base_strength)
 
     def _blend(self, gray, stylized):
         from farm.temporal import estimate_flow, lowpass
@@ -593,11 +593,14 @@ class MaskedBase(Coherence):
         return stylized + mask[..., None] * kept
 
 
-def per_band(strength: float, base: float, warmup: int | None = None) -> Callable[[], Variant]:
-    """Per-band strengths: the strokes keep ``strength``, the base layer ``base`` (farm: min(strength, 0.5))."""
+def per_band(strength: float, base: float, warmup: int | None = None, masked: bool = False) -> Callable[[], Variant]:
+    """Per-band strengths: the strokes keep ``strength``, the base layer ``base`` (farm: min(strength, 0.5));
+    with ``masked``, the base layer from reliable pixels, faded (:class:`MaskedBase`)."""
     options = TemporalOptions(strength=strength, **({"warmup": warmup} if warmup else {}))
-    name = f"cuts, strokes {strength}, base {base}" + (f", warmup {warmup}" if warmup else "")
-    return lambda: with_cuts(name, options, base_strength(base))
+    name = f"cuts, strokes {strength}, base {base}" + (f", warmup {warmup}" if warmup else "") + (
+        ", masked base faded" if masked else "")
+    make = (lambda o: MaskedBase(o, fade=True, base_strength=base)) if masked else base_strength(base)
+    return lambda: with_cuts(name, options, make)
 
 
 VARIANTS.update({
@@ -611,6 +614,9 @@ VARIANTS.update({
     "strokes 0.85 base 0.45": per_band(0.85, 0.45, 17),
     "strokes 0.85 base 0.4": per_band(0.85, 0.4, 17),
     "strokes 0.9 base 0.4": per_band(0.9, 0.4, 26),
+    "strokes 0.9 base 0.45": per_band(0.9, 0.45, 26),
+    "strokes 0.85 base 0.45 masked": per_band(0.85, 0.45, 17, masked=True),
+    "strokes 0.85 base 0.5 masked": per_band(0.85, 0.5, 17, masked=True),
     **{f"motion base {v}": (lambda v=v: with_cuts(f"cuts, motion base v0={v}", TemporalOptions(),
                                                     lambda o, v=v: MotionBase(o, v))) for v in (24, 32, 48)},
 })
