@@ -269,8 +269,11 @@ class Variant:
 
 
 def today(options: TemporalOptions | None = None) -> Variant:
+    """farm's defaults without cut handling; chunks planned as the driver plans them (warm-up from
+    warmup_for: until d15's runs this row chunked with the configured 12 frames, which at strength 0.9
+    left seam/sequential 1.03)."""
     options = options or TemporalOptions()
-    return Variant("defaults", sequential(options), chunked(options))
+    return Variant("defaults", sequential(options), chunked(options, plan=farm_plan(options)))
 
 
 def run_suite(clips: list[Clip], variants: list[Variant], stylizer_for, log=print) -> list[dict]:
