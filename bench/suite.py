@@ -269,8 +269,11 @@ class Variant:
 
 
 def today(options: TemporalOptions | None = None) -> Variant:
+    """farm's defaults without cut handling; chunks planned as the driver plans them (warm-up from
+    warmup_for: until d15's runs this row chunked with the configured 12 frames, which at strength 0.9
+    left seam/sequential 1.03)."""
     options = options or TemporalOptions()
-    return Variant("defaults", sequential(options), chunked(options))
+    return Variant("defaults", sequential(options), chunked(options, plan=farm_plan(options)))
 
 
 def run_suite(clips: list[Clip], variants: list[Variant], stylizer_for, log=print) -> list[dict]:
@@ -362,11 +365,19 @@ class TorchCoherence:
         return out.permute(1, 2, 0).numpy()
 
 
+def blend_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray) -> np.ndarray:
+    """farm's blend mask (since the native-side session: boundaries kept, entering pixels repainted)."""
+    from farm.temporal.dis import BOUNDARY_WEIGHT
+
+    return reliability_mask(flow_fwd, flow_bwd, boundary_weight=BOUNDARY_WEIGHT, entered=True)
+
+
 class LongTerm(Coherence):
     """Ruder et al. 2016, Sec. 3.3 (long-term consistency) as a blend: where frame t−1 cannot be trusted
     (disoccluded, a motion boundary) but frame t−``k`` can, the history comes from output t−k warped
-    along its own flow, with its own forward–backward mask; pixels reliable in t−1 keep t−1's (Ruder's
-    c_long: the nearest reliable frame wins). Two more DIS flows per frame."""
+    along its own flow, with its own mask (farm's blend mask, :func:`blend_mask`, for both; the 120 px runs
+    used Ruder's); pixels reliable in t−1 keep t−1's (Ruder's c_long: the nearest reliable frame wins).
+    Two more DIS flows per frame."""
 
     def __init__(self, options: TemporalOptions, k: int = 8):
         self.k = k
@@ -386,12 +397,12 @@ class LongTerm(Coherence):
 
         scale = self.options.flow_scale
         bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
-        mask = reliability_mask(estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset), bwd)
+        mask = blend_mask(estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset), bwd)
         warped = warp(self.prev_out, bwd)
         if len(self.past) == self.k:
             old_gray, old_out = self.past[0]
             bwd_k = estimate_flow(gray, old_gray, scale=scale, preset=self.preset)
-            mask_k = reliability_mask(estimate_flow(old_gray, gray, scale=scale, preset=self.preset), bwd_k)
+            mask_k = blend_mask(estimate_flow(old_gray, gray, scale=scale, preset=self.preset), bwd_k)
             use_k = (1.0 - mask) * mask_k
             warped = warped + use_k[..., None] * (warp(old_out, bwd_k) - warped)
             mask = mask + use_k
@@ -401,7 +412,8 @@ class LongTerm(Coherence):
 class MotionBase(Coherence):
     """Per-band strengths by motion: the base layer (colours under the strokes) keeps less history where the
     flow is fast, by 1 / (1 + (|flow| / v0)²); the strokes keep ``strength`` as before. Fast motion is where
-    a flow error drags colour (the 24 px/frame pan's low-frequency deviation is twice any other clip's)."""
+    a flow error drags colour (the 24 px/frame pan's low-frequency deviation is twice any other clip's).
+    The mask is farm's blend mask (:func:`blend_mask`; the 120 px runs used Ruder's)."""
 
     def __init__(self, options: TemporalOptions, v0: float = 8.0):
         self.v0 = v0
@@ -412,9 +424,9 @@ class MotionBase(Coherence):
 
         scale = self.options.flow_scale
         bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
-        mask = reliability_mask(estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset), bwd)
+        mask = blend_mask(estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset), bwd)
         d = warp(self.prev_out, bwd) - stylized
-        base = lowpass(d)
+        base = lowpass(d, self.base_sigma)
         speed2 = (bwd ** 2).sum(-1) / self.v0 ** 2
         base_weight = mask * self.base_strength / (1.0 + speed2)
         return stylized + (mask * self.options.strength)[..., None] * (d - base) + base_weight[..., None] * base
@@ -553,4 +565,61 @@ VARIANTS.update({
        for m in (2, 4, 8)},
     **{f"input {a}": (lambda a=a: denoised(f"cuts, input filtered {a}", a)) for a in (0.3, 0.5)},
     **{f"input detail {a}": (lambda a=a: denoised(f"cuts, input detail filtered {a}", a, True)) for a in (0.5, 0.8)},
+})
+
+
+# ---------------------------------------------------------------- the base layer near occlusions (issue 15, d15)
+
+
+class MaskedBase(Coherence):
+    """The base layer (σ = 3 px low-pass of d = warp(out_{t−1}) − stylized) computed from reliable pixels only:
+    base = lowpass(m·d) / lowpass(m), a normalised convolution. farm's blend low-passes d everywhere, so
+    within ~3σ of a repainted pixel (one that just entered the frame, where warp replicates the border; an
+    occluded one) the base layer kept by its neighbours carries that pixel's smear. With ``fade`` the base
+    layer also keeps less history where few reliable pixels are near: base strength × lowpass(m)."""
+
+    def __init__(self, options: TemporalOptions, fade: bool = False, base_strength: float = 0.5):
+        self.fade = fade
+        super().__init__(options, base_strength=base_strength)
+
+    def _blend(self, gray, stylized):
+        from farm.temporal import estimate_flow, lowpass
+
+        scale = self.options.flow_scale
+        bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
+        mask = blend_mask(estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset), bwd)
+        d = warp(self.prev_out, bwd) - stylized
+        support = lowpass(mask, self.base_sigma)
+        base = lowpass(d * mask[..., None], self.base_sigma) / np.maximum(support, 1e-3)[..., None]
+        base_weight = self.base_strength * (support if self.fade else 1.0)
+        kept = self.options.strength * (d - base) + np.asarray(base_weight, np.float32)[..., None] * base
+        return stylized + mask[..., None] * kept
+
+
+def per_band(strength: float, base: float, warmup: int | None = None, masked: bool = False) -> Callable[[], Variant]:
+    """Per-band strengths: the strokes keep ``strength``, the base layer ``base`` (farm: min(strength, 0.5));
+    with ``masked``, the base layer from reliable pixels, faded (:class:`MaskedBase`)."""
+    options = TemporalOptions(strength=strength, **({"warmup": warmup} if warmup else {}))
+    name = f"cuts, strokes {strength}, base {base}" + (f", warmup {warmup}" if warmup else "") + (
+        ", masked base faded" if masked else "")
+    make = (lambda o: MaskedBase(o, fade=True, base_strength=base)) if masked else base_strength(base)
+    return lambda: with_cuts(name, options, make)
+
+
+VARIANTS.update({
+    "masked base": lambda: with_cuts("cuts, base layer from reliable pixels", TemporalOptions(), MaskedBase),
+    "masked base fade": lambda: with_cuts("cuts, base layer from reliable pixels, faded", TemporalOptions(),
+                                          lambda o: MaskedBase(o, fade=True)),
+    **{f"long-term {k}": (lambda k=k: with_cuts(f"cuts, long-term t-1 + t-{k}", TemporalOptions(),
+                                                  lambda o, k=k: LongTerm(o, k))) for k in (2, 4, 8, 12)},
+    "base 0.45": per_band(0.8, 0.45),
+    "base 0.4": per_band(0.8, 0.4),
+    "strokes 0.85 base 0.45": per_band(0.85, 0.45, 17),
+    "strokes 0.85 base 0.4": per_band(0.85, 0.4, 17),
+    "strokes 0.9 base 0.4": per_band(0.9, 0.4, 26),
+    "strokes 0.9 base 0.45": per_band(0.9, 0.45, 26),
+    "strokes 0.85 base 0.45 masked": per_band(0.85, 0.45, 17, masked=True),
+    "strokes 0.85 base 0.5 masked": per_band(0.85, 0.5, 17, masked=True),
+    **{f"motion base {v}": (lambda v=v: with_cuts(f"cuts, motion base v0={v}", TemporalOptions(),
+                                                    lambda o, v=v: MotionBase(o, v))) for v in (24, 32, 48)},
 })

@@ -75,7 +75,7 @@ def chunk_starts(frames: int, length: int, warmup: int) -> list[int]:
     return [0, *range(min(length + warmup, frames), frames, length)]
 
 
-#: how much of a fresh history a warm-up may leave at the first emitted frame: 0.8**12, the default
+#: how much of a fresh history a warm-up may leave at the first emitted frame: 0.8**12, the old default
 #: strength's 12-frame warm-up, under which chunking adds nothing measurable at the seams (bench/README.md)
 SEAM_RESIDUE = 0.8**12
 

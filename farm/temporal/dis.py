@@ -47,8 +47,9 @@ DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
 WARP_INTERPOLATION = cv2.INTER_LINEAR
 #: σ (px) of the Gaussian splitting an image into a base layer (colours, shapes) and detail (strokes)
 BASE_SIGMA = 3.0
-#: the most history the base layer keeps: min(strength, BASE_STRENGTH)
-BASE_STRENGTH = 0.5
+#: the most history the base layer keeps: min(strength, BASE_STRENGTH). 0.4 with strength 0.9 (the strokes)
+#: since issue 15's suite; it was 0.5 with 0.8 (bench/README, "flicker.py --suite")
+BASE_STRENGTH = 0.4
 #: how much of ``strength`` the blend keeps on a motion boundary that is not an occlusion (Ruder: 0).
 #: A DIS flow upsampled from half size has gradients above Ruder's threshold in a band along every
 #: moving edge; those pixels were repainted every frame and made half the flicker left on two discs
