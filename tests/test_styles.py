@@ -525,3 +525,15 @@ def test_a_failing_compile_falls_back_to_eager(catalog, stylizer):
     batch = frames(3, 16, 16, seed=6)
     np.testing.assert_array_equal(broken(batch), stylizer(batch))
     assert broken.compiled is None
+
+
+def test_a_size_outside_the_packages_range_runs_eagerly(tmp_path):
+    from farm.styles.aot import MAX_SIDE, AotNetwork
+
+    net = load_multistyle().eval()
+    compiled = AotNetwork(net, "range", tmp_path, build=False)  # nothing built, nothing may be
+    style = torch.rand(NUM_STYLES)
+    with torch.inference_mode():
+        x = torch.rand(1, 3, 8, MAX_SIDE + 4)  # wider than any package is exported for
+        torch.testing.assert_close(compiled(x, style), net(x, style))
+    assert not list(tmp_path.iterdir())

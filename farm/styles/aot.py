@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from filelock import FileLock
 
+from farm.styles.multistyle import MULTIPLE
+
 log = logging.getLogger(__name__)
 
 #: bump when the way packages are built changes (the key then names new packages)
@@ -82,6 +84,8 @@ class AotNetwork:
         self._per_shape = False  # set when this network's any-size export failed here
 
     def __call__(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if not self._per_shape and not all(2 * MULTIPLE <= side <= MAX_SIDE for side in x.shape[2:]):
+            return self.net(x, weights)  # outside the sizes the package was exported for: eager
         layout = (x.shape[:2], memory_format(x), x.dtype, tuple(weights.shape))
         if self._per_shape:
             layout += (tuple(x.shape[2:]),)
@@ -118,8 +122,6 @@ class AnySizeUnsupported(RuntimeError):
 
 def size_dims(x: torch.Tensor) -> dict[int, Any]:
     """The input's height and width as export dims: any multiple of MULTIPLE from 8 to :data:`MAX_SIDE`."""
-    from farm.styles.multistyle import MULTIPLE
-
     top = MAX_SIDE // MULTIPLE
     return {2: MULTIPLE * torch.export.Dim("rows", min=2, max=top),
             3: MULTIPLE * torch.export.Dim("cols", min=2, max=top)}
@@ -162,8 +164,6 @@ def narrowed_sizes(program: Any) -> str:
     """Where export kept the height or width symbolic but narrowed its range (a branch on the size):
     a package run outside that range would paint the wrong branch without a word, so it must not be
     built as any-size. Empty when every size up to :data:`MAX_SIDE` is valid."""
-    from farm.styles.multistyle import MULTIPLE
-
     frame = next(node for node in program.graph.nodes if node.op == "placeholder"
                  and node.name in program.graph_signature.user_inputs)
     narrowed = []
