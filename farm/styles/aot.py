@@ -153,7 +153,8 @@ def export(net: torch.nn.Module, x: torch.Tensor, weights: torch.Tensor, any_siz
     try:
         program = torch.export.export(net, (x, weights), dynamic_shapes=(size_dims(x), None))
     except Exception as exc:  # a guard on the size (a data-dependent shape, a size-specialising op)
-        raise AnySizeUnsupported(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise AnySizeUnsupported(f"{type(exc).__name__}: {first}") from exc
     narrowed = narrowed_sizes(program)
     if narrowed:
         raise AnySizeUnsupported(f"the network branches on the frame size (valid only for {narrowed})")
