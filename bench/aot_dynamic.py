@@ -1,25 +1,30 @@
-"""One AOT package for every frame size? The 26-style network's package built with a static input shape
-(what farm builds: one per machine, network and working size) against one built with dynamic height and
-width (``torch.export`` ``Dim``s, multiples of 4 as the network needs), and the eager network (issue 18,
-lever 1).
+"""One AOT package for every frame size, and what its build costs (issue 18, lever 1).
 
-Run by hand (never in CI); each build is timed from nothing (a fresh inductor cache), then the variants
-paint the same frame on one thread, batch 1, rounds interleaved:
+The 26-style network's package built for one input shape against farm's any-size package (height and
+width symbolic ``torch.export`` dims, farm/styles/aot.py), optional build variants (inductor options),
+and the eager network. Every build runs in a fresh process with an empty inductor cache, as a new
+user's first worker does (imports, header precompilation and all), timed in wall and CPU seconds;
+then the variants paint the same frame on one thread, batch 1, rounds interleaved.
 
-    .venv/bin/python bench/aot_dynamic.py --size 640x360 --rounds 5 --calls 2
+Run by hand (never in CI):
+
+    .venv/bin/python bench/aot_dynamic.py --size 640x360 --rounds 5 --calls 2 --name aot_dynamic_epyc_native
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python bench/aot_dynamic.py --name aot_dynamic_avx2
+    .venv/bin/python bench/aot_dynamic.py --no-static \\
+        --variant wrapper_O0:aot_inductor.compile_wrapper_opt_level=O0 --variant freezing:freezing=True
 
-``--also`` times the dynamic package at more sizes (it is built once; a static one would need a build each).
+``--also`` times the any-size package at more sizes (it is built once; a static one would need a build each).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -30,17 +35,52 @@ from common import environment, load_note, median, table, write_result  # noqa: 
 
 from farm.styles.aot import build_package, load_package  # noqa: E402
 from farm.styles.catalog import load_catalog  # noqa: E402
-from farm.styles.multistyle import MULTIPLE, load_multistyle  # noqa: E402
+from farm.styles.multistyle import load_multistyle  # noqa: E402
 
 
-def build_dynamic(net: torch.nn.Module, x: torch.Tensor, weights: torch.Tensor, path: Path) -> None:
-    """The package for any height and width that are multiples of :data:`MULTIPLE` (up to 4096)."""
-    rows, cols = torch.export.Dim("rows", min=2, max=1024), torch.export.Dim("cols", min=2, max=1024)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        program = torch.export.export(net, (x, weights),
-                                      dynamic_shapes=({2: MULTIPLE * rows, 3: MULTIPLE * cols}, None))
-        torch._inductor.aoti_compile_and_package(program, package_path=str(path))
+def inputs(size: str) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    width, height = (int(v) for v in size.split("x"))
+    weights = torch.tensor(load_catalog().resolve("vangogh").weights, dtype=torch.float32)
+    return load_multistyle(), torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)), weights
+
+
+def parse_value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False, "None": None}.get(text, text)
+
+
+def build_here(size: str, path: str, any_size: bool, options: list[str]) -> None:
+    """The child process: set the inductor options, build the package (farm's own build_package)."""
+    import torch._inductor.config as config
+
+    for option in options:
+        name, value = option.split("=", 1)
+        *parents, leaf = name.split(".")
+        target = config
+        for part in parents:
+            target = getattr(target, part)
+        assert hasattr(target, leaf), f"no inductor option {name}"
+        setattr(target, leaf, parse_value(value))
+    net, x, weights = inputs(size)
+    build_package(net, x, weights, Path(path), any_size)
+
+
+def build_fresh(size: str, path: Path, any_size: bool, options: list[str], tmp: Path) -> tuple[float, float]:
+    """Wall and CPU seconds (the child's, all its threads and compiler processes) of one build from nothing."""
+    cache = tempfile.mkdtemp(prefix="inductor-", dir=tmp)
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+    command = [sys.executable, __file__, "--build-here", str(path), "--size", size,
+               *(["--any-size"] if any_size else []), *[f"--option={o}" for o in options]]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def timed(fn) -> float:
@@ -52,25 +92,33 @@ def timed(fn) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="640x360")
-    parser.add_argument("--also", default="848x360", help="more sizes for the dynamic package (comma-separated)")
+    parser.add_argument("--also", default="848x360", help="more sizes for the any-size package (comma-separated)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=2)
     parser.add_argument("--name", default="aot_dynamic")
+    parser.add_argument("--no-static", action="store_true", help="skip the one-shape package")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="NAME:option=value,option=value: an any-size package built with these inductor options")
+    parser.add_argument("--build-here", help=argparse.SUPPRESS)
+    parser.add_argument("--any-size", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--option", action="append", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build_here:
+        return build_here(args.size, args.build_here, args.any_size, args.option)
     torch.set_num_threads(1)
     env = environment()
-    width, height = (int(v) for v in args.size.split("x"))
-    net = load_multistyle()
-    weights = torch.tensor(load_catalog().resolve("vangogh").weights, dtype=torch.float32)
-    x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    net, x, weights = inputs(args.size)
+    recipes = {**({} if args.no_static else {"static": (False, [])}), "any-size": (True, [])}
+    for spec in args.variant:
+        name, _, options = spec.partition(":")
+        recipes[name] = (True, [o for o in options.split(",") if o])
     with tempfile.TemporaryDirectory(prefix="aot-dynamic-") as tmp:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(tmp) / "inductor")  # every build from nothing
-        builds = {"static": timed(lambda: build_package(net, x, weights, Path(tmp) / "static.pt2")),
-                  "dynamic": timed(lambda: build_dynamic(net, x, weights, Path(tmp) / "dynamic.pt2"))}
+        builds = {name: build_fresh(args.size, Path(tmp) / f"{name}.pt2", any_size, options, Path(tmp))
+                  for name, (any_size, options) in recipes.items()}
         runners = {name: load_package(Path(tmp) / f"{name}.pt2") for name in builds}
         variants = {"eager (cpu_eager)": lambda a: net(a, weights),
-                    "static package": lambda a: runners["static"].boxed_run([a, weights])[0],
-                    "dynamic package": lambda a: runners["dynamic"].boxed_run([a, weights])[0]}
+                    **{f"{name} package": (lambda r: lambda a: r.boxed_run([a, weights])[0])(runner)
+                       for name, runner in runners.items()}}
         times: dict[str, list[float]] = {name: [] for name in variants}
         with torch.inference_mode():
             reference = net.graph(x, weights)
@@ -79,26 +127,31 @@ def main() -> None:
                 for name, fn in variants.items():
                     times[name].append(timed(lambda: [fn(x) for _ in range(args.calls)]) / args.calls)
             others = []
+            any_size = [name for name in variants if name != "eager (cpu_eager)" and name != "static package"]
             for size in [s for s in args.also.split(",") if s]:
                 w, h = (int(v) for v in size.split("x"))
                 other = torch.rand(1, 3, h, w)
-                pair = {"eager (cpu_eager)": [], "dynamic package": []}
+                pair: dict[str, list[float]] = {name: [] for name in ["eager (cpu_eager)", *any_size]}
                 for _ in range(args.rounds):
                     for name in pair:
                         pair[name].append(timed(lambda: [variants[name](other) for _ in range(args.calls)]) / args.calls)
                 others.append({"size": size, **{f"{k} ms": 1000 * median(v) for k, v in pair.items()},
-                               "max_levels_dynamic_vs_graph":
-                                   float((variants["dynamic package"](other) - net.graph(other, weights)).abs().max() * 255)})
+                               "max_levels_vs_graph": {name: float((variants[name](other) - net.graph(other, weights))
+                                                                   .abs().max() * 255) for name in any_size}})
     rows = [{"variant": name, "ms_per_frame": 1000 * median(times[name]), "ms_rounds": [1000 * t for t in times[name]],
-             "build_s": builds.get(name.split()[0]), "max_levels_vs_graph": diffs[name]} for name in variants]
-    print(table(["variant", "ms/frame", "build s", "max |diff| levels"],
+             "build_s": builds.get(name.removesuffix(" package"), (None, None))[0],
+             "build_cpu_s": builds.get(name.removesuffix(" package"), (None, None))[1],
+             "options": recipes.get(name.removesuffix(" package"), (None, []))[1],
+             "max_levels_vs_graph": diffs[name]} for name in variants]
+    print(table(["variant", "ms/frame", "build s", "build CPU s", "max |diff| levels"],
                 [[r["variant"], r["ms_per_frame"], r["build_s"] if r["build_s"] is not None else "-",
-                  r["max_levels_vs_graph"]] for r in rows],
-                title=f"26-style network, one thread, {args.size}, median of {args.rounds} rounds x {args.calls}"))
+                  r["build_cpu_s"] if r["build_cpu_s"] is not None else "-", r["max_levels_vs_graph"]] for r in rows],
+                title=f"26-style network, one thread, {args.size}, median of {args.rounds} rounds x {args.calls}; "
+                      "each build in a fresh process from an empty inductor cache"))
     if others:
-        print(table(["size", "eager ms", "dynamic package ms", "max |diff| levels"],
-                    [[o["size"], o["eager (cpu_eager) ms"], o["dynamic package ms"], o["max_levels_dynamic_vs_graph"]]
-                     for o in others], title="the same dynamic package at other sizes"))
+        print(table(["size", "ms/frame"],
+                    [[o["size"], ", ".join(f"{k.removesuffix(' ms')} {v:.1f}" for k, v in o.items() if k.endswith(" ms"))]
+                     for o in others], title="the any-size packages at other sizes"))
     print(load_note(env))
     print(write_result(args.name, {"environment": env, "args": vars(args), "rows": rows, "other_sizes": others,
                                    "cmdline": sys.argv}))

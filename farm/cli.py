@@ -85,7 +85,7 @@ class FlowMode(str, Enum):
 
 
 GpusPerWorker = Annotated[float, typer.Option(min=0.01, max=8.0, help="GPUs per worker; below 1 shares a GPU so decode/encode overlap compute.")]
-Compile = Annotated[CompileMode, typer.Option(help="Compile the network: an AOT package per frame size on CPU (built once per machine), torch.compile on GPU [auto: CPU only; a missing package is built where the job amortises it].")]
+Compile = Annotated[CompileMode, typer.Option(help="Compile the network: one AOT package for every frame size on CPU (built once per machine), torch.compile on GPU [auto: CPU only; a missing package is built once the machine's eager jobs pass the build's break-even].")]
 Threads = Annotated[Optional[int], typer.Option(min=1, help="Torch threads per CPU worker [1 on 2-core machines, else 4].")]
 PrecisionOption = Annotated[PrecisionMode, typer.Option(help="Network arithmetic: auto = bf16 on CPUs with AMX, fp16 on CUDA GPUs (2.3x faster on AMX, within 1.5 levels of 255 of float32 on average), else float32.")]
 FlowOption = Annotated[FlowMode, typer.Option(help="Optical flow: dis = OpenCV DIS on the CPU, torch = farm's flow on the worker's device; auto = torch on a CUDA GPU, dis on a CPU.")]

@@ -152,7 +152,8 @@ class ClusterOptions(Model):
     #: input chunks as the source's own packets where the source allows it (farm/shard.py), else lossless x264
     stream_copy: bool = True
     max_attempts: int = Field(3, ge=1, le=20)
-    #: torch.compile the network: "auto" where it pays (CPU actors with enough frames to amortise compiling)
+    #: torch.compile the network: "auto" where it pays (CPU actors, once the machine's eager jobs amortise
+    #: a build: farm/styles/ledger.py)
     compile: Literal["auto", "on", "off"] = "auto"
     #: seconds a job's style workers stay loaded, idle, for the next job, on a cluster that outlives the
     #: job (``ray start``, a cloud cluster); 0 stops them with the job. Default: $FARM_KEEP_WARM, else 300

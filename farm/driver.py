@@ -26,12 +26,13 @@ from farm.files import atomic_path
 from farm.jobs import finished_receipts, load_manifest, read_state, write_state
 from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks, warmup_for
 from farm.reduce import deliver, write_gif, write_video
-from farm.schedule import PoolShape, Scheduler, compile_mode, pool_shape
+from farm.schedule import CompileMode, PoolShape, Scheduler, compile_mode, network_pixels, pool_shape
 from farm.shard import (SPAN_FRAMES, START, LocalSharders, SeekPoint, Sharders, ShardFeeder, plan_spans, seek_table,
                         seekable)
 from farm.shots import ShotBook
 from farm.store import LocalStore, ObjectStore, open_store
 from farm.worker import JobContext
+from farm.styles import ledger
 from farm.styles.catalog import reference_side
 from farm.styles.identity import model_identity
 from farm.styles.size import working_size
@@ -219,6 +220,17 @@ class JobRun:
         resources, node_cpus = self._resources
         return pool_shape(self.options, resources, node_cpus, chunks=chunks)
 
+    def compile_mode(self, shape: PoolShape, todo: list[Chunk]) -> CompileMode:
+        """The compile policy's answer for this job, counting it in the machine's ledger when it runs eagerly."""
+        frames, size = sum(c.frames + c.warmup for c in todo), network_size(self.spec.render, self.info.out_height,
+                                                                            self.info.out_width)
+        key = ledger.network_key(self.spec.render.style, self.spec.render.precision)
+        auto = self.options.compile == "auto"
+        mode = compile_mode(self.options, shape, frames, size, ledger.eager_pixels(key) if auto else 0)
+        if auto and mode == "cached":
+            ledger.add_eager_pixels(key, network_pixels(shape, frames, size))
+        return mode
+
     def scheduler(self, todo: list[Chunk]) -> Scheduler:
         """The job's one scheduler over its one pool, sized for the chunks the first render pass has."""
         if self._scheduler is not None:
@@ -226,9 +238,7 @@ class JobRun:
         shape, info = self.shape(chunks=len(todo)), self.info
         job = JobContext(job_id=self.spec.job_id, store_uri=self.store.uri, render=self.spec.render,
                          width=info.out_width, height=info.out_height, time_base=info.time_base,
-                         colour=info.colour.output, source=info,
-                         compile=compile_mode(self.options, shape, sum(c.frames + c.warmup for c in todo),
-                                              network_size(self.spec.render, info.out_height, info.out_width)))
+                         colour=info.colour.output, source=info, compile=self.compile_mode(shape, todo))
         if self.here:
             pool = local.LocalWorkers(shape)
         else:

@@ -29,15 +29,15 @@ log = logging.getLogger(__name__)
 #: poorly on this network, worst on a busy machine: on 2 cores, two 1-thread workers took a median 18.3 s
 #: against 49.8 s for one 2-thread worker (bench/scaling.py, load 0.7-3.4); past 4 threads the memory of one model per actor is the better trade.
 DEFAULT_CPU_THREADS = 4
-#: network pixels per CPU worker (frames x the working size the network paints at, farm/styles/size.py,
-#: not the output's) from which building a package pays within its first job: a build costs about the
-#: same at any size, the time it saves grows with the network's pixels. Since the eager network runs
-#: channels-last (multistyle.cpu_eager) the package saves little: 640x360, float32, one thread, AVX2
-#: (bench/aot_dynamic.py, results/aot_dynamic_avx2.json, load 2.6): eager 204 ms, package 175 ms, build
-#: 24.8 s from an empty inductor cache, so it pays from 855 frames of 640x360 per worker (the earlier
-#: 380 frames came from eager 792 vs package 410 ms and a 144 s build at load 6-14). Shorter jobs use a
-#: package already built (``cached``)
-COMPILE_MIN_PIXELS = 860 * 640 * 360
+#: eager network pixels per CPU worker (frames x the working size the network paints at, farm/styles/size.py,
+#: not the output's), summed over the machine's jobs in its ledger (farm/styles/ledger.py), from which
+#: building the network's one package (for every frame size) pays: the build costs the same whatever the
+#: size, the time it saves grows with the pixels. Derived on the issue's kind of CPU, an AMD EPYC run as
+#: AVX2 (float32, one thread, 640x360, bench/aot_dynamic.py, results/aot_dynamic_epyc_avx2*.json): eager
+#: (channels-last) 157.2 ms, package 132.1 ms (load 2.1-2.6); a build from nothing in a fresh process
+#: 33.9 s (33.3 s of CPU): it pays from 1350 frames of 640x360 per worker. Natively there the package
+#: saved 6-40 ms a frame in two runs (load 2-2.4), the same build 34.8 s.
+COMPILE_MIN_PIXELS = 1350 * 640 * 360
 #: what a worker does about compiling: build the package if missing, use one only if built, or stay eager
 CompileMode = Literal["on", "cached", "off"]
 
@@ -93,19 +93,25 @@ def _pool_shape(options: ClusterOptions, resources: dict[str, float], node_cpus:
     return PoolShape(max(1, sum(int(c // threads) for c in nodes)), 0.0, threads)
 
 
-def compile_mode(options: ClusterOptions, shape: PoolShape, frames: int, network_size: tuple[int, int]) -> CompileMode:
+def compile_mode(options: ClusterOptions, shape: PoolShape, frames: int, network_size: tuple[int, int],
+                 eager_before: int = 0) -> CompileMode:
     """How workers get their network compiled (farm/styles/aot.py). ``auto`` on CPU: ``on`` (build the
-    package for this working size if this machine has none yet, 15-150 s once) when each worker has
-    enough network pixels (``frames`` x ``network_size``, the (height, width) it paints at) to win that
-    back, else ``cached`` (run a package this machine already built, eager otherwise: a built package
-    loads in 0.1 s and paints 1.2x faster than the channels-last eager network on AVX2,
-    bench/aot_dynamic.py). GPUs stay eager until measured there."""
+    network's one package, for every frame size, if this machine has none yet: about 34 s once on 2 cores) when the
+    eager network pixels per worker this machine already ran (``eager_before``, its ledger) and this
+    job's (``frames`` x ``network_size``, the (height, width) it paints at, over the workers) pass the
+    build's break-even, else ``cached`` (run a package this machine already built, eager otherwise). A
+    machine's first short jobs run as fast as they can; the job that passes break-even pays the build,
+    which every later job wins back. GPUs stay eager until measured there."""
     if options.compile != "auto":
         return options.compile
     if shape.device != "cpu":
         return "off"
-    pixels = frames * network_size[0] * network_size[1]
-    return "on" if pixels / max(1, shape.workers) >= COMPILE_MIN_PIXELS else "cached"
+    return "on" if eager_before + network_pixels(shape, frames, network_size) >= COMPILE_MIN_PIXELS else "cached"
+
+
+def network_pixels(shape: PoolShape, frames: int, network_size: tuple[int, int]) -> int:
+    """A job's network pixels per worker: the part of its wall time a compiled network would shorten."""
+    return frames * network_size[0] * network_size[1] // max(1, shape.workers)
 
 
 class WorkerLost(Exception):

@@ -36,6 +36,15 @@ def user_styles_dir(tmp_path_factory, monkeypatch) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def private_ledger(tmp_path_factory, monkeypatch) -> Path:
+    """Never count a test's eager jobs (its own or a ``farm submit`` it starts) in the user's compile ledger
+    (~/.cache/farm/torch-compile/aot): enough of them would make later test jobs build packages."""
+    path = tmp_path_factory.mktemp("ledger") / "eager-pixels.json"
+    monkeypatch.setenv("FARM_COMPILE_LEDGER", str(path))
+    return path
+
+
 #: the networks' reference short side in tests: the generated clips (64x48 and the like) are painted at
 #: their own size, as fast as before; tests of the look itself pass the real sides explicitly
 TEST_REFERENCE_SIDE = 48

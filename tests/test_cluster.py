@@ -16,7 +16,7 @@ import pytest
 
 import farm.cluster as farm_cluster
 from farm.cluster import WARM_NAMESPACE, WARM_PREFIX, forwarded_env
-from farm.schedule import PoolShape, compile_mode, pool_shape
+from farm.schedule import COMPILE_MIN_PIXELS, PoolShape, compile_mode, network_pixels, pool_shape
 from farm.config import ClusterOptions, RenderOptions
 from farm.driver import network_size
 from farm.styles.catalog import load_catalog
@@ -59,11 +59,11 @@ BIKES, P360 = (360, 847), (360, 640)
 
 
 @pytest.mark.parametrize("compile, shape, frames, size, expected", [
-    ("auto", PoolShape(2, 0.0, 1.0), 2000, BIKES, "on"),  # 1000 frames per worker: a first build pays in the job
-    ("auto", PoolShape(2, 0.0, 1.0), 1000, BIKES, "cached"),  # 500 each: the eager network is close enough
+    ("auto", PoolShape(2, 0.0, 1.0), 2100, BIKES, "on"),  # 1050 frames per worker: a first build pays in the job
+    ("auto", PoolShape(2, 0.0, 1.0), 2000, BIKES, "cached"),  # 1000 each: the eager network is close enough
     ("auto", PoolShape(2, 0.0, 1.0), 274, BIKES, "cached"),  # bikes.mp4 and its warm-up: a package if one is built
-    ("auto", PoolShape(2, 0.0, 1.0), 1760, P360, "on"),  # 880 frames of 640x360 each: past AVX2's break-even
-    ("auto", PoolShape(2, 0.0, 1.0), 1600, P360, "cached"),  # 800 each: short of it
+    ("auto", PoolShape(2, 0.0, 1.0), 2720, P360, "on"),  # 1360 frames of 640x360 each: past AVX2's break-even
+    ("auto", PoolShape(2, 0.0, 1.0), 2600, P360, "cached"),  # 1300 each: short of it
     ("auto", PoolShape(2, 0.0, 1.0), 324, P360, "cached"),  # a 300-frame 640x360 (or 720p) clip, two workers
     ("auto", PoolShape(4, 1.0, 1.0), 100_000, P360, "off"),  # GPUs: not measured yet, eager
     ("on", PoolShape(2, 0.0, 1.0), 10, BIKES, "on"),
@@ -71,6 +71,39 @@ BIKES, P360 = (360, 847), (360, 640)
 ])
 def test_compile_where_it_pays(compile, shape, frames, size, expected):
     assert compile_mode(ClusterOptions(compile=compile), shape, frames, size) == expected
+
+
+def test_a_machine_builds_its_package_once_its_eager_jobs_pass_break_even(private_ledger):
+    """The ledger of eager jobs: a new machine's short jobs run eagerly, each counted; the job that takes
+    the count past the build's break-even builds the package every later job runs."""
+    from farm.styles import ledger
+
+    shape, style = PoolShape(2, 0.0, 1.0), load_catalog().resolve("vangogh")
+    key = ledger.network_key(style, "float32")
+    modes = []
+    for _ in range(100):  # 300-frame 640x360 clips (and their warm-up) on two workers
+        before = ledger.eager_pixels(key)
+        modes.append(compile_mode(ClusterOptions(), shape, 324, P360, before))
+        if modes[-1] == "cached":
+            ledger.add_eager_pixels(key, network_pixels(shape, 324, P360))
+        else:
+            break
+    assert modes[0] == "cached" and modes[-1] == "on" and set(modes[:-1]) == {"cached"}
+    assert ledger.eager_pixels(key) + network_pixels(shape, 324, P360) >= COMPILE_MIN_PIXELS > ledger.eager_pixels(key)
+    other = ledger.network_key(load_catalog().resolve("starry-ember"), "float32")
+    assert other == key  # another style of the same network shares its package, so its count
+    assert ledger.eager_pixels(ledger.network_key(style, "bfloat16")) == 0  # another precision is another package
+    assert private_ledger.exists()
+
+
+def test_an_unreadable_ledger_only_delays_a_build(private_ledger):
+    from farm.styles import ledger
+
+    private_ledger.parent.mkdir(parents=True, exist_ok=True)
+    private_ledger.write_text("{half a file")
+    assert ledger.eager_pixels("multistyle:built-in:auto") == 0
+    ledger.add_eager_pixels("multistyle:built-in:auto", 7)
+    assert ledger.eager_pixels("multistyle:built-in:auto") == 7
 
 
 @pytest.mark.parametrize("width, height, stroke, expected", [  # tests paint at a 48-pixel reference side

@@ -172,7 +172,7 @@ def submit(clip: Path, cwd: Path, *extra: str) -> subprocess.Popen:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def test_a_job_without_a_cluster_renders_on_its_own_worker_processes(tmp_path, private_store):
+def test_a_job_without_a_cluster_renders_on_its_own_worker_processes(tmp_path, private_store, private_ledger):
     clip = make_clip(tmp_path / "here.mp4", frames=24, width=96, height=64, audio=True)
     driver = submit(clip, tmp_path)
     out, err = driver.communicate(timeout=600)
@@ -185,6 +185,7 @@ def test_a_job_without_a_cluster_renders_on_its_own_worker_processes(tmp_path, p
     # painted by worker processes of this machine (a Ray actor's receipt names its Ray node instead)
     assert {r.node for r in receipts.values()} == {socket.gethostname()}
     assert driver.pid not in {r.pid for r in receipts.values()}
+    assert private_ledger.exists()  # a short job on a new machine ran eagerly and counted in the compile ledger
 
 
 def test_ctrl_c_stops_the_job_and_leaves_no_worker_process(tmp_path, private_store):

@@ -414,11 +414,84 @@ def test_a_package_is_named_by_everything_that_decides_its_kernels():
     x, w = torch.zeros(1, 3, 16, 20), torch.zeros(26)
     key = package_key("abc", x, w, "code")
     assert package_key("abc", torch.ones(1, 3, 16, 20), w, "code") == key  # values do not matter, layout does
+    assert package_key("abc", torch.zeros(1, 3, 48, 24), w, "code") == key  # one package for every frame size
     others = [package_key("abd", x, w, "code"), package_key("abc", x, w, "edited"),
-              package_key("abc", torch.zeros(1, 3, 16, 24), w, "code"),
+              package_key("abc", torch.zeros(2, 3, 16, 20), w, "code"),
+              package_key("abc", x, w, "code", any_size=False),
               package_key("abc", x.contiguous(memory_format=torch.channels_last), w, "code"),
               package_key("abc", x.half(), w, "code"), package_key("abc", x, torch.zeros(100), "code")]
     assert len({key, *others}) == 1 + len(others)
+    shaped = package_key("abc", x, w, "code", any_size=False)
+    assert package_key("abc", torch.zeros(1, 3, 16, 24), w, "code", any_size=False) != shaped
+
+
+@pytest.fixture(scope="module")
+def any_size_cache(tmp_path_factory, catalog, stylizer):
+    """A cache holding the 26-style network's one package, built by a worker painting a first frame size."""
+    from farm.styles import model
+
+    cache = tmp_path_factory.mktemp("any-size")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(model, "compile_cache_dir", lambda: cache)
+        first = Stylizer(catalog.resolve("vangogh"), device="cpu", precision="float32", compile=True)
+        batch = frames(1, 24, 36, seed=11)
+        np.testing.assert_allclose(first(batch), stylizer(batch), atol=1e-4)
+        assert first.compiled is not None
+    return cache
+
+
+def test_one_package_paints_every_frame_size(catalog, stylizer, any_size_cache, monkeypatch):
+    from farm.styles import aot, model
+
+    monkeypatch.setattr(model, "compile_cache_dir", lambda: any_size_cache)
+    packages = sorted(p.name for p in (any_size_cache / "aot").glob("*.pt2"))
+    assert len(packages) == 1
+
+    def no_build(*args):
+        raise AssertionError("another frame size must run the package already built")
+
+    monkeypatch.setattr(aot, "build_package", no_build)
+    later = Stylizer(catalog.resolve("vangogh"), device="cpu", precision="float32", compile=True, build=False)
+    for h, w in [(40, 30), (36, 64), (24, 36)]:  # working sizes 64x48, 48x84 and the built one, 48x72
+        batch = frames(2, h, w, seed=h)
+        # float32 kernels summed in another order than eager's: within 1e-4 of full scale (0.03 levels of 255)
+        np.testing.assert_allclose(later(batch), stylizer(batch), atol=1e-4)
+        assert later.compiled is not None  # painted by the package, not by an eager fallback
+    assert sorted(p.name for p in (any_size_cache / "aot").glob("*.pt2")) == packages
+
+
+def test_a_checkpoint_and_the_arbitrary_network_get_one_package_for_every_size(tmp_path):
+    from farm.styles.aot import AotNetwork
+    from farm.styles.arbitrary import load_transformer
+    from farm.styles.fns import CheckpointNetwork, TransformerNet
+
+    torch.manual_seed(0)
+    networks = [(CheckpointNetwork(TransformerNet()), torch.zeros(0), torch.contiguous_format),
+                (load_transformer(), torch.rand(100), torch.channels_last)]
+    for i, (net, style, layout) in enumerate(networks):
+        net = net.eval().to(memory_format=layout)
+        compiled = AotNetwork(net, f"net{i}", tmp_path)
+        with torch.inference_mode():
+            for h, w in [(24, 36), (40, 28)]:
+                x = torch.rand(1, 3, h, w).contiguous(memory_format=layout)
+                torch.testing.assert_close(compiled(x, style), net(x, style), atol=1e-4, rtol=0)
+        assert not compiled._per_shape
+    assert len(list(tmp_path.glob("*.pt2"))) == len(networks)
+
+
+def test_a_network_that_cannot_export_for_every_size_gets_a_package_per_size(tmp_path):
+    from farm.styles.aot import AotNetwork
+
+    class SizeBound(torch.nn.Module):  # a branch on the height: export must specialise it
+        def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+            return x * 2 if x.shape[2] > 30 else x + 1
+
+    compiled = AotNetwork(SizeBound(), "bound", tmp_path)
+    with torch.inference_mode():
+        for h in (24, 40):
+            x = torch.rand(1, 3, h, 20)
+            torch.testing.assert_close(compiled(x, torch.zeros(0)), SizeBound()(x, torch.zeros(0)))
+    assert compiled._per_shape and len(list(tmp_path.glob("*.pt2"))) == 2
 
 
 def test_a_failed_package_build_leaves_nothing_behind(catalog, stylizer, tmp_path, monkeypatch):
@@ -452,3 +525,15 @@ def test_a_failing_compile_falls_back_to_eager(catalog, stylizer):
     batch = frames(3, 16, 16, seed=6)
     np.testing.assert_array_equal(broken(batch), stylizer(batch))
     assert broken.compiled is None
+
+
+def test_a_size_outside_the_packages_range_runs_eagerly(tmp_path):
+    from farm.styles.aot import MAX_SIDE, AotNetwork
+
+    net = load_multistyle().eval()
+    compiled = AotNetwork(net, "range", tmp_path, build=False)  # nothing built, nothing may be
+    style = torch.rand(NUM_STYLES)
+    with torch.inference_mode():
+        x = torch.rand(1, 3, 8, MAX_SIDE + 4)  # wider than any package is exported for
+        torch.testing.assert_close(compiled(x, style), net(x, style))
+    assert not list(tmp_path.iterdir())

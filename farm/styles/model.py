@@ -264,9 +264,9 @@ def compiled_network(net: torch.nn.Module, device: torch.device, weights_id: str
 def compile_cache_dir() -> Path:
     """Where compiled networks are kept between jobs: the user's cache, not torch's default under /tmp.
 
-    A cold compile of the 26-style network costs 15-30 s of CPU per frame size; /tmp is emptied at
-    boot, so farm keeps its CPU packages (``aot/``) and inductor's caches here
-    (``TORCHINDUCTOR_CACHE_DIR`` moves the latter).
+    A cold compile of the 26-style network costs about 33 s of CPU (its one package for every frame size,
+    on an AMD EPYC, bench/aot_dynamic.py); /tmp is emptied at boot, so farm keeps its CPU packages
+    (``aot/``) and inductor's caches here (``TORCHINDUCTOR_CACHE_DIR`` moves the latter).
     """
     from platformdirs import user_cache_path
 
