@@ -74,8 +74,10 @@ def test_torch_flow_batches_pairs_and_takes_any_input_layout(clips):
     single = tvl1.estimate_flow(src[1:], dst[1:])
     gray = tvl1.estimate_flow(to_gray(src[1:]), to_gray(dst[1:]))  # (B,1,H,W) float in [0,1]
     assert batched.shape == (2, 2, H, W) and batched.dtype == torch.float32
-    torch.testing.assert_close(batched[1:], single, atol=1e-4, rtol=0)
-    torch.testing.assert_close(gray, single, atol=1e-4, rtol=0)
+    # a batch of two sums in another order than a batch of one on some CPUs, and TV-L1's iterations carry
+    # that rounding on: up to 6.5e-4 px apart on an AMD EPYC (AVX-512), 1e-4 on a Xeon
+    torch.testing.assert_close(batched[1:], single, atol=1e-3, rtol=0)
+    torch.testing.assert_close(gray, single, atol=1e-3, rtol=0)
 
 
 def test_warping_along_the_torch_flow_reproduces_the_frame(clips):
