@@ -372,6 +372,17 @@ def blend_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray) -> np.ndarray:
     return reliability_mask(flow_fwd, flow_bwd, boundary_weight=BOUNDARY_WEIGHT, entered=True)
 
 
+def history_and_mask(coherence: Coherence, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame t's backward flow (ŵ), farm's blend mask and the previous output warped onto frame t: how the
+    blend variants below begin, as farm's ``Coherence._blend`` does."""
+    from farm.temporal import estimate_flow
+
+    scale, preset = coherence.options.flow_scale, coherence.preset
+    bwd = estimate_flow(gray, coherence.prev_gray, scale=scale, preset=preset)
+    mask = blend_mask(estimate_flow(coherence.prev_gray, gray, scale=scale, preset=preset), bwd)
+    return bwd, mask, warp(coherence.prev_out, bwd)
+
+
 class LongTerm(Coherence):
     """Ruder et al. 2016, Sec. 3.3 (long-term consistency) as a blend: where frame t−1 cannot be trusted
     (disoccluded, a motion boundary) but frame t−``k`` can, the history comes from output t−k warped
@@ -396,9 +407,7 @@ class LongTerm(Coherence):
         from farm.temporal import blend_bands, estimate_flow
 
         scale = self.options.flow_scale
-        bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
-        mask = blend_mask(estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset), bwd)
-        warped = warp(self.prev_out, bwd)
+        _, mask, warped = history_and_mask(self, gray)
         if len(self.past) == self.k:
             old_gray, old_out = self.past[0]
             bwd_k = estimate_flow(gray, old_gray, scale=scale, preset=self.preset)
@@ -420,12 +429,10 @@ class MotionBase(Coherence):
         super().__init__(options)
 
     def _blend(self, gray, stylized):
-        from farm.temporal import estimate_flow, lowpass
+        from farm.temporal import lowpass
 
-        scale = self.options.flow_scale
-        bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
-        mask = blend_mask(estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset), bwd)
-        d = warp(self.prev_out, bwd) - stylized
+        bwd, mask, warped = history_and_mask(self, gray)
+        d = warped - stylized
         base = lowpass(d, self.base_sigma)
         speed2 = (bwd ** 2).sum(-1) / self.v0 ** 2
         base_weight = mask * self.base_strength / (1.0 + speed2)
@@ -583,12 +590,10 @@ class MaskedBase(Coherence):
         super().__init__(options, base_strength=base_strength)
 
     def _blend(self, gray, stylized):
-        from farm.temporal import estimate_flow, lowpass
+        from farm.temporal import lowpass
 
-        scale = self.options.flow_scale
-        bwd = estimate_flow(gray, self.prev_gray, scale=scale, preset=self.preset)
-        mask = blend_mask(estimate_flow(self.prev_gray, gray, scale=scale, preset=self.preset), bwd)
-        d = warp(self.prev_out, bwd) - stylized
+        _, mask, warped = history_and_mask(self, gray)
+        d = warped - stylized
         support = lowpass(mask, self.base_sigma)
         base = lowpass(d * mask[..., None], self.base_sigma) / np.maximum(support, 1e-3)[..., None]
         base_weight = self.base_strength * (support if self.fade else 1.0)
