@@ -102,6 +102,7 @@ def test_timer_records_cpu_seconds_of_the_stage_thread_beside_wall():
         while time.thread_time() < end:
             pass
     assert timer.seconds["sleep"] >= 0.05 and timer.cpu["sleep"] < 0.02  # waiting costs wall, not CPU
-    assert timer.cpu["spin"] >= 0.05 and timer.seconds["spin"] >= timer.cpu["spin"]
+    # two clocks: the thread's CPU clock may read a few microseconds past the wall clock over the same span
+    assert timer.cpu["spin"] >= 0.05 and timer.seconds["spin"] >= timer.cpu["spin"] - 1e-3
     assert timer.receipt_seconds() == {"sleep": timer.seconds["sleep"], "spin": timer.seconds["spin"],
                                        "sleep_cpu": timer.cpu["sleep"], "spin_cpu": timer.cpu["spin"]}
