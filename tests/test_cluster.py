@@ -204,6 +204,19 @@ def runtime_envs_on(dashboard_url: str) -> dict[str, str]:
     return envs
 
 
+def worker_nodes_of(dashboard_url: str, receipts: dict[int, Receipt]) -> set[str]:
+    """The nodes of every style worker of the job that painted ``receipts`` (dead ones too): the job is
+    found by the processes that wrote its receipts."""
+    from ray.util.state import list_actors
+
+    workers = [a for a in list_actors(address=dashboard_url, detail=True, limit=10_000, raise_on_missing_output=False)
+               if a.class_name == "_RayStyleWorker"]
+    painters = {r.pid for r in receipts.values()}
+    jobs = {a.job_id for a in workers if a.pid in painters}
+    assert jobs, (painters, [a.pid for a in workers])
+    return {a.node_id for a in workers if a.job_id in jobs}
+
+
 @pytest.mark.slow
 @pytest.mark.s3
 def test_jobs_api_submission_runs_on_the_cluster_and_spreads(cli, two_nodes, s3_env, tmp_path, monkeypatch):
@@ -220,8 +233,9 @@ def test_jobs_api_submission_runs_on_the_cluster_and_spreads(cli, two_nodes, s3_
     assert (report["chunks"], report["chunks_rendered"]) == (6, 6) and report["stages"]["network"] > 0
     src, dst = video_facts(clip), video_facts(Path(report["output"]))
     assert dst["frames"] == src["frames"] == 36 and dst["audio_codec"] == "aac"
-    nodes = {r.node for r in store_receipts(store, "remote1").values()}
-    assert len(nodes) == 2, nodes  # chunks ran on both nodes
+    # the job's workers were placed on both nodes (which of them paints each chunk is a race: on a clip
+    # this short, the worker that loads first may take every chunk before the other is ready)
+    assert len(worker_nodes_of(two_nodes.dashboard_url, store_receipts(store, "remote1"))) == 2
     logs = cli("logs", "remote1", "--address", two_nodes.dashboard_url)
     assert logs.code == 0 and '"job_id":"remote1"' in logs.stdout
     # the submitting shell's keys are in no runtime_env the cluster keeps (which its dashboard shows)
@@ -251,6 +265,12 @@ def warm_workers(ray_local) -> list[str]:
             if a["namespace"] == WARM_NAMESPACE and a["name"].startswith(WARM_PREFIX)]
 
 
+def warm_worker_pids(ray_local) -> set[int]:
+    """The processes of the warm workers alive now (each asked its own pid)."""
+    actors = [ray_local.get_actor(name, namespace=WARM_NAMESPACE) for name in warm_workers(ray_local)]
+    return set(ray_local.get([a.__ray_call__.remote(lambda _: os.getpid()) for a in actors]))
+
+
 @pytest.mark.slow
 def test_workers_stay_warm_for_the_next_job_then_retire(ray_local, tmp_path, private_store):
     # drivers in their own processes join the test session's Ray: a cluster that outlives each of them
@@ -261,12 +281,15 @@ def test_workers_stay_warm_for_the_next_job_then_retire(ray_local, tmp_path, pri
         check_complete(start_driver(clip, tmp_path, job_id, address, *extra), clip)
         return {r.pid for r in store_receipts(str(private_store), job_id).values()}
 
+    # every worker that painted is left loaded, named, for the next job (a worker of the pool that loaded
+    # last may have painted nothing: the first one ready can take every chunk of a short clip)
     first = job("warm1", "--keep-warm", "120")
-    assert len(warm_workers(ray_local)) == len(first) >= 1  # left loaded, named, for the next job
+    warm = warm_worker_pids(ray_local)
+    assert first and first <= warm
     # another job, another style: the same worker processes paint it (networks load per job, once)
-    assert job("warm2", "--keep-warm", "120", "--style", "night-glow") <= first
+    assert job("warm2", "--keep-warm", "120", "--style", "night-glow") <= warm
     # a pool of another shape: the idle workers above make room for it, and it retires 3 s after its job
-    assert not job("warm3", "--keep-warm", "3", "--workers", "1") & first
+    assert not job("warm3", "--keep-warm", "3", "--workers", "1") & warm
     wait_until(lambda: not warm_workers(ray_local), "the warm workers to retire", timeout=120, interval=0.5)
 
 
