@@ -225,11 +225,11 @@ def measure_orders(clip: suite.Clip, precision: str, orders=ORDERS, paintings_as
     from farm.metrics import laplacian_variance
     from farm.paint import uint8_tensor
     from farm.styles import scale
-    from farm.styles.model import finish
+    from farm.styles.model import finish, planar
 
     net = stylizer("default", precision)
     t0 = time.perf_counter()
-    frames = [torch.from_numpy(f[None]) for f in clip.frames]
+    frames = [planar(torch.from_numpy(f[None])) for f in clip.frames]
     low = [net.paint_working(f) for f in frames]
     seconds = (time.perf_counter() - t0) / len(frames)
     small = [uint8_tensor(g)[0].permute(1, 2, 0).numpy() for _, g in low]

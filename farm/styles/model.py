@@ -69,18 +69,22 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
-def paint_working(net: torch.nn.Module, frames: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype,
+def planar(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (N,H,W,3) → float32 (N,3,H,W) in [0,1]: what the network and the upsampling read, made once per batch."""
+    return frames.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+
+
+def paint_working(net: torch.nn.Module, x: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype,
                   memory_format: torch.memory_format = torch.contiguous_format,
                   work: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (N,H,W,3) on the device → ``(painting, guide)``, float32 (N,3,h,w): the network's painting (not yet
-    clamped) and the frames at its size, the guide :func:`finish` upsamples it with.
+    """:func:`planar` frames ``x`` on the device → ``(painting, guide)``, float32 (N,3,h,w): the network's
+    painting (not yet clamped) and the frames at its size, the guide :func:`finish` upsamples it with.
 
     The network paints the frames resized to ``work`` (height, width; None: as they are). A painting to be
     brought up to the frames stays at the working size; one made at the frames' size or larger comes back at
     their size. The network contracts by 4, so frames are reflect-padded to a multiple of 4 and cropped back
     (reflection, not zeros, keeps the borders painted like the rest).
     """
-    x = frames.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
     small = resize(x, work or tuple(x.shape[-2:]))
     padded, h, w = pad_to_multiple(small.to(dtype))
     styled = net(padded.contiguous(memory_format=memory_format), weights)[..., :h, :w].to(torch.float32)
@@ -89,11 +93,10 @@ def paint_working(net: torch.nn.Module, frames: torch.Tensor, weights: torch.Ten
     return to_output(styled, small, x), x
 
 
-def finish(painting: torch.Tensor, guide: torch.Tensor, frames: torch.Tensor, strength: float) -> torch.Tensor:
-    """A painting and its guide from :func:`paint_working` and the uint8 (N,H,W,3) frames → float32 (N,H,W,3) in
-    [0,1]: brought to the frames' size guided by them (:mod:`farm.styles.scale`), mixed with them by
-    ``strength`` (in float32, so strength 0 returns the input exactly)."""
-    x = frames.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+def finish(painting: torch.Tensor, guide: torch.Tensor, x: torch.Tensor, strength: float) -> torch.Tensor:
+    """A painting and its guide from :func:`paint_working` and the :func:`planar` frames ``x`` → float32
+    (N,H,W,3) in [0,1]: brought to the frames' size guided by them (:mod:`farm.styles.scale`), mixed with them
+    by ``strength`` (in float32, so strength 0 returns the input exactly)."""
     styled = to_output(painting, guide, x)
     if strength < 1.0:
         styled = torch.lerp(x, styled, strength)
@@ -167,32 +170,34 @@ class Stylizer:
         out = np.empty(frames.shape, dtype=np.float32)
         with torch.inference_mode():
             for part in batches(len(frames), self.batch):
-                chunk = to_tensor(frames[part]).to(self.device, non_blocking=True)
-                out[part] = self.finish(*self._run(chunk), chunk).cpu().numpy()
+                x = planar(to_tensor(frames[part]).to(self.device, non_blocking=True))
+                out[part] = self.finish(*self._run(x), x).cpu().numpy()
         return out
 
     def paint(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (N,H,W,3) already on the device → float32 (N,H,W,3) in [0,1], left on the device
         (the worker's torch temporal pass takes it from there)."""
         with torch.inference_mode():
-            return self.finish(*self.paint_working(frames), frames)
+            x = planar(frames)
+            return self.finish(*self.paint_working(x), x)
 
-    def paint_working(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 (N,H,W,3) on the device → ``(painting, guide)`` (N,3,h,w) on the device (:func:`paint_working`):
-        what :meth:`finish` brings to the frames' size."""
+    def paint_working(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`planar` frames on the device → ``(painting, guide)`` (N,3,h,w) on the device
+        (:func:`paint_working`): what :meth:`finish` brings to the frames' size."""
         with torch.inference_mode():
-            parts = [self._run(frames[part]) for part in batches(len(frames), self.batch)]
+            parts = [self._run(x[part]) for part in batches(len(x), self.batch)]
             return torch.cat([p for p, _ in parts]), torch.cat([g for _, g in parts])
 
-    def finish(self, painting: torch.Tensor, guide: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    def finish(self, painting: torch.Tensor, guide: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """:func:`finish` with this style's strength, ``batch`` frames at a time (at 4K the guided
         upsampling holds 12 full-size channels per frame)."""
         with torch.inference_mode():
-            return torch.cat([finish(painting[part], guide[part], frames[part], self.style.strength)
-                              for part in batches(len(frames), self.batch)])
+            return torch.cat([finish(painting[part], guide[part], x[part], self.style.strength)
+                              for part in batches(len(x), self.batch)])
 
     def _run(self, chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        work = self.working_size(*chunk.shape[1:3])
+        """One batch of :func:`planar` frames → ``(painting, guide)``."""
+        work = self.working_size(*chunk.shape[-2:])
         if self.compiled is None:
             return paint_working(self.net, chunk, self.weights, self.dtype, self.memory_format, work)
         n = len(chunk)
