@@ -38,10 +38,13 @@ from farm.styles.catalog import load_catalog  # noqa: E402
 from farm.styles.multistyle import load_multistyle  # noqa: E402
 
 
-def inputs(size: str) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+def inputs(size: str, dtype: str = "float32") -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The network, a frame and vangogh's style vector, in ``dtype`` (bfloat16: what farm runs on an AMX CPU)."""
     width, height = (int(v) for v in size.split("x"))
-    weights = torch.tensor(load_catalog().resolve("vangogh").weights, dtype=torch.float32)
-    return load_multistyle(), torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)), weights
+    kind = getattr(torch, dtype)
+    weights = torch.tensor(load_catalog().resolve("vangogh").weights, dtype=kind)
+    x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(kind)
+    return load_multistyle().to(kind), x, weights
 
 
 def parse_value(text: str):
@@ -53,7 +56,7 @@ def parse_value(text: str):
     return {"True": True, "False": False, "None": None}.get(text, text)
 
 
-def build_here(size: str, path: str, any_size: bool, options: list[str]) -> None:
+def build_here(size: str, path: str, any_size: bool, options: list[str], dtype: str) -> None:
     """The child process: set the inductor options, build the package (farm's own build_package)."""
     import torch._inductor.config as config
 
@@ -65,16 +68,16 @@ def build_here(size: str, path: str, any_size: bool, options: list[str]) -> None
             target = getattr(target, part)
         assert hasattr(target, leaf), f"no inductor option {name}"
         setattr(target, leaf, parse_value(value))
-    net, x, weights = inputs(size)
+    net, x, weights = inputs(size, dtype)
     build_package(net, x, weights, Path(path), any_size)
 
 
-def build_fresh(size: str, path: Path, any_size: bool, options: list[str], tmp: Path) -> tuple[float, float]:
+def build_fresh(size: str, path: Path, any_size: bool, options: list[str], tmp: Path, dtype: str) -> tuple[float, float]:
     """Wall and CPU seconds (the child's, all its threads and compiler processes) of one build from nothing."""
     cache = tempfile.mkdtemp(prefix="inductor-", dir=tmp)
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
     command = [sys.executable, __file__, "--build-here", str(path), "--size", size,
-               *(["--any-size"] if any_size else []), *[f"--option={o}" for o in options]]
+               *(["--any-size"] if any_size else []), *[f"--option={o}" for o in options], f"--dtype={dtype}"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True)
@@ -99,21 +102,23 @@ def main() -> None:
     parser.add_argument("--no-static", action="store_true", help="skip the one-shape package")
     parser.add_argument("--variant", action="append", default=[],
                         help="NAME:option=value,option=value: an any-size package built with these inductor options")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                        help="bfloat16: the network as --precision auto runs it on a CPU with AMX")
     parser.add_argument("--build-here", help=argparse.SUPPRESS)
     parser.add_argument("--any-size", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--option", action="append", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build_here:
-        return build_here(args.size, args.build_here, args.any_size, args.option)
+        return build_here(args.size, args.build_here, args.any_size, args.option, args.dtype)
     torch.set_num_threads(1)
     env = environment()
-    net, x, weights = inputs(args.size)
+    net, x, weights = inputs(args.size, args.dtype)
     recipes = {**({} if args.no_static else {"static": (False, [])}), "any-size": (True, [])}
     for spec in args.variant:
         name, _, options = spec.partition(":")
         recipes[name] = (True, [o for o in options.split(",") if o])
     with tempfile.TemporaryDirectory(prefix="aot-dynamic-") as tmp:
-        builds = {name: build_fresh(args.size, Path(tmp) / f"{name}.pt2", any_size, options, Path(tmp))
+        builds = {name: build_fresh(args.size, Path(tmp) / f"{name}.pt2", any_size, options, Path(tmp), args.dtype)
                   for name, (any_size, options) in recipes.items()}
         runners = {name: load_package(Path(tmp) / f"{name}.pt2") for name in builds}
         variants = {"eager (cpu_eager)": lambda a: net(a, weights),
@@ -130,7 +135,7 @@ def main() -> None:
             any_size = [name for name in variants if name != "eager (cpu_eager)" and name != "static package"]
             for size in [s for s in args.also.split(",") if s]:
                 w, h = (int(v) for v in size.split("x"))
-                other = torch.rand(1, 3, h, w)
+                other = torch.rand(1, 3, h, w).to(x.dtype)
                 pair: dict[str, list[float]] = {name: [] for name in ["eager (cpu_eager)", *any_size]}
                 for _ in range(args.rounds):
                     for name in pair:
