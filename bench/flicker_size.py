@@ -202,7 +202,7 @@ class FullSizeFlow(Coherence):
     """The blend at the working size with the flow and masks of the full-size frames (DIS at ``flow_scale`` of
     them, as before the pass moved), brought down to the painting's size."""
 
-    def _blend(self, gray, stylized):
+    def _blend(self, gray, stylized, bwd=None):  # a flow handed in by farm is not used: the variant computes its own
         import cv2
 
         from farm.temporal.dis import BOUNDARY_WEIGHT, blend_bands, estimate_flow, reliability_mask, warp

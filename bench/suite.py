@@ -403,7 +403,7 @@ class LongTerm(Coherence):
         self.past = (self.past + [(self.prev_gray, self.prev_out)])[-self.k:]
         return out
 
-    def _blend(self, gray, stylized):
+    def _blend(self, gray, stylized, bwd=None):  # a flow handed in by farm is not used: the variant computes its own
         from farm.temporal import blend_bands, estimate_flow
 
         scale = self.options.flow_scale
@@ -428,7 +428,7 @@ class MotionBase(Coherence):
         self.v0 = v0
         super().__init__(options)
 
-    def _blend(self, gray, stylized):
+    def _blend(self, gray, stylized, bwd=None):  # a flow handed in by farm is not used: the variant computes its own
         from farm.temporal import lowpass
 
         bwd, mask, warped = history_and_mask(self, gray)
@@ -520,7 +520,7 @@ class Graded(Coherence):
         self.margin = margin
         super().__init__(options)
 
-    def _blend(self, gray, stylized):
+    def _blend(self, gray, stylized, bwd=None):  # a flow handed in by farm is not used: the variant computes its own
         from farm.temporal import blend_bands, estimate_flow
 
         scale = self.options.flow_scale
@@ -589,7 +589,7 @@ class MaskedBase(Coherence):
         self.fade = fade
         super().__init__(options, base_strength=base_strength)
 
-    def _blend(self, gray, stylized):
+    def _blend(self, gray, stylized, bwd=None):  # a flow handed in by farm is not used: the variant computes its own
         from farm.temporal import lowpass
 
         _, mask, warped = history_and_mask(self, gray)
