@@ -27,12 +27,13 @@ colours). k grows with the upsampling factor f (1 at f = 1, :data:`STEEPEN_MAX` 
 upsampling needs less of it, and a stronger k would shorten the strokes of ``--stroke-scale 2``.
 
 Where the frame moves, a steep edge flickers: each frame's edge is rebuilt from a working-size painting
-sampled at another sub-pixel phase, and the steeper the edge the larger the jump (at 1080p the steepening
-made the fast pan flicker 31 % more than the native painting, bench/README "k by motion"). A render with
-a temporal pass therefore hands in a per-pixel k (:func:`motion_steepening`): k where the frame is still,
-falling to 1 where it moves by :data:`MOTION_PX` pixels a frame or more, from the backward flow the pass
-computes anyway. Without a flow (the first frame of a shot, a render without coherence, a still) k stays
-the scalar of :func:`steepening`.
+sampled at another sub-pixel phase, and the steeper the edge the larger the jump (at 1080p, one k for the
+whole frame left a 24 px/frame pan flickering 30 % more than the native painting, this 13 %: bench/README,
+"The steepening weakened where the frame moves, in farm"). A render with a temporal pass therefore hands in
+a per-pixel k (:func:`motion_steepening`): k where the frame is still, falling towards 1 as it moves faster
+(1 + (k − 1)/e at :data:`MOTION_PX` pixels a frame, within 1 % of 1 at twice that), from the backward flow
+the pass computes anyway. Without a flow (the first frame of a shot, a render without coherence, a still)
+k stays the scalar of :func:`steepening`.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ STEEPEN_MAX = 1.5
 #: how fast the stretch grows with the upsampling factor f: k = 1 + STEEPEN_SLOPE·(f − 1)
 STEEPEN_SLOPE = 0.25
 #: the frame's speed (px of the output per frame) at which the stretch has fallen from k to 1 + (k − 1)/e
-#: (:func:`motion_steepening`): 1.4 at 2 px a frame, 1.01 at 8 (bench/README, "k by motion")
+#: (:func:`motion_steepening`): 1.39 at 2 px a frame, 1.01 at 8 for k 1.5 (bench/README, "The steepening weakened
+#: where the frame moves")
 MOTION_PX = 4.0
 
 #: the stretch of the strokes' edges: one k for the whole frame, or one per output pixel (N,1,H,W)
