@@ -335,6 +335,7 @@ def run_suite(args) -> None:
 
     env = environment()
     suite.PAINT_SIDE = args.paint_side or None
+    suite.PRECISION = args.precision
     names = args.clips.split(",") if args.clips != "synthetic,bikes" else None
     clips = suite.known_clips(args.frames, names) + suite.real_clips(args.frames, names)
     variants = suite_variants(args.variants)

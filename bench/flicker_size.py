@@ -36,7 +36,13 @@ at the working size (farm's :meth:`~farm.styles.model.Stylizer.paint_working`), 
   of the painting), then the coherent painting upsampled (what farm does now, farm/paint.py).
 
 * ``upsample (k by motion) → temporal``: farm's order, the steepening's k lowered where the frame moves
-  (:data:`MOTION_PX`; an alternative, not in farm).
+  (:data:`MOTION_PX`; the bench's own version, measured before farm had it);
+* ``farm painter``: farm's own code, as a worker runs it: :func:`farm.paint.painter_for` (DIS on the CPU:
+  ``HostPainter``), one frame per call, over a Stylizer whose ``paint_working`` hands back the paintings
+  made above (``suite.Painted``), so the upsampling with the stretch by motion, the flow shared with the
+  blend, and the blend are farm's; its uint8 output is scored. Its CPU seconds are the whole painter call
+  (upsampling and temporal pass; the network's painting is already made);
+* ``farm painter (one k)``: the same with the stretch map dropped (one k, farm before), on the same path.
 
 All are scored on the 1080p render, against the same per-frame 1080p painting; besides the flicker
 figures: the temporal pass's CPU seconds per frame (``time.process_time``, every thread) and the Laplacian
@@ -164,7 +170,7 @@ def measure(clip: suite.Clip, painting: str, precision: str) -> list[dict]:
 
 
 ORDERS = ("upsample → temporal", "temporal → upsample", "temporal → upsample (flow 1.0)", "temporal → upsample (full flow)",
-          "upsample (k by motion) → temporal")
+          "upsample (k by motion) → temporal", "farm painter", "farm painter (one k)")
 #: "k by motion": the steepening's k falls from farm's to 1 as the frame's motion (DIS, px of the output per
 #: frame) grows: k = 1 + (k_farm − 1)·exp(−(speed / MOTION_PX)²)
 MOTION_PX = 4.0
@@ -198,11 +204,57 @@ def motion_k(frames: list[np.ndarray], k_max: float) -> list[np.ndarray]:
     return out
 
 
+def painter_render(net, low, frames: list[np.ndarray], one_k: bool = False) -> tuple[list[np.ndarray], float,
+                                                                                 suite.Painted]:
+    """farm's painter over the clip, one frame per call as a CPU worker paints (no reset at the cut clip's
+    cut, as the other orders here), on the paintings ``low`` already made (:class:`suite.Painted`): the
+    render as float, CPU s per frame of the calls (upsampling and temporal pass), the Painted."""
+    import torch
+
+    from farm.styles.model import planar
+
+    cache = {suite.Painted.key(planar(torch.from_numpy(f[None]))): p for f, p in zip(frames, low)}
+    painted = suite.Painted(net, cache, one_k)
+    t = time.process_time()
+    out = suite.painter_run(painted, TemporalOptions(), frames, [], 0, len(frames), 0)
+    return out, (time.process_time() - t) / len(frames), painted
+
+
+def preview_render(net, frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The clip brought down to 640x360 (area) and painted as ``farm submit --preview`` paints it: farm's painter
+    at the frames' own size (the reference side), temporal pass on."""
+    import cv2
+
+    small = [cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA) for f in frames]
+    return suite.painter_run(suite.Painted(net), TemporalOptions(), small, [], 0, len(small), 0)
+
+
+def look_against(preview: list[np.ndarray], render: list[np.ndarray]) -> dict:
+    """bench/look.py's figures for a 1080p render against the 640x360 preview of the same moving frames: stroke
+    ratio (render / preview, px of a 640-wide frame, medians over frames) [0.8-1.25], low-pass difference
+    [≤ 8 levels], the render's Laplacian variance over the preview's upscaled 3x with Lanczos [≥ 2x]."""
+    import cv2
+
+    from farm import metrics
+
+    def u8(images):
+        return [(np.clip(i, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8) for i in images]
+
+    preview, render = u8(preview), u8(render)
+    up = [cv2.resize(p, SIZE, interpolation=cv2.INTER_LANCZOS4) for p in preview]
+    stroke_p = float(np.median([metrics.stroke_length(p) for p in preview]))
+    stroke_r = float(np.median([metrics.stroke_length(r) for r in render]))
+    return {"look_stroke_preview": stroke_p, "look_stroke_render": stroke_r, "look_stroke_ratio": stroke_r / stroke_p,
+            "look_lowpass_diff": float(np.mean([metrics.lowpass_difference(p, r) for p, r in zip(preview, render)])),
+            "look_laplacian_ratio": float(np.mean([metrics.laplacian_variance(r) for r in render])
+                                          / np.mean([metrics.laplacian_variance(u) for u in up]))}
+
+
 class FullSizeFlow(Coherence):
     """The blend at the working size with the flow and masks of the full-size frames (DIS at ``flow_scale`` of
     them, as before the pass moved), brought down to the painting's size."""
 
-    def _blend(self, gray, stylized):
+    def _blend(self, gray, stylized, bwd=None):  # a flow handed in by farm is not used: the variant computes its own
         import cv2
 
         from farm.temporal.dis import BOUNDARY_WEIGHT, blend_bands, estimate_flow, reliability_mask, warp
@@ -243,14 +295,37 @@ def measure_orders(clip: suite.Clip, precision: str, orders=ORDERS, paintings_as
         out = suite.sequential(options, lambda o: kind(o, base_sigma=sigma))(inputs, stylized, clip.cuts)
         return out, (time.process_time() - t) / len(inputs)
 
-    kept, rows = scale.STEEPEN_MAX, []
+    kept, rows, preview = scale.STEEPEN_MAX, [], None
     for painting in paintings_asked:
         scale.STEEPEN_MAX = 1.0 if painting == "guided only" else kept
         try:
+            t_up = time.process_time()
             per_frame_images = [up(p, i) for i, p in enumerate(paintings)]
+            up_cpu = (time.process_time() - t_up) / len(paintings)
             per_frame = suite.pair_terms(per_frame_images, clip.pairs)
             sharp = float(np.mean([laplacian_variance(f) for f in per_frame_images]))
             for order in orders:
+                if order in ORDERS[5:]:
+                    if painting != "default":
+                        continue  # farm's painter steepens as farm does
+                    seq, cpu, painted = painter_render(net, low, clip.frames, one_k=order == ORDERS[6])
+                    row = suite.score(clip, per_frame_images, seq, None, per_frame, [])
+                    if preview is None:
+                        preview = preview_render(net, clip.frames)
+                    row.update(look_against(preview, seq))
+                    rows.append({"clip": clip.name, "painting": painting, "temporal": order, "truth": clip.truth,
+                                 "frames": len(clip.frames), "e_warp_per_frame": suite.mean(per_frame),
+                                 "e_warp_per_frame_k_by_motion": suite.mean(suite.pair_terms(painted.per_frame,
+                                                                                             clip.pairs)),
+                                 "mean_k": float(np.mean(painted.mean_k)), **row,
+                                 "lowfreq_deviation_9px": lowfreq_deviation(seq, per_frame_images,
+                                                                            BASE_SIGMA * SIZE[1] / 360),
+                                 "painter_cpu_s_per_frame": cpu,
+                                 "sharpness_kept": float(np.mean([laplacian_variance(f) for f in seq])) / sharp,
+                                 "sharpness_per_frame_kept": float(np.mean([laplacian_variance(f)
+                                                                            for f in painted.per_frame])) / sharp,
+                                 "network_s_per_frame": seconds})
+                    continue
                 if order == ORDERS[0]:
                     seq, cpu = temporal(clip.frames, per_frame_images, SIGMAS["σ scaled"])
                 elif order == ORDERS[4]:
@@ -288,7 +363,7 @@ def measure_orders(clip: suite.Clip, precision: str, orders=ORDERS, paintings_as
                              "frames": len(clip.frames), "e_warp_per_frame": suite.mean(per_frame), **row,
                              "lowfreq_deviation_9px": lowfreq_deviation(seq, per_frame_images,
                                                                         BASE_SIGMA * SIZE[1] / 360),
-                             "temporal_cpu_s_per_frame": cpu,
+                             "temporal_cpu_s_per_frame": cpu, "upsample_cpu_s_per_frame": up_cpu,
                              "sharpness_kept": float(np.mean([laplacian_variance(f) for f in seq])) / sharp,
                              "network_s_per_frame": seconds})
         finally:
@@ -318,8 +393,16 @@ def main() -> None:
             print(f"{name:<13} {row['painting']:<12} {row['temporal']:<8} E_warp per-frame {row['e_warp_per_frame']:.6f}"
                   f" render {row['e_warp']:.6f} ratio {row['ratio']:.3f} lowfreq {row['lowfreq_deviation']:.4f}"
                   f" (9 px {row['lowfreq_deviation_9px']:.4f}) network {row['network_s_per_frame']:.2f} s/frame"
-                  + (f" temporal {row['temporal_cpu_s_per_frame']:.3f} CPU s/frame sharpness kept"
-                     f" {row['sharpness_kept']:.3f}" if "sharpness_kept" in row else ""), flush=True)
+                  + (f" temporal {row['temporal_cpu_s_per_frame']:.3f} CPU s/frame" if "temporal_cpu_s_per_frame" in row
+                     else "")
+                  + (f" upsampling {row['upsample_cpu_s_per_frame']:.3f}" if "upsample_cpu_s_per_frame" in row else "")
+                  + (f" painter {row['painter_cpu_s_per_frame']:.3f} CPU s/frame (upsampling + temporal)"
+                     if "painter_cpu_s_per_frame" in row else "")
+                  + (f" mean k {row['mean_k']:.3f}" if "mean_k" in row else "")
+                  + (f" look vs preview: stroke ratio {row['look_stroke_ratio']:.3f} low-pass "
+                     f"{row['look_lowpass_diff']:.2f} Laplacian {row['look_laplacian_ratio']:.2f}x"
+                     if "look_stroke_ratio" in row else "")
+                  + (f" sharpness kept {row['sharpness_kept']:.3f}" if "sharpness_kept" in row else ""), flush=True)
         # partial results survive a stopped run
         write_result(args.name, {"environment": env, "size": SIZE, "frames": args.frames, "rows": rows})
     print(table(["clip", "painting", "temporal", "E_warp per-frame", "E_warp render", "ratio", "lowfreq dev",

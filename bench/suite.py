@@ -365,6 +365,95 @@ class TorchCoherence:
         return out.permute(1, 2, 0).numpy()
 
 
+class Painted:
+    """farm's Stylizer whose network paints each distinct frame once: ``paint_working`` looks the frame's
+    working-size painting up by its bytes in ``cache`` (painting it on a miss), everything else is the
+    Stylizer's own, so farm's painters run on it as a worker runs them. ``finish`` keeps the mean stretch it
+    was given and the per-frame painting it made (before the temporal pass); with ``one_k`` it drops the
+    stretch map and upsamples with the scalar k (farm before the stretch by motion, on the same path)."""
+
+    def __init__(self, stylizer, cache: dict | None = None, one_k: bool = False):
+        self._stylizer, self._cache, self._one_k = stylizer, {} if cache is None else cache, one_k
+        self.mean_k: list[float] = []
+        self.per_frame: list[np.ndarray] = []
+
+    @staticmethod
+    def key(frames) -> str:
+        return hashlib.sha1(np.ascontiguousarray(frames.numpy()).tobytes()).hexdigest()
+
+    def __getattr__(self, name):
+        return getattr(self._stylizer, name)
+
+    def paint_working(self, frames):
+        key = self.key(frames)
+        if key not in self._cache:
+            self._cache[key] = self._stylizer.paint_working(frames)
+        return self._cache[key]
+
+    def finish(self, painting, guide, x, steep=None):
+        steep = None if self._one_k else steep
+        out = self._stylizer.finish(painting, guide, x, steep)
+        k = self._stylizer.steepening(*x.shape[-2:]) if steep is None else steep
+        self.mean_k.append(float(k.mean()) if hasattr(k, "mean") else float(k))
+        self.per_frame.extend(out.numpy())
+        return out
+
+
+def painter_run(painted: Painted, options: TemporalOptions, frames: list[np.ndarray], cuts: Sequence[int],
+                start: int, end: int, lead: int) -> list[np.ndarray]:
+    """farm's painter (:func:`farm.paint.painter_for`: ``HostPainter`` with DIS on the CPU) over frames
+    [start − lead, end), one frame per call, reset at each cut; frames [start, end) as float in [0,1] (the
+    painter's uint8 output over 255)."""
+    import torch
+
+    from farm.paint import painter_for
+    from farm.pipeline import Timer
+
+    painter = painter_for(painted, options, Timer())
+    out = []
+    with torch.inference_mode():
+        for t in range(start - lead, end):
+            if t in cuts:
+                painter.reset()
+            image = painter(frames[t][None])[0]
+            if t >= start:
+                out.append(image.astype(np.float32) / 255.0)
+    return out
+
+
+#: what :func:`farm_painter` paints with: farm's Stylizer for vangogh at a short side, and its precision
+PRECISION = "auto"
+
+
+def farm_painter(name: str, options: TemporalOptions | None = None, one_k: bool = False) -> Variant:
+    """farm's own painter as a worker runs it (bench/README, "k by motion in farm"): the network's painting at
+    :data:`PAINT_SIDE` (or the clip's own), farm's upsampling (with the stretch by motion unless ``one_k``), the
+    DIS flow shared with the blend, the blend; cuts found by farm's detector and reset at, chunks planned as
+    the driver plans them. Each distinct frame is painted by the network once for all of this variant's runs."""
+    from farm.styles.catalog import load_catalog
+    from farm.styles.model import Stylizer
+
+    options = options or TemporalOptions()
+    stylizers: dict[int, Stylizer] = {}
+    cache: dict = {}
+
+    def painted(frames: list[np.ndarray]) -> Painted:
+        side = PAINT_SIDE or min(frames[0].shape[:2])
+        if side not in stylizers:
+            stylizers[side] = Stylizer(load_catalog().resolve("vangogh"), device="cpu", precision=PRECISION,
+                                       reference_side=side)
+        return Painted(stylizers[side], cache, one_k)
+
+    def seq(frames, _stylized, _cuts):
+        return painter_run(painted(frames), options, frames, detect_cuts(frames), 0, len(frames), 0)
+
+    def chunks(frames, _stylized, _cuts):
+        cuts = detect_cuts(frames)
+        return [image for start, end, lead in farm_plan(options)(len(frames), cuts)
+                for image in painter_run(painted(frames), options, frames, cuts, start, end, lead)]
+    return Variant(name, seq, chunks)
+
+
 def blend_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray) -> np.ndarray:
     """farm's blend mask (since the native-side session: boundaries kept, entering pixels repainted)."""
     from farm.temporal.dis import BOUNDARY_WEIGHT
@@ -403,7 +492,7 @@ class LongTerm(Coherence):
         self.past = (self.past + [(self.prev_gray, self.prev_out)])[-self.k:]
         return out
 
-    def _blend(self, gray, stylized):
+    def _blend(self, gray, stylized, bwd=None):  # a flow handed in by farm is not used: the variant computes its own
         from farm.temporal import blend_bands, estimate_flow
 
         scale = self.options.flow_scale
@@ -428,7 +517,7 @@ class MotionBase(Coherence):
         self.v0 = v0
         super().__init__(options)
 
-    def _blend(self, gray, stylized):
+    def _blend(self, gray, stylized, bwd=None):  # a flow handed in by farm is not used: the variant computes its own
         from farm.temporal import lowpass
 
         bwd, mask, warped = history_and_mask(self, gray)
@@ -479,6 +568,9 @@ VARIANTS: dict[str, Callable[[], Variant]] = {
                                                        lambda o: Coherence(o, preset=p)))
        for name, p in (("fast", cv2.DISOPTICAL_FLOW_PRESET_FAST), ("ultrafast", cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST))},
     "flow scale 0.25": lambda: with_cuts("cuts, flow_scale 0.25", TemporalOptions(flow_scale=0.25)),
+    # farm's own painter, with and without the stretch by motion (issue 16, item 3)
+    "farm painter": lambda: farm_painter("farm painter (k by motion)"),
+    "farm painter one k": lambda: farm_painter("farm painter, one k (before)", one_k=True),
 }
 
 
@@ -520,7 +612,7 @@ class Graded(Coherence):
         self.margin = margin
         super().__init__(options)
 
-    def _blend(self, gray, stylized):
+    def _blend(self, gray, stylized, bwd=None):  # a flow handed in by farm is not used: the variant computes its own
         from farm.temporal import blend_bands, estimate_flow
 
         scale = self.options.flow_scale
@@ -589,7 +681,7 @@ class MaskedBase(Coherence):
         self.fade = fade
         super().__init__(options, base_strength=base_strength)
 
-    def _blend(self, gray, stylized):
+    def _blend(self, gray, stylized, bwd=None):  # a flow handed in by farm is not used: the variant computes its own
         from farm.temporal import lowpass
 
         _, mask, warped = history_and_mask(self, gray)

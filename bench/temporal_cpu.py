@@ -9,6 +9,12 @@ another revision, e.g. ``/work/main``) that revision's dis.py is loaded from its
 frames, the two taking turns each round; the outputs are compared bit for bit.
 
     PYTHONPATH=$PWD .venv/bin/python bench/temporal_cpu.py --against /work/main --name temporal_cpu
+
+With ``--painter`` it times farm's whole ``HostPainter`` call per frame instead (the upsampling from the working
+size and the temporal pass; the network's paintings are made beforehand, bench/suite.py ``Painted``), with one
+stretch k (farm before the stretch by motion) and with k by motion, taking turns each round:
+
+    PYTHONPATH=$PWD .venv/bin/python bench/temporal_cpu.py --painter --size 1920x1080 --frames 12 --name painter_cpu
 """
 
 from __future__ import annotations
@@ -89,6 +95,35 @@ def parts(dis, rgb, painted) -> dict[str, float]:
     return {k: 1000 * median(v) for k, v in times.items()}
 
 
+def painter_cpu(rgb, rounds: int) -> dict[str, list[float]]:
+    """Median CPU ms (this thread) of farm's HostPainter per frame after the first, per round: one k, k by motion."""
+    import torch
+
+    import suite
+    from farm.config import TemporalOptions
+    from farm.paint import painter_for
+    from farm.pipeline import Timer
+    from farm.styles.catalog import load_catalog
+    from farm.styles.model import Stylizer, planar
+
+    net = Stylizer(load_catalog().resolve("vangogh"), device="cpu", threads=1)
+    cache: dict = {}
+    with torch.inference_mode():
+        for f in rgb:  # the network once, outside the timing
+            suite.Painted(net, cache).paint_working(planar(torch.from_numpy(f[None])))
+    cpu: dict[str, list[float]] = {"one k": [], "k by motion": []}
+    for _ in range(rounds):
+        for name in cpu:
+            painter = painter_for(suite.Painted(net, cache, one_k=name == "one k"), TemporalOptions(), Timer())
+            seconds = []
+            for f in rgb:
+                t = time.thread_time()
+                painter(f[None])
+                seconds.append(time.thread_time() - t)
+            cpu[name].append(1000 * median(seconds[1:]))
+    return cpu
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="640x360")
@@ -96,6 +131,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--against", type=Path, help="another checkout whose farm/temporal/dis.py to compare")
     parser.add_argument("--name", default="temporal_cpu")
+    parser.add_argument("--painter", action="store_true", help="farm's HostPainter call: one k vs k by motion")
     args = parser.parse_args()
     import cv2
     import numpy as np
@@ -104,6 +140,17 @@ def main() -> int:
     env = environment()
     size = tuple(int(v) for v in args.size.split("x"))
     rgb, painted = frames(args.frames, size)
+    if args.painter:
+        cpu = painter_cpu(rgb, args.rounds)
+        result = {"environment": env, "size": args.size, "frames": args.frames, "rounds": args.rounds,
+                  "painter_cpu_ms": cpu, "painter_cpu_ms_median": {k: median(v) for k, v in cpu.items()}}
+        print(table(["painter", "median CPU ms per frame", "rounds (median of each)"],
+                    [[name, median(v), " ".join(f"{x:.1f}" for x in v)] for name, v in cpu.items()],
+                    f"farm's HostPainter at {args.size} (upsampling + temporal pass), one thread, {args.frames - 1} "
+                    "frames per round"))
+        print(load_note(env))
+        print(write_result(args.name, result))
+        return 0
     from farm.temporal import dis as this
 
     revisions = {"this": this}

@@ -11,6 +11,13 @@ history kept across calls, in frame order; ``reset()`` forgets it at a cut):
 - :class:`HostPainter`: the network on its device, then OpenCV DIS flow and
   the numpy blend on the CPU, frame by frame (farm.temporal.dis).
 
+Both paint in two steps (:meth:`~farm.styles.model.Stylizer.paint_working`, then
+:meth:`~farm.styles.model.Stylizer.finish`), so that a painting brought up from a
+working size gets its strokes' edges steepened less where the frame moves
+(:func:`farm.styles.scale.motion_steepening`), along the backward flow the
+temporal pass computes for its blend anyway: one flow per frame, used twice.
+Painted at the frames' own size (k = 1) the flow is left where it was, in the blend.
+
 :func:`painter_for` picks one from the job's ``flow`` and the device.
 """
 
@@ -21,6 +28,8 @@ import torch
 
 from farm.config import TemporalOptions
 from farm.pipeline import Timer
+from farm.styles.model import check_frames, planar, to_tensor
+from farm.styles.scale import Steep, motion_steepening
 from farm.temporal import BASE_SIGMA, resolve_flow
 from farm.video import to_uint8
 
@@ -39,6 +48,16 @@ def band_sigma(stylizer, height: int, width: int) -> float:
     return BASE_SIGMA * max(1.0, min(height, width) / min(work))
 
 
+def steepening_map(backward: torch.Tensor, frames: int, k: float) -> torch.Tensor:
+    """The strokes' stretch (``frames``,1,H,W) for a batch whose last frames have the ``backward`` flows
+    (M,2,H,W): :func:`~farm.styles.scale.motion_steepening` of each; a frame without a flow (the first of a
+    shot: nothing to move from) keeps ``k``."""
+    ks = motion_steepening(backward, k)
+    if len(ks) == frames:
+        return ks
+    return torch.cat((ks.new_full((frames - len(ks), 1, *ks.shape[-2:]), k), ks))
+
+
 class HostPainter:
     """Network on its device, then DIS flow and the numpy two-band blend on the host, per frame."""
 
@@ -54,13 +73,34 @@ class HostPainter:
             self.coherence.reset()
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        with self.timer.stage("network"):
-            styled = self.stylizer(rgb)
+        check_frames(rgb)
         if self.coherence is not None:
             self.coherence.base_sigma = band_sigma(self.stylizer, *rgb.shape[1:3])
-            with self.timer.stage("temporal"):
-                styled = np.stack([self.coherence.step(f, s) for f, s in zip(rgb, styled)])
-        return to_uint8(styled)
+        k = self.stylizer.steepening(*rgb.shape[1:3])
+        by_motion = self.coherence is not None and self.coherence.active and k != 1.0
+        with torch.inference_mode():
+            with self.timer.stage("network"):
+                x = planar(to_tensor(rgb).to(self.stylizer.device, non_blocking=True))
+                painting, guide = self.stylizer.paint_working(x)
+            out = np.empty(rgb.shape, dtype=np.uint8)
+            for i, frame in enumerate(rgb):
+                bwd = None
+                if by_motion:
+                    with self.timer.stage("temporal"):
+                        bwd = self.coherence.backward_flow(frame)
+                with self.timer.stage("network"):
+                    steep: Steep = k if bwd is None else motion_steepening(self.on_device(bwd), k)
+                    styled = self.stylizer.finish(painting[i:i + 1], guide[i:i + 1], x[i:i + 1], steep)
+                    styled = styled[0].cpu().numpy()
+                if self.coherence is not None:
+                    with self.timer.stage("temporal"):
+                        styled = self.coherence.step(frame, styled, bwd)
+                out[i] = to_uint8(styled)
+        return out
+
+    def on_device(self, flow: np.ndarray) -> torch.Tensor:
+        """A DIS flow (H,W,2) as (1,2,H,W) on the stylizer's device."""
+        return torch.from_numpy(flow).to(self.stylizer.device).permute(2, 0, 1)[None]
 
 
 class DevicePainter:
@@ -94,14 +134,24 @@ class DevicePainter:
         return staged.to(self.device, non_blocking=True)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        k = self.stylizer.steepening(*rgb.shape[1:3])
+        if self.coherence is not None:
+            self.coherence.base_sigma = band_sigma(self.stylizer, *rgb.shape[1:3])
         with torch.inference_mode():
             frames = self.upload(rgb)
             with self.timer.stage("network"):
-                styled = self.stylizer.paint(frames).permute(0, 3, 1, 2)  # (N,3,H,W) for the flow and blend
-            if self.coherence is not None:
-                self.coherence.base_sigma = band_sigma(self.stylizer, *rgb.shape[1:3])
+                x = planar(frames)
+                painting, guide = self.stylizer.paint_working(x)
+            motion, steep = None, None
+            if self.coherence is not None and self.coherence.active and k != 1.0:
                 with self.timer.stage("temporal"):
-                    styled = self.coherence.step_batch(frames, styled)
+                    motion = self.coherence.motion(frames)
+                    steep = steepening_map(motion.backward, len(rgb), k)
+            with self.timer.stage("network"):
+                styled = self.stylizer.finish(painting, guide, x, steep).permute(0, 3, 1, 2)  # (N,3,H,W)
+            if self.coherence is not None:
+                with self.timer.stage("temporal"):
+                    styled = self.coherence.step_batch(frames, styled, motion)
             with self.timer.stage("download"):  # on CUDA this also waits for the device's queued work
                 return uint8_tensor(styled).permute(0, 2, 3, 1).contiguous().cpu().numpy()
 

@@ -125,6 +125,33 @@ def test_steepening_grows_with_the_upsampling_factor():
     assert ks[0] == 1.0 and ks == sorted(ks) and ks[-1] == scale.STEEPEN_MAX
 
 
+def test_the_stretch_by_motion_keeps_k_where_still_and_falls_to_one_where_fast():
+    speeds = torch.tensor([0.0, 1.0, 2.0, 4.0, 8.0, 16.0])
+    flow = torch.stack((speeds * 0.6, speeds * 0.8)).view(1, 2, 1, -1)  # |flow| = speeds, diagonal
+    ks = scale.motion_steepening(flow, 1.5)[0, 0, 0]
+    assert ks.shape == speeds.shape and ks[0] == 1.5
+    assert (ks.diff() < 0).all()  # the faster, the less stretch
+    assert ks[3] == pytest.approx(1 + 0.5 / np.e, abs=1e-5)  # MOTION_PX
+    assert 1.0 <= ks[4] < 1.01 and ks[5] == pytest.approx(1.0, abs=1e-6)
+    assert (scale.motion_steepening(flow, 1.0) == 1.0).all()
+
+
+def test_a_uniform_stretch_map_upsamples_as_the_scalar_stretch():
+    frame = torch.rand(2, 3, 60, 90, generator=torch.Generator().manual_seed(1))
+    low = scale.resize(frame, (20, 30))
+    painting = torch.rand(2, 3, 20, 30, generator=torch.Generator().manual_seed(2))
+    for k in (1.0, 1.25, 1.5):
+        torch.testing.assert_close(scale.guided_upsample(painting, low, frame, steep=torch.full((2, 1, 60, 90), k)),
+                                   scale.guided_upsample(painting, low, frame, steep=k), atol=1e-6, rtol=0)
+    # a map stretches each pixel by its own k
+    half = torch.full((2, 1, 60, 90), 1.5)
+    half[..., 45:] = 1.0
+    mixed = scale.guided_upsample(painting, low, frame, steep=half)
+    torch.testing.assert_close(mixed[..., :45], scale.guided_upsample(painting, low, frame, steep=1.5)[..., :45])
+    torch.testing.assert_close(mixed[..., 45:], scale.guided_upsample(painting, low, frame, steep=1.0)[..., 45:],
+                               atol=1e-5, rtol=0)
+
+
 def test_to_output_same_size_is_untouched_and_larger_is_averaged_down():
     painting = torch.rand(1, 3, 20, 30)
     assert scale.to_output(painting, painting, painting) is painting
@@ -284,3 +311,91 @@ def test_odd_and_tiny_sizes_render_with_the_temporal_pass(vangogh, flow):
         frames = np.stack([pattern(i, width, height) for i in range(3)])
         out = painted(stylizer, frames, flow)
         assert out.shape == frames.shape and out.dtype == np.uint8
+
+
+# -- the stretch by motion, through both painters ---------------------------------------------------------------
+
+
+def moving_square(frames: int, speed: int = 10, width: int = 288, height: int = 192) -> np.ndarray:
+    """A still textured background with a 64 px textured square crossing it ``speed`` px a frame to the right,
+    rows 64-127 (at a smaller size DIS's flow, computed at half of it, spreads the square's motion far over the
+    background)."""
+    from tests.motion import texture
+
+    background = (texture(height, width, 3) * 255).astype(np.uint8)
+    square = (texture(64, 64, 4) * 255).astype(np.uint8)
+    out = []
+    for t in range(frames):
+        image = background.copy()
+        x = 16 + speed * t
+        image[64:128, x:x + 64] = square
+        out.append(image)
+    return np.stack(out)
+
+
+def recorded_stretch(stylizer, frames: np.ndarray, flow: str, reset_before: int | None = None) -> list[np.ndarray]:
+    """Each frame's stretch map (H,W) as the painter handed it to ``Stylizer.finish``, one call per frame."""
+    from farm.config import TemporalOptions
+    from farm.paint import painter_for
+    from farm.pipeline import Timer
+
+    seen: list[np.ndarray] = []
+    finish = stylizer.finish
+
+    def spy(painting, guide, batch, steep=None):
+        whole = stylizer.steepening(*batch.shape[1:3]) if steep is None else steep  # None: the upsampling's own
+        for i in range(len(batch)):
+            k = whole[i, 0] if isinstance(whole, torch.Tensor) else torch.full(batch.shape[1:3], float(whole))
+            seen.append(k.numpy().copy())
+        return finish(painting, guide, batch, steep)
+
+    stylizer.finish = spy
+    painter = painter_for(stylizer, TemporalOptions(flow=flow), Timer())
+    for t, frame in enumerate(frames):
+        if t == reset_before:
+            painter.reset()
+        painter(frame[None])
+    return seen
+
+
+@pytest.mark.parametrize("flow", ["dis", "torch"])  # HostPainter and DevicePainter
+def test_the_strokes_are_steepened_less_only_where_the_frame_moves(vangogh, flow):
+    frames = moving_square(4)
+    stylizer = Stylizer(vangogh, device="cpu", precision="float32", reference_side=64)
+    k_max = stylizer.steepening(192, 288)
+    assert k_max == scale.STEEPEN_MAX  # painted at a third of the size
+    ks = recorded_stretch(stylizer, frames, flow)
+    assert (ks[0] == k_max).all()  # the first frame: nothing to move from
+    for t in (1, 2, 3):
+        x = 16 + 10 * t
+        assert ks[t][72:120, x + 8:x + 56].mean() < 1.05  # inside the square, moving 10 px a frame
+        for still in (ks[t][:40], ks[t][152:], ks[t][:, x + 110:]):  # the background above, below, ahead
+            assert still.mean() > k_max - 0.01 and still.min() > k_max - 0.1
+
+
+@pytest.mark.parametrize("flow", ["dis", "torch"])
+def test_a_still_clip_and_the_first_frame_after_a_cut_keep_the_full_stretch(vangogh, flow):
+    still = np.repeat(moving_square(1), 3, axis=0)
+    stylizer = Stylizer(vangogh, device="cpu", precision="float32", reference_side=64)
+    for k in recorded_stretch(stylizer, still, flow):
+        assert k.min() > scale.STEEPEN_MAX - 0.01
+    stylizer = Stylizer(vangogh, device="cpu", precision="float32", reference_side=64)
+    ks = recorded_stretch(stylizer, moving_square(4), flow, reset_before=2)
+    assert ks[1].min() < 1.1 and (ks[2] == scale.STEEPEN_MAX).all() and ks[3].min() < 1.1
+
+
+def test_the_torch_painter_steepens_as_the_dis_painter_does(vangogh):
+    """The two flows differ, not the rule: the stretch maps agree but for a band along the moving edges."""
+    frames = moving_square(4)
+    maps = {flow: recorded_stretch(Stylizer(vangogh, device="cpu", precision="float32", reference_side=64), frames,
+                                   flow) for flow in ("dis", "torch")}
+    for a, b in zip(maps["dis"], maps["torch"]):
+        assert np.abs(a - b).mean() < 0.03 and (np.abs(a - b) > 0.1).mean() < 0.1  # the square: 7 % of the frame
+
+
+def test_painted_at_the_frames_own_size_nothing_is_steepened(vangogh):
+    """k = 1 at the frames' size: nothing to steepen, still or moving."""
+    stylizer = Stylizer(vangogh, device="cpu", precision="float32", reference_side=360)
+    assert stylizer.steepening(192, 288) == 1.0
+    for flow in ("dis", "torch"):
+        assert all((k == 1.0).all() for k in recorded_stretch(stylizer, moving_square(3), flow))

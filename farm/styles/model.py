@@ -22,7 +22,7 @@ from farm.errors import ConfigError
 from farm.styles.aot import AotNetwork, NotBuilt
 from farm.styles.identity import model_identity, onnx_path, weights_hash
 from farm.styles.multistyle import load_multistyle, pad_to_multiple
-from farm.styles.scale import resize, to_output, upsampled, working_size
+from farm.styles.scale import Steep, resize, steepening, to_output, upsampled, working_size
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,13 @@ def paint_working(net: torch.nn.Module, x: torch.Tensor, weights: torch.Tensor, 
     return to_output(styled, small, x), x
 
 
-def finish(painting: torch.Tensor, guide: torch.Tensor, x: torch.Tensor, strength: float) -> torch.Tensor:
+def finish(painting: torch.Tensor, guide: torch.Tensor, x: torch.Tensor, strength: float,
+           steep: Steep | None = None) -> torch.Tensor:
     """A painting and its guide from :func:`paint_working` and the :func:`planar` frames ``x`` → float32
-    (N,H,W,3) in [0,1]: brought to the frames' size guided by them (:mod:`farm.styles.scale`), mixed with them
-    by ``strength`` (in float32, so strength 0 returns the input exactly)."""
-    styled = to_output(painting, guide, x)
+    (N,H,W,3) in [0,1]: brought to the frames' size guided by them (:mod:`farm.styles.scale`; ``steep``: the
+    strokes' stretch, a scalar or a (N,1,H,W) map, None: the upsampling's own), mixed with them by
+    ``strength`` (in float32, so strength 0 returns the input exactly)."""
+    styled = to_output(painting, guide, x, steep)
     if strength < 1.0:
         styled = torch.lerp(x, styled, strength)
     return styled.clamp_(0.0, 1.0).permute(0, 2, 3, 1)
@@ -154,6 +156,11 @@ class Stylizer:
         """The size the network paints a ``height``×``width`` frame at (the compiled packages see this)."""
         return working_size(height, width, self.reference_side, self.stroke_scale, MIN_SIDE)
 
+    def steepening(self, height: int, width: int) -> float:
+        """The stretch k :meth:`finish` gives the strokes' edges of ``height``×``width`` frames where nothing
+        moves (1: painted at their size or larger, so nothing to steepen)."""
+        return steepening(min(height, width) / min(self.working_size(height, width)))
+
     @property
     def model_id(self) -> str:
         """Network, weights-file hash, style mix, strength and reference side: what decides the pixels, for
@@ -188,11 +195,14 @@ class Stylizer:
             parts = [self._run(x[part]) for part in batches(len(x), self.batch)]
             return torch.cat([p for p, _ in parts]), torch.cat([g for _, g in parts])
 
-    def finish(self, painting: torch.Tensor, guide: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def finish(self, painting: torch.Tensor, guide: torch.Tensor, x: torch.Tensor,
+               steep: Steep | None = None) -> torch.Tensor:
         """:func:`finish` with this style's strength, ``batch`` frames at a time (at 4K the guided
-        upsampling holds 12 full-size channels per frame)."""
+        upsampling holds 12 full-size channels per frame). ``steep``: a (N,1,H,W) map of the strokes'
+        stretch where the frames move (:func:`farm.styles.scale.motion_steepening`), or a scalar."""
         with torch.inference_mode():
-            return torch.cat([finish(painting[part], guide[part], x[part], self.style.strength)
+            return torch.cat([finish(painting[part], guide[part], x[part], self.style.strength,
+                                     steep[part] if isinstance(steep, torch.Tensor) else steep)
                               for part in batches(len(x), self.batch)])
 
     def _run(self, chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,6 +25,15 @@ are its continuous form), but softly: each pixel's place between its neighbourho
 f pixels wide becomes f/k wide and no pixel leaves the range its strokes already span (no halos, no new
 colours). k grows with the upsampling factor f (1 at f = 1, :data:`STEEPEN_MAX` from f = 3 on): a 2x
 upsampling needs less of it, and a stronger k would shorten the strokes of ``--stroke-scale 2``.
+
+Where the frame moves, a steep edge flickers: each frame's edge is rebuilt from a working-size painting
+sampled at another sub-pixel phase, and the steeper the edge the larger the jump (at 1080p, one k for the
+whole frame left a 24 px/frame pan flickering 30 % more than the native painting, this 13 %: bench/README,
+"The steepening weakened where the frame moves, in farm"). A render with a temporal pass therefore hands in
+a per-pixel k (:func:`motion_steepening`): k where the frame is still, falling towards 1 as it moves faster
+(1 + (k − 1)/e at :data:`MOTION_PX` pixels a frame, within 1 % of 1 at twice that), from the backward flow
+the pass computes anyway. Without a flow (the first frame of a shot, a render without coherence, a still)
+k stays the scalar of :func:`steepening`.
 """
 
 from __future__ import annotations
@@ -43,6 +52,13 @@ EPS = 1e-3
 STEEPEN_MAX = 1.5
 #: how fast the stretch grows with the upsampling factor f: k = 1 + STEEPEN_SLOPE·(f − 1)
 STEEPEN_SLOPE = 0.25
+#: the frame's speed (px of the output per frame) at which the stretch has fallen from k to 1 + (k − 1)/e
+#: (:func:`motion_steepening`): 1.39 at 2 px a frame, 1.01 at 8 for k 1.5 (bench/README, "The steepening weakened
+#: where the frame moves")
+MOTION_PX = 4.0
+
+#: the stretch of the strokes' edges: one k for the whole frame, or one per output pixel (N,1,H,W)
+Steep = float | torch.Tensor
 
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -78,19 +94,36 @@ def steepening(factor: float) -> float:
     return min(STEEPEN_MAX, 1.0 + STEEPEN_SLOPE * max(0.0, factor - 1.0))
 
 
+def motion_steepening(flow: torch.Tensor, k: float, speed: float = MOTION_PX) -> torch.Tensor:
+    """The stretch per output pixel where the frame moves: ``1 + (k − 1)·exp(−(|flow| / speed)²)``.
+
+    ``flow`` (N,2,H,W): each pixel's motion since the previous frame, in pixels of the output (the temporal
+    pass's backward flow). A still pixel keeps ``k``; one moving ``speed`` pixels a frame gets 1 + (k − 1)/e,
+    twice that 1.01: a steep edge that moves fast flickers more than it sharpens (module docstring).
+    → float32 (N,1,H,W) in [1, k]."""
+    speed2 = flow.float().square().sum(dim=1, keepdim=True)
+    return speed2.mul_(-1.0 / speed**2).exp_().mul_(k - 1.0).add_(1.0)
+
+
+def is_one(k: Steep) -> bool:
+    """Whether ``k`` stretches nothing (a scalar 1): the steepening can be skipped."""
+    return not isinstance(k, torch.Tensor) and k == 1.0
+
+
 def local_range(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel minimum and maximum over 3×3 windows."""
     return -F.max_pool2d(-x, 3, stride=1, padding=1), F.max_pool2d(x, 3, stride=1, padding=1)
 
 
-def steepen(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor, k: float) -> torch.Tensor:
+def steepen(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor, k: Steep) -> torch.Tensor:
     """Stretch each pixel's place between its local ``low`` and ``high`` by ``k`` about their middle,
     clamped to them: edges k times steeper, flat parts and the extremes unchanged. Continuous in ``x``
-    (a soft toggle filter), so small changes between frames stay small.
+    (a soft toggle filter), so small changes between frames stay small. ``k``: a scalar, or (N,1,H,W)
+    per pixel (:func:`motion_steepening`).
 
     All three are overwritten (in place: at 4K each is 100 MB); the result is ``x``.
     """
-    if k == 1.0:
+    if is_one(k):
         return x
     half = high.sub_(low).mul_(0.5).clamp_min_(1e-6)
     mid = low.add_(half)
@@ -99,7 +132,7 @@ def steepen(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor, k: float) ->
 
 
 def guided_upsample(painting: torch.Tensor, guide_low: torch.Tensor, guide: torch.Tensor,
-                    radius: int = RADIUS, eps: float = EPS, steep: float | None = None) -> torch.Tensor:
+                    radius: int = RADIUS, eps: float = EPS, steep: Steep | None = None) -> torch.Tensor:
     """A painting (N,3,h,w) of ``guide_low`` (N,3,h,w), brought to the size of ``guide`` (N,3,H,W):
     the interpolated painting plus the full-resolution frame's detail that the working size lost,
     scaled by the local gain, with the strokes' own edges steepened (see the module docstring).
@@ -108,17 +141,23 @@ def guided_upsample(painting: torch.Tensor, guide_low: torch.Tensor, guide: torc
     of the coefficients, one multiply-add at full size), with a per-pixel offset instead of the
     window-averaged b̄ so that the painting's own texture survives; without steepening it equals
     ``up(P) + up(ā)·(I − up(I_low))`` up to the interpolation of a product, ā being smooth. ``steep``:
-    the stretch k (None: :func:`steepening` of the short sides' ratio).
+    the stretch k, a scalar or a (N,1,H,W) map at the output size (None: :func:`steepening` of the short
+    sides' ratio).
     """
     size = tuple(guide.shape[-2:])
-    k = steepening(min(size) / min(painting.shape[-2:])) if steep is None else steep
+    k = steepening(upsampling_factor(painting, guide)) if steep is None else steep
     low = luma(guide_low)
     gain = local_gain(low, painting, radius, eps)
     offset = painting - gain * low
-    parts = [gain, offset, *local_range(offset)] if k != 1.0 else [gain, offset]
+    parts = [gain, offset] if is_one(k) else [gain, offset, *local_range(offset)]
     coeffs = resize(torch.cat(parts, dim=1), size)
-    strokes = steepen(coeffs[:, 3:6], coeffs[:, 6:9], coeffs[:, 9:12], k) if k != 1.0 else coeffs[:, 3:6]
+    strokes = coeffs[:, 3:6] if is_one(k) else steepen(coeffs[:, 3:6], coeffs[:, 6:9], coeffs[:, 9:12], k)
     return torch.addcmul(strokes, coeffs[:, :3], luma(guide))
+
+
+def upsampling_factor(painting: torch.Tensor, frame: torch.Tensor) -> float:
+    """How many times larger ``frame``'s short side is than ``painting``'s (what :func:`steepening` takes)."""
+    return min(frame.shape[-2:]) / min(painting.shape[-2:])
 
 
 def upsampled(painting: torch.Tensor, frame: torch.Tensor) -> bool:
@@ -127,12 +166,13 @@ def upsampled(painting: torch.Tensor, frame: torch.Tensor) -> bool:
     return not (painting.shape[-2] >= frame.shape[-2] and painting.shape[-1] >= frame.shape[-1])
 
 
-def to_output(painting: torch.Tensor, frame_low: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+def to_output(painting: torch.Tensor, frame_low: torch.Tensor, frame: torch.Tensor,
+              steep: Steep | None = None) -> torch.Tensor:
     """The working-size painting of ``frame_low`` at the size of ``frame`` (N,3,H,W): unchanged at the same
-    size, area-averaged down, guided up."""
+    size, area-averaged down, guided up (``steep``: the strokes' stretch, see :func:`guided_upsample`)."""
     size = tuple(frame.shape[-2:])
     if tuple(painting.shape[-2:]) == size:
         return painting
     if not upsampled(painting, frame):
         return resize(painting, size)
-    return guided_upsample(painting, frame_low, frame)
+    return guided_upsample(painting, frame_low, frame, steep=steep)

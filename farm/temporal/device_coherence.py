@@ -12,6 +12,7 @@ Frames never leave the device.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -22,6 +23,22 @@ from farm.temporal.dis import BASE_SIGMA, BASE_STRENGTH, BOUNDARY_WEIGHT
 
 #: (src gray, dst gray, scale) → flow, all (B,1,H,W) / (B,2,H,W) tensors
 FlowFn = Callable[..., torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Motion:
+    """A batch's flows, from :meth:`DeviceCoherence.motion`: computed once, for the steepening by motion
+    (farm/paint.py) and for the blend (:meth:`DeviceCoherence.step_batch`)."""
+
+    #: the frames' gray (B,1,H,W) in [0,1]
+    gray: torch.Tensor
+    #: whether the batch's first frame is blended with the history (else it passes through)
+    linked: bool
+    #: backward flows (ŵ, px of the frames) of the frames blended: (B,2,H,W) when ``linked``, else (B−1,2,H,W)
+    #: for frames 1…B−1
+    backward: torch.Tensor
+    #: the blend's reliability masks, one per flow (·,1,H,W)
+    masks: torch.Tensor
 
 
 class DeviceCoherence:
@@ -54,18 +71,29 @@ class DeviceCoherence:
         """One frame: uint8 (H,W,3) or (3,H,W), stylization float (3,H,W) in [0,1] → (3,H,W)."""
         return self.step_batch(frame[None], stylized[None])[0]
 
-    def step_batch(self, frames: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
-        """Frames uint8 (B,H,W,3) or (B,3,H,W) and their stylizations float (B,3,H,W) in [0,1], on one
-        device, in order → outputs float32 (B,3,H,W) in [0,1] on that device."""
+    def motion(self, frames: torch.Tensor) -> Motion:
+        """The flows and masks :meth:`step_batch` blends ``frames`` (uint8 (B,H,W,3) or (B,3,H,W)) with, for
+        a caller that needs the motion before it has the stylizations; hand them back to :meth:`step_batch`
+        (before any :meth:`reset`). Computes nothing when the pass is off (empty flows)."""
         gray = to_gray(frames)
+        if not self.active:
+            return Motion(gray, False, *self._flows(gray[:0]))
+        linked = self.prev_gray is not None and self.prev_gray.shape[-2:] == gray.shape[-2:]
+        seq = torch.cat((self.prev_gray, gray)) if linked else gray
+        bwd, masks = self._flows(seq)  # pair k links seq[k] → seq[k+1]
+        return Motion(gray, linked, bwd, masks)
+
+    def step_batch(self, frames: torch.Tensor, stylized: torch.Tensor, motion: Motion | None = None) -> torch.Tensor:
+        """Frames uint8 (B,H,W,3) or (B,3,H,W) and their stylizations float (B,3,H,W) in [0,1], on one
+        device, in order → outputs float32 (B,3,H,W) in [0,1] on that device. ``motion``: these frames'
+        :meth:`motion`, when the caller has it already (None: computed here)."""
+        motion = self.motion(frames) if motion is None else motion
+        gray, linked, bwd, masks = motion.gray, motion.linked, motion.backward, motion.masks
         out = stylized.float()
         if not self.active:
             self.prev_gray, self.prev_out = gray[-1:], out[-1:]
             return out
-        linked = self.prev_gray is not None and self.prev_gray.shape[-2:] == gray.shape[-2:]
-        seq = torch.cat((self.prev_gray, gray)) if linked else gray
         prev_out = self.prev_out if linked else None
-        bwd, masks = self._flows(seq)  # pair k links seq[k] → seq[k+1]
         results = []
         for i in range(out.shape[0]):
             k = i if linked else i - 1

@@ -214,23 +214,44 @@ class Coherence:
         self.prev_gray: np.ndarray | None = None
         self.prev_out: np.ndarray | None = None
 
-    def step(self, frame_rgb: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+    @property
+    def active(self) -> bool:
+        """Whether frames are blended at all (``enabled`` and a ``strength`` above 0)."""
+        return self.options.enabled and self.options.strength > 0
+
+    def _linked(self, gray: np.ndarray) -> bool:
+        """Whether the next :meth:`step` blends ``gray``'s frame with the history (else it passes through)."""
+        return self.active and self.prev_gray is not None and self.prev_gray.shape == gray.shape
+
+    def backward_flow(self, frame_rgb: np.ndarray) -> np.ndarray | None:
+        """The backward flow (ŵ, float32 (H,W,2), px of the frame) the next :meth:`step` of this frame blends
+        along, or None where that step will pass the frame through (first of a shot, another size, off).
+
+        For a caller that needs the frame's motion before it has the stylization (the steepening by motion,
+        farm/paint.py); hand it back to :meth:`step` so that it is computed once."""
+        gray = to_gray(frame_rgb)
+        if not self._linked(gray):
+            return None
+        return estimate_flow(gray, self.prev_gray, scale=self.options.flow_scale, engine=self.engine)
+
+    def step(self, frame_rgb: np.ndarray, stylized: np.ndarray, bwd: np.ndarray | None = None) -> np.ndarray:
         """Input frame uint8 (H,W,3) and its per-frame stylization float32 (H,W,3) in [0,1] → output
         float32 (H,W,3) in [0,1]. A frame of another size than the last starts afresh; with
-        ``enabled=False`` or ``strength=0`` every frame passes through."""
+        ``enabled=False`` or ``strength=0`` every frame passes through. ``bwd``: this frame's
+        :meth:`backward_flow`, when the caller has it already (None: computed here)."""
         gray = to_gray(frame_rgb)
         out = np.asarray(stylized, dtype=np.float32)
-        active = self.options.enabled and self.options.strength > 0
-        if active and self.prev_gray is not None and self.prev_gray.shape == gray.shape:
+        if self._linked(gray):
             # the two-band blend is not a convex combination per pixel: keep the output (and history) in range
-            out = self._blend(gray, out)
+            out = self._blend(gray, out, bwd)
             np.clip(out, 0.0, 1.0, out=out)
         self.prev_gray, self.prev_out = gray, out
         return out
 
-    def _blend(self, gray: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+    def _blend(self, gray: np.ndarray, stylized: np.ndarray, bwd: np.ndarray | None = None) -> np.ndarray:
         scale = self.options.flow_scale
-        bwd = estimate_flow(gray, self.prev_gray, scale=scale, engine=self.engine)
+        if bwd is None:
+            bwd = estimate_flow(gray, self.prev_gray, scale=scale, engine=self.engine)
         fwd = estimate_flow(self.prev_gray, gray, scale=scale, engine=self.engine)
         mask = reliability_mask(fwd, bwd, boundary_weight=BOUNDARY_WEIGHT, entered=True)
         return blend_bands(stylized, warp(self.prev_out, bwd), mask, self.options.strength, self.base_strength,
