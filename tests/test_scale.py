@@ -342,12 +342,12 @@ def recorded_stretch(stylizer, frames: np.ndarray, flow: str, reset_before: int 
     seen: list[np.ndarray] = []
     finish = stylizer.finish
 
-    def spy(painting, guide, batch, steep=None):
-        whole = stylizer.steepening(*batch.shape[1:3]) if steep is None else steep  # None: the upsampling's own
-        for i in range(len(batch)):
-            k = whole[i, 0] if isinstance(whole, torch.Tensor) else torch.full(batch.shape[1:3], float(whole))
+    def spy(painting, guide, x, steep=None):  # x: the planar frames (N,3,H,W)
+        whole = stylizer.steepening(*x.shape[-2:]) if steep is None else steep  # None: the upsampling's own
+        for i in range(len(x)):
+            k = whole[i, 0] if isinstance(whole, torch.Tensor) else torch.full(x.shape[-2:], float(whole))
             seen.append(k.numpy().copy())
-        return finish(painting, guide, batch, steep)
+        return finish(painting, guide, x, steep)
 
     stylizer.finish = spy
     painter = painter_for(stylizer, TemporalOptions(flow=flow), Timer())
