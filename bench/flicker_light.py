@@ -128,6 +128,28 @@ def light_response(images: list[np.ndarray], clip: suite.Clip) -> dict[str, floa
             "light_explained": float(np.mean(explained))}
 
 
+#: σ (px of the 1080p frame) of the light :func:`flattened` divides out: larger than the strokes' bands
+FLAT_SIGMA = 64.0
+
+
+def flattened(frames: list[np.ndarray], precision: str, sigma: float = FLAT_SIGMA) -> list[np.ndarray]:
+    """An intrinsic split at the painting (tried, not in farm): the network paints each frame divided by its
+    relative light ℓ = lowpass(luma, ``sigma``) / its mean (the global part left to instance norm),
+    and the painting is multiplied by ℓ again, so it follows a local light change linearly instead of with
+    the network's own slope. It changes the look of every unevenly lit frame, still or not."""
+    from farm.temporal.dis import base_layer
+
+    net = flicker_size.stylizer("default", precision)
+    out = []
+    for frame in frames:
+        luma = frame.astype(np.float32).mean(-1) / 255
+        light = base_layer(luma, sigma)
+        light = np.clip(light / light.mean(), 0.25, 4.0)[..., None]
+        flat = np.clip(frame.astype(np.float32) / light + 0.5, 0, 255).astype(np.uint8)
+        out.append(np.clip(net(flat[None])[0] * light, 0.0, 1.0))
+    return out
+
+
 # ---------------------------------------------------------------- variants of the temporal pass
 
 def light_gain(current: np.ndarray, previous: np.ndarray, sigma: float, eps: float = 0.02,
@@ -239,10 +261,15 @@ def main() -> None:
         rows.append({"clip": name, "painting": "input", "variant": "-",
                      **where([f.astype(np.float32) / 255 for f in clip.frames], clip, light)})
         for painting in args.paintings.split(","):
-            stylized, _ = flicker_size.paint(painting, clip.frames, args.precision)
+            stylized = (flattened(clip.frames, args.precision, float(painting.split()[1]))
+                        if painting.startswith("flattened") else
+                        flicker_size.paint(painting, clip.frames, args.precision)[0])
             sigma = BASE_SIGMA if painting == "native" else BASE_SIGMA * min(SIZE) / 360
             rows.append({"clip": name, "painting": painting, "variant": "per-frame", **where(stylized, clip, light),
                          **(light_response(stylized, clip) if light is not None else {})})
+            if painting.startswith("flattened"):  # how far the look moved: against farm's per-frame painting, 0-255
+                today = flicker_size.paint("default", clip.frames, args.precision)[0]
+                rows[-1]["lowpass_levels_vs_default"] = 255 * lowfreq_deviation(stylized, today, 9.0)
             for variant in args.variants.split(","):
                 seq, cpu = render(clip, stylized, variant, sigma)
                 rows.append({"clip": name, "painting": painting, "variant": variant, **where(seq, clip, light),
@@ -253,7 +280,7 @@ def main() -> None:
             write_result(args.name, {"environment": env, "size": SIZE, "frames": args.frames, "rows": rows})
     keys = ["e_warp", "e_warp_strokes", "share_fine", "share_mid", "share_base", "share_light", "share_global",
             "e_warp_patch", "e_warp_rest", "lowfreq_deviation_9px", "temporal_cpu_s_per_frame", "light_slope_r",
-            "light_slope_g", "light_explained"]
+            "light_slope_g", "light_explained", "lowpass_levels_vs_default"]
     print(table(["clip", "painting", "variant", *keys],
                 [[r["clip"], r["painting"], r["variant"], *(f"{r[k]:.6f}" if k in r else "-" for k in keys)]
                  for r in rows], f"\n{SIZE[0]}x{SIZE[1]}, {args.frames} frames"))
