@@ -87,6 +87,8 @@ def where(render: list[np.ndarray], clip: suite.Clip, light: list[np.ndarray] | 
     """E_warp of ``render`` cut by band and by region (module docstring), means over the pairs."""
     out: dict[str, list[float]] = {}
     for t, (flow, mask) in enumerate(clip.pairs):
+        if mask.sum() == 0:  # a cut: nothing seen in both frames (left out, as bench/suite.py does)
+            continue
         r = render[t + 1] - warp(render[t], flow)
         weight = mask[..., None]
         total = float((r**2 * weight).sum() / (3 * mask.sum()))
@@ -117,6 +119,8 @@ def light_response(images: list[np.ndarray], clip: suite.Clip) -> dict[str, floa
     slopes, explained = [], []
     for t, (flow, mask) in enumerate(clip.pairs):
         seen = mask > 0
+        if not seen.any():
+            continue
         rp = (light[t + 1] - warp(light[t], flow))[seen]
         ri = (gray[t + 1] - warp(gray[t], flow))[seen]
         x = np.stack([ri, np.ones_like(ri)], 1)
