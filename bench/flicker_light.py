@@ -56,8 +56,10 @@ BAND_EDGES = (3.0, 9.0, 27.0)
 
 
 def clip_of(name: str, frames: int) -> suite.Clip:
-    """flicker_size.py's 1080p clip; ``unlit``: the lighting clip's camera and texture without its light (the
+    """flicker_size.py's 1080p clip (the real ones scored with Farneback flow); ``unlit``: the lighting clip's camera and texture without its light (the
     control: what the paintings do when only the camera moves)."""
+    if name in ("bikes", "bigbuckbunny"):
+        return flicker_size.real_clip(name, frames)
     if name != "unlit":
         return flicker_size.known_clip(name, frames)
     from tests.motion import MotionClip, lighting
