@@ -11,7 +11,7 @@ Paintings (farm's :class:`~farm.styles.model.Stylizer`, vangogh, one thread, eag
 * ``native``: the network at the output size, as farm painted before issue 16 (reference side = the
   output's short side);
 * ``default``: the network at the style's reference side (styles.yaml), brought up by farm's guided
-  upsampling with the strokes' edges steepened (what farm does now);
+  upsampling with the strokes' edges steepened (farm's painting; farm now steepens less where the frame moves);
 * ``guided only``: the same without the steepening (``scale.STEEPEN_MAX = 1``).
 
 Temporal passes (``Coherence``, default options) on each painting: ``σ 3``, the band split at σ = 3 px of the
@@ -31,9 +31,9 @@ natively (the native rows are the earlier runs' results, whose pipeline this doe
 at the working size (farm's :meth:`~farm.styles.model.Stylizer.paint_working`), then either
 
 * ``upsample → temporal``: the painting upsampled (steepened, and with ``guided only`` not), then
-  ``Coherence`` at 1920x1080 with the split at 9 px (what farm did before the pass moved);
+  ``Coherence`` at 1920x1080 with the split at 9 px (farm's order, with one k);
 * ``temporal → upsample``: ``Coherence`` at the working size on the frames resized to it (the split at 3 px
-  of the painting), then the coherent painting upsampled (what farm does now, farm/paint.py).
+  of the painting), then the coherent painting upsampled (tried, not kept: bench/README).
 
 * ``upsample (k by motion) → temporal``: farm's order, the steepening's k lowered where the frame moves
   (:data:`MOTION_PX`; the bench's own version, measured before farm had it);
