@@ -24,7 +24,7 @@ from farm.config import ClusterOptions, JobSpec, PhotoOptions, RenderOptions, Tr
 from farm.errors import ChunkCorruptError, JobError
 from farm.files import atomic_path
 from farm.jobs import finished_receipts, load_manifest, read_state, write_state
-from farm.plan import Chunk, Layout, Manifest, Receipt, plan_chunks, warmup_for
+from farm.plan import Chunk, Layout, Manifest, Receipt, SettledCuts, plan_chunks, warmup_for
 from farm.reduce import deliver, write_gif, write_video
 from farm.schedule import CompileMode, PoolShape, Scheduler, compile_mode, network_pixels, pool_shape
 from farm.shard import (SPAN_FRAMES, START, LocalSharders, SeekPoint, Sharders, ShardFeeder, plan_spans, seek_table,
@@ -164,13 +164,14 @@ class JobRun:
         return result
 
     def drop_chunks(self) -> dict[str, str]:
-        """Once delivered, the output chunks go (their receipts, a few hundred bytes each, stay as the
-        job's record), and so does a local store's copy of the final files, which sit at the user's paths
-        too; an S3 store's final files are the delivery and stay. Returns where the finals are stored."""
+        """Once delivered, the output chunks and the settled cuts go (the chunks' receipts, a few hundred
+        bytes each, stay as the job's record), and so does a local store's copy of the final files, which
+        sit at the user's paths too; an S3 store's final files are the delivery and stay. Returns where the finals are stored."""
         finals = {Path(self.spec.output).name, *([Path(self.spec.gif_output).name] if self.spec.gif_output else [])}
         if self.spec.keep:
             return {name: self.store.describe(self.layout.final(name)) for name in finals}
-        self.store.delete_keys([r.key for r in self.receipts.values()])
+        # the settled cuts were the workers' (the manifest keeps them)
+        self.store.delete_keys([*(r.key for r in self.receipts.values()), self.layout.cuts])
         if isinstance(self.store, LocalStore):
             self.store.delete_keys([self.layout.final(name) for name in finals])
             return {}
@@ -272,7 +273,8 @@ class JobRun:
         return ShardFeeder(self._sharders, spans,
                            (source, self.info, self.store.uri, spec.job_id),
                            depth=self.options.max_in_flight or 2, tasks=tasks, book=self.book,
-                           copy=self.options.stream_copy and whole and self._seek_table[0].pts is not None)
+                           copy=self.options.stream_copy and whole and self._seek_table[0].pts is not None,
+                           publish=self.publish_cuts)
 
     # -- cuts
 
@@ -284,6 +286,11 @@ class JobRun:
         assert self.manifest is not None
         done = [(c.start, c.end) for c in self.manifest.chunks if c.index in self.receipts]
         return ShotBook([*self.manifest.cuts, *(cut for r in self.receipts.values() for cut in r.cuts)], done)
+
+    def publish_cuts(self, book: ShotBook) -> None:
+        """The cuts settled so far, for the workers of chunks handed out before theirs were (farm/worker.py)."""
+        settled = SettledCuts(frontier=book.frontier, cuts=book.cuts)
+        self.store.put_bytes(self.layout.cuts, settled.model_dump_json().encode())
 
     def record_cuts(self) -> None:
         """Write the cuts settled so far into the manifest (once per render pass: `farm status` counts them).

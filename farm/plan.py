@@ -29,8 +29,10 @@ class Chunk(Model):
     start: int = Field(ge=0)
     end: int = Field(gt=0)
     warmup: int = Field(0, ge=0)
-    #: frames in [first, end) that start a new shot: the worker forgets the coherence history there
-    cuts: list[int] = []
+    #: frames in [first, end) that start a new shot: the worker forgets the coherence history there. None: not
+    #: settled when the chunk was handed out (a stream-copied chunk leaves before its frames are judged); the
+    #: worker reads them from the job's :class:`SettledCuts` as it paints (farm/worker.py)
+    cuts: list[int] | None = []
     #: None: the input object is a lossless segment of exactly [first, end). A number: it is the source's own
     #: packets stream-copied from a keyframe (farm/video/remux.py), and the worker decodes and drops this many
     #: frames before ``first``. Set by the shard task that cut it, never planned (old manifests: None).
@@ -159,6 +161,11 @@ class Layout:
     def receipt(self, chunk: int) -> str:
         return f"{self.prefix}output/{chunk:06d}.json"
 
+    @property
+    def cuts(self) -> str:
+        """The cuts settled so far (:class:`SettledCuts`), for chunks handed out before theirs were."""
+        return self.prefix + "cuts.json"
+
     def final(self, name: str) -> str:
         return f"{self.prefix}final/{name}"
 
@@ -189,6 +196,16 @@ class Manifest(Model):
             "source_info": {k: v for k, v in self.source_info.items() if k != "path"},
             "model_id": self.model_id,
         }
+
+
+class SettledCuts(Model):
+    """The film's cuts as far as they are settled: every frame below ``frontier`` is judged (farm/shots.py)."""
+
+    frontier: int = 0
+    cuts: list[int] = []
+
+    def within(self, first: int, end: int) -> list[int]:
+        return [c for c in self.cuts if first <= c < end]
 
 
 class Receipt(Model):

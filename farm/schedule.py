@@ -149,6 +149,9 @@ class Chunks(Protocol):
     def take(self, timeout: float) -> Chunk | None:
         """The next ready chunk, or None if none is ready within ``timeout`` or none are left."""
 
+    def poll(self) -> None:
+        """Move on without waiting while no worker is free to take a chunk (farm/shard.py settles cuts)."""
+
 
 class Feeder:
     """Runs a blocking producer in a thread, a bounded queue ahead of the workers (tests; a job's
@@ -203,6 +206,9 @@ class Feeder:
                 raise self._error
             return None
         return item
+
+    def poll(self) -> None:
+        """Nothing to move on: the producer thread runs by itself."""
 
 
 @dataclass
@@ -267,6 +273,7 @@ class Scheduler:
     def run(self, feeder: Chunks) -> Iterator[Receipt]:
         while True:
             self._dispatch(feeder)
+            feeder.poll()
             busy = self._in("busy")
             if not busy and feeder.exhausted and not self.retry:
                 return

@@ -30,7 +30,7 @@ import heapq
 import tempfile
 from array import array
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,18 +157,20 @@ _sources: dict[str, Path] = {}  # a task process fetches an s3:// source once, f
 
 
 def cut_span(source: str, info: video.VideoInfo, span: Span, store_uri: str, job_id: str,
-             detect: bool = False, copy: bool = False) -> SpanCut:
+             detect: bool = False, copy: bool = False, store_chunks: bool = True) -> SpanCut:
     """A shard task: store each of the span's chunks' input objects, stream-copied where ``copy`` allows it
     (see COPY_LEAD_LIMIT; the job decided the source can be), else decoded and written losslessly. With
     ``detect``, it also judges the span's frames for hard cuts (decoding them for that alone when every
-    chunk was copied) and returns the candidates among them (farm/shots.py settles which start a shot)."""
+    chunk was copied) and returns the candidates among them (farm/shots.py settles which start a shot).
+    ``store_chunks`` False: judge only, the chunks are stored already (:class:`ShardFeeder`'s second task
+    for a span whose chunks it handed out as soon as they were copied)."""
     if source not in _sources:
         from farm.sources import localize
 
         _sources[source] = localize(source)
     path, store, layout = _sources[source], open_store(store_uri), Layout(job_id)
-    leads = copy_chunks(path, span, store, layout) if copy and seekable(info) and span.keys else {}
-    lossless = [c for c in span.chunks if c.index not in leads]
+    leads = copy_chunks(path, span, store, layout) if store_chunks and copy and seekable(info) and span.keys else {}
+    lossless = [c for c in span.chunks if c.index not in leads] if store_chunks else []
     if not detect:
         if lossless:
             list(cut(frames_from(path, info, span.seek), lossless, store, layout, info, path))
@@ -318,39 +320,62 @@ class LocalSharders:
 
 
 class ShardFeeder:
-    """The chunks ahead of the style workers, cut by shard tasks: at most ``tasks`` spans at once, and a
+    """The chunks ahead of the style workers, cut by shard tasks: at most ``tasks`` tasks at once, and a
     new span only while fewer than ``depth`` chunks are cut or being cut and not yet taken (the
     backpressure that keeps the store and the driver flat however long the film). Hands out the
-    earliest ready chunk first. The same ``take``/``exhausted`` as :class:`farm.schedule.Feeder`.
+    earliest ready chunk first. The same ``take``/``poll``/``exhausted`` as :class:`farm.schedule.Feeder`.
 
-    With a ``book`` the tasks also look for hard cuts, and a span's chunks are handed out once every span
-    before it has come back: the book settles the cuts in plan order, and each chunk leaves with the cuts
-    among its frames (warm-up included) in ``Chunk.cuts``."""
+    With a ``book`` the tasks also look for hard cuts, settled in plan order as the spans come back:
+
+    * a span whose chunks are encoded is cut and judged in the one pass that decodes it, and its chunks
+      leave once every span before it is settled, each with the cuts among its frames (warm-up included)
+      in ``Chunk.cuts``;
+    * with ``copy`` (storing a stream-copied chunk decodes nothing) a span takes two tasks: the first
+      stores its chunks, which leave at once with ``cuts`` None, the second judges its frames. Each time
+      the settled cuts grow they go to ``publish``, where those chunks' workers read them as they paint
+      (farm/worker.py): a worker need not wait, before its first frame, for every frame of the film up to
+      its chunk's last to be decoded and judged (issue 18: 2.2 s of an 18 s job on 2 cores)."""
 
     def __init__(self, sharders: Sharders, spans: Iterable[Span], args: tuple, depth: int, tasks: int,
-                 book: ShotBook | None = None, copy: bool = False):
+                 book: ShotBook | None = None, copy: bool = False,
+                 publish: Callable[[ShotBook], None] | None = None):
         self.sharders, self.args, self.depth, self.tasks, self.book = sharders, args, depth, tasks, book
         self.copy = copy  # stream-copy the chunks that allow it (cut_span)
+        self.publish = publish
+        #: chunks leave before their cuts are settled (the second way above)
+        self.early = copy and book is not None
         self._spans: deque[tuple[int, Span]] = deque(enumerate(spans))
-        self._running: dict[Any, tuple[int, Span]] = {}
-        self._back: dict[int, tuple[Span, SpanCut]] = {}  # spans cut, waiting for those before them
-        self._next = 0  # the span whose chunks are handed out next
+        self._running: dict[Any, tuple[int, Span, bool]] = {}  # call: span, and whether it only judges
+        self._unjudged: deque[tuple[int, Span]] = deque()  # stored and handed out, frames not judged yet
+        self._back: dict[int, tuple[Span, SpanCut]] = {}  # spans judged, waiting for those before them
+        self._next = 0  # the span settled next
         self._ready: list[tuple[int, Chunk]] = []
         self._closed = False
         self.exhausted = False
         self._fill()
 
     def _queued(self) -> int:
-        return len(self._ready) + sum(len(span.chunks) for _, span in self._running.values()) + sum(
-            len(span.chunks) for span, _ in self._back.values())
+        held = sum(len(span.chunks) for _, span, judging in self._running.values() if not judging)
+        if not self.early:
+            held += sum(len(span.chunks) for span, _ in self._back.values())
+        return len(self._ready) + held
 
     def _fill(self) -> None:
-        while (not self._closed and self._spans and len(self._running) < self.tasks
-               and self._queued() < self.depth):
-            seq, span = self._spans.popleft()
-            call = self.sharders.submit(self.args[0], self.args[1], span, *self.args[2:], self.book is not None,
-                                        self.copy)
-            self._running[call] = (seq, span)
+        """Start tasks while there is room: the next span's chunks first (workers wait for them), then a
+        judging of frames handed out already."""
+        while not self._closed and len(self._running) < self.tasks:
+            if self._spans and self._queued() < self.depth:
+                seq, span = self._spans.popleft()
+                judging = False
+            elif self._unjudged:
+                seq, span = self._unjudged.popleft()
+                judging = True
+            else:
+                return
+            detect = self.book is not None and (judging or not self.early)
+            call = self.sharders.submit(self.args[0], self.args[1], span, *self.args[2:], detect,
+                                        self.copy and not judging, not judging)
+            self._running[call] = (seq, span, judging)
 
     def resize(self, depth: int) -> None:
         self.depth = depth
@@ -359,20 +384,35 @@ class ShardFeeder:
     def take(self, timeout: float) -> Chunk | None:
         """The earliest cut chunk, waiting up to ``timeout`` for one; None when none is ready or left."""
         if not self._ready and self._running:
-            for call in self.sharders.wait(list(self._running), timeout):
-                seq, span = self._running.pop(call)
-                # a task's error (a corrupt source) stops the job here
-                self._back[seq] = (span, self.sharders.result(call))
-            self._release()
+            self._collect(timeout)
         if self._ready:
             chunk = heapq.heappop(self._ready)[1]
             self._fill()
             return chunk
         self._fill()
-        self.exhausted = not (self._spans or self._running or self._back)
+        self.exhausted = not (self._spans or self._running or self._back or self._unjudged)
         return None
 
+    def poll(self) -> None:
+        """Take in the tasks that finished, without waiting: called while every worker is busy, since
+        workers painting chunks handed out early wait for the cuts the judging tasks settle."""
+        if self._running:
+            self._collect(0.0)
+        self._fill()
+
+    def _collect(self, timeout: float) -> None:
+        for call in self.sharders.wait(list(self._running), timeout):
+            seq, span, judging = self._running.pop(call)
+            found = self.sharders.result(call)  # a task's error (a corrupt source) stops the job here
+            if self.early and not judging:
+                self._hand_out(span, found, cuts=False)
+                self._unjudged.append((seq, span))
+            else:
+                self._back[seq] = (span, found)
+        self._release()
+
     def _release(self) -> None:
+        settled = False
         for seq in sorted(self._back):
             if self.book is not None and seq != self._next:
                 break  # without cuts to settle, any span's chunks go at once
@@ -380,12 +420,23 @@ class ShardFeeder:
             self._next = seq + 1
             if self.book is not None:
                 self.book.settle(span.first, span.end, found.candidates)
-            for chunk in span.chunks:
-                if self.book is not None:
-                    chunk = chunk.model_copy(update={"cuts": self.book.within(chunk.first, chunk.end)})
-                # how its input object was cut: a chunk planned again (a repair) may be cut the other way
-                chunk = chunk.model_copy(update={"lead": found.leads.get(chunk.index)})
-                heapq.heappush(self._ready, (chunk.index, chunk))
+                settled = True
+            if not self.early:
+                self._hand_out(span, found, cuts=self.book is not None)
+        if settled and self.publish is not None:
+            assert self.book is not None
+            self.publish(self.book)
+
+    def _hand_out(self, span: Span, found: SpanCut, cuts: bool) -> None:
+        for chunk in span.chunks:
+            update: dict[str, Any] = {"lead": found.leads.get(chunk.index)}  # how its input object was cut: a
+            # chunk planned again (a repair) may be cut the other way
+            if cuts:
+                assert self.book is not None
+                update["cuts"] = self.book.within(chunk.first, chunk.end)
+            elif self.early:
+                update["cuts"] = None
+            heapq.heappush(self._ready, (chunk.index, chunk.model_copy(update=update)))
 
     def close(self) -> None:
         """Start no more spans (the job failed or was interrupted); the running ones are the sharders' to stop."""

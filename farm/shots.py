@@ -55,6 +55,11 @@ class ShotBook:
                 self.cuts.insert(before, i)
         self._frontier = max(self._frontier, end)
 
+    @property
+    def frontier(self) -> int:
+        """Every frame below this one is settled (or was done before: a resume's finished chunks)."""
+        return self._frontier
+
     def within(self, first: int, end: int) -> list[int]:
         """The cuts among frames [first, end)."""
         return self.cuts[bisect.bisect_left(self.cuts, first):bisect.bisect_left(self.cuts, end)]

@@ -31,7 +31,8 @@ from farm.codecs import resolve_codec
 from farm.config import RenderOptions
 from farm.heap import keep_freed_memory
 from farm.pipeline import Timer, ahead, behind, timed
-from farm.plan import Chunk, Layout, Receipt
+from farm.errors import InternalError, MissingObjectError
+from farm.plan import Chunk, Layout, Receipt, SettledCuts
 from farm.schedule import CompileMode
 from farm.store import ObjectStore, open_store, sha256_file
 
@@ -60,6 +61,42 @@ def split_at_cuts(batch: list, first: int, cuts: Sequence[int]) -> list[list]:
     start: the painter forgets its history before a run that starts a shot."""
     marks = [0] + [c - first for c in cuts if first < c < first + len(batch)] + [len(batch)]
     return [batch[a:b] for a, b in zip(marks, marks[1:]) if b > a]
+
+
+#: how long a worker waits for the cuts of frames it is about to paint before it gives the chunk up (the
+#: driver settles them as its shard tasks judge the frames, far faster than a worker paints them)
+CUTS_PATIENCE_S = 600.0
+
+
+class ChunkCuts:
+    """A chunk's cuts: those it was handed, or (``Chunk.cuts`` None: handed out before they were settled)
+    the job's :class:`~farm.plan.SettledCuts`, read from the store when painting reaches a frame beyond
+    what was settled at the last read."""
+
+    def __init__(self, chunk: Chunk, store: ObjectStore, layout: Layout, poll: float = 0.05,
+                 patience: float = CUTS_PATIENCE_S):
+        self.chunk, self.store, self.layout, self.poll, self.patience = chunk, store, layout, poll, patience
+        self.settled = SettledCuts(frontier=chunk.end, cuts=chunk.cuts) if chunk.cuts is not None else self._read()
+
+    def _read(self) -> SettledCuts:
+        try:
+            return SettledCuts.model_validate_json(self.store.get_bytes(self.layout.cuts))
+        except MissingObjectError:  # nothing settled yet
+            return SettledCuts()
+
+    def known_before(self, end: int) -> bool:
+        """Whether every cut among the chunk's frames below ``end`` is settled (by the last read)."""
+        return self.settled.frontier >= min(end, self.chunk.end)
+
+    def before(self, end: int) -> list[int]:
+        """The chunk's cuts among its frames below ``end``, waiting until the driver has settled them."""
+        deadline = time.monotonic() + self.patience
+        while not self.known_before(end):
+            if time.monotonic() > deadline:
+                raise InternalError(f"the cuts of frames up to {end} were not settled in {self.patience:.0f} s")
+            time.sleep(self.poll)
+            self.settled = self._read()
+        return self.settled.within(self.chunk.first, min(end, self.chunk.end))
 
 
 @dataclass(frozen=True)
@@ -205,7 +242,8 @@ class StyleWorker:
             src = self._fetch(store, layout.input(chunk.index, video.SEGMENT_EXT), Path(tmp), timer)
             out = Path(tmp) / f"out{video.SEGMENT_EXT}"
             t_frames = time.perf_counter()
-            emitted = self._render_frames(stylizer, job, src, out, chunk, timer)
+            cuts = ChunkCuts(chunk, store, layout)
+            emitted = self._render_frames(stylizer, job, src, out, chunk, cuts, timer)
             frames_s = time.perf_counter() - t_frames
             key = layout.output(chunk.index, video.SEGMENT_EXT)
             with timer.stage("upload"):
@@ -216,7 +254,8 @@ class StyleWorker:
         rest = time.perf_counter() - t0 - frames_s - timer.seconds.get("fetch", 0.0) - timer.seconds["upload"]
         timer.seconds["setup"] = max(rest, 0.0)
         receipt = Receipt(chunk=chunk.index, key=key, frames=emitted, size=size, sha256=digest, lead=chunk.lead,
-                          node=self.node_label(), pid=os.getpid(), seconds=timer.receipt_seconds(), cuts=chunk.cuts)
+                          node=self.node_label(), pid=os.getpid(), seconds=timer.receipt_seconds(),
+                          cuts=cuts.before(chunk.end))
         # the receipt is written after the chunk: its presence is what marks the chunk done
         store.put_bytes(layout.receipt(chunk.index), receipt.model_dump_json().encode())
         return receipt
@@ -239,7 +278,8 @@ class StyleWorker:
             raise RuntimeError(f"chunk {chunk.index} was stream-copied but the job carries no source facts")
         return video.read_copied(src, job.source, chunk.lead, chunk.end - chunk.first, threads=self.threads)
 
-    def _render_frames(self, stylizer, job: JobContext, src: Path, out: Path, chunk: Chunk, timer: Timer) -> int:
+    def _render_frames(self, stylizer, job: JobContext, src: Path, out: Path, chunk: Chunk, cuts: ChunkCuts,
+                       timer: Timer) -> int:
         """Decode ahead, paint on the device, encode behind (farm/pipeline.py): each in its own thread,
         at most ``self.overlap`` batches apart, so a frame costs about its slowest stage, not the sum."""
         from farm.paint import painter_for
@@ -248,7 +288,9 @@ class StyleWorker:
         paint = painter_for(stylizer, job.render.temporal, timer)
         codec = resolve_codec(enc.codec, stylizer.device.type)
         # warm-up frames before a cut are decoded but not painted: the history they would build is forgotten
-        seen = max([c for c in chunk.cuts if c <= chunk.start], default=chunk.first) - chunk.first
+        # (where the cuts are not settled yet, they are painted, and forgotten at the cut)
+        known = cuts.before(chunk.start + 1) if cuts.known_before(chunk.start + 1) else []
+        seen = max([c for c in known if c <= chunk.start], default=chunk.first) - chunk.first
         emitted = 0
         frames = ahead(timed(self._input_frames(job, chunk, src), timer, "decode"), depth, "farm-decode")
         frames = islice(frames, seen, None)
@@ -262,8 +304,9 @@ class StyleWorker:
 
             with behind(encode, depth, "farm-encode") as encoder:
                 for batch in batched(frames, stylizer.batch):
-                    for shot in split_at_cuts(batch, chunk.first + seen, chunk.cuts):
-                        if chunk.first + seen in chunk.cuts:
+                    batch_cuts = cuts.before(chunk.first + seen + len(batch))
+                    for shot in split_at_cuts(batch, chunk.first + seen, batch_cuts):
+                        if chunk.first + seen in batch_cuts:
                             paint.reset()
                         painted = paint(np.stack([f.rgb for f in shot]))
                         for frame, image in zip(shot, painted):

@@ -94,15 +94,105 @@ def test_shard_tasks_hand_out_chunks_with_the_cuts_of_their_frames(tmp_path, fou
     assert [c.cuts for c in taken] == [[x for x in whole if c.first <= x < c.end] for c in chunks]
 
 
+class HeldJudging:
+    """Shard tasks run at once in this process, except a span's judging (its second task, with chunks handed
+    out early), held until the test lets it go: what a long judging looks like to the feeder."""
+
+    def __init__(self):
+        self.held: list = []
+
+    def submit(self, *args):
+        from concurrent.futures import Future
+
+        from farm.shard import cut_span
+
+        call, store_chunks = Future(), args[-1]
+        if store_chunks:
+            call.set_result(cut_span(*args))
+        else:
+            self.held.append((call, args))
+        return call
+
+    def release(self):
+        from farm.shard import cut_span
+
+        for call, args in self.held:
+            call.set_result(cut_span(*args))
+        self.held.clear()
+
+    @staticmethod
+    def wait(calls, timeout):
+        return [c for c in calls if c.done()]
+
+    @staticmethod
+    def result(call):
+        return call.result()
+
+    def close(self):
+        pass
+
+
+def test_copied_chunks_leave_before_their_frames_are_judged_and_their_cuts_follow(tmp_path, four_shots):
+    clip = write_video(tmp_path / "shots.mp4", four_shots)
+    chunks, store, book, sharders = plan_chunks(70, 30, warmup=4), LocalStore(tmp_path / "store"), ShotBook(), HeldJudging()
+    published = []
+    feeder = ShardFeeder(sharders, plan_spans(chunks, seek_table(clip), min_frames=10),
+                         (str(clip), video.probe(clip), store.uri, "early"), depth=4, tasks=1, book=book, copy=True,
+                         publish=lambda b: published.append((b.frontier, list(b.cuts))))
+    taken = [feeder.take(timeout=0.0) for _ in chunks]  # every chunk at once, though nothing is judged yet
+    assert [c.index for c in taken] == [c.index for c in chunks]
+    assert all(c.cuts is None for c in taken) and taken[0].lead == 0  # (the last is too far from the one keyframe
+    # to copy: stored losslessly by the same first task)
+    assert all(store.exists(Layout("early").input(c.index, video.SEGMENT_EXT)) for c in taken)
+    assert not feeder.exhausted and published == []
+    while sharders.held or not feeder.exhausted:  # one judging at a time (tasks=1), each settled in plan order
+        sharders.release()
+        feeder.poll()
+        feeder.take(timeout=0.0)
+    assert published[-1] == (70, [20, 45]) and [f for f, _ in published] == sorted(f for f, _ in published)
+
+
+def test_a_worker_reads_cuts_settled_after_its_chunk_left(tmp_path):
+    import threading
+
+    from farm.errors import InternalError
+    from farm.plan import SettledCuts
+    from farm.worker import ChunkCuts
+
+    store, layout = LocalStore(tmp_path / "store"), Layout("late")
+    chunk = Chunk(index=1, start=30, end=60, warmup=10, cuts=None)
+
+    def settle(frontier, cuts):
+        store.put_bytes(layout.cuts, SettledCuts(frontier=frontier, cuts=cuts).model_dump_json().encode())
+
+    cuts = ChunkCuts(chunk, store, layout, poll=0.01, patience=60)
+    assert not cuts.known_before(21)
+    settle(40, [5, 25])
+    assert cuts.before(35) == [25]  # the chunk's own frames only (its first is 20)
+    timer = threading.Timer(0.2, settle, (70, [5, 25, 50, 65]))
+    timer.start()
+    assert cuts.before(60) == [25, 50]  # waited for the driver to settle frames up to the chunk's end
+    timer.join()
+    assert ChunkCuts(chunk.model_copy(update={"cuts": [50]}), store, layout).before(60) == [50]  # handed with it
+    with pytest.raises(InternalError, match="not settled"):
+        ChunkCuts(Chunk(index=2, start=70, end=90, cuts=None), store, layout, poll=0.01, patience=0.1).before(80)
+
+
 def test_split_at_cuts():
     assert split_at_cuts(list(range(10, 14)), 10, [12, 30]) == [[10, 11], [12, 13]]
     assert split_at_cuts([10, 11], 10, [10]) == [[10, 11]]
 
 
-def render_chunk(tmp_path, frames, chunk: Chunk, enabled: bool, flow: str = "dis") -> list[np.ndarray]:
-    """One worker renders ``chunk`` of ``frames`` (stored losslessly, output lossless too)."""
+def render_chunk(tmp_path, frames, chunk: Chunk, enabled: bool, flow: str = "dis",
+                 settled: list[int] | None = None) -> list[np.ndarray]:
+    """One worker renders ``chunk`` of ``frames`` (stored losslessly, output lossless too); ``settled``: the
+    film's cuts, settled for every frame, where the chunk was handed out without them."""
+    from farm.plan import SettledCuts
+
     tmp_path.mkdir()
     store, layout, h, w = LocalStore(tmp_path / "store"), Layout("job"), *frames[0].shape[:2]
+    if settled is not None:
+        store.put_bytes(layout.cuts, SettledCuts(frontier=len(frames), cuts=settled).model_dump_json().encode())
     src = tmp_path / f"in{video.SEGMENT_EXT}"
     with video.SegmentWriter(src, w, h, Fraction(1, 24), lossless=True) as writer:
         for pts, image in enumerate(frames[chunk.first:chunk.end]):
@@ -135,6 +225,17 @@ def test_warmup_frames_before_a_cut_change_nothing(tmp_path):
     from_cut = render_chunk(tmp_path / "b", frames, Chunk(index=1, start=10, end=14, warmup=2, cuts=[8]), True)
     assert len(across) == 4
     for a, b in zip(across, from_cut):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_chunk_handed_out_before_its_cuts_renders_as_one_handed_them(tmp_path):
+    """Its worker paints the warm-up frames before the cut (not knowing it yet) and forgets them there."""
+    frames = hard_cut(frames=14, width=96, height=64, cut=8).all_frames()
+    handed = render_chunk(tmp_path / "a", frames, Chunk(index=1, start=10, end=14, warmup=5, cuts=[8]), True)
+    late = render_chunk(tmp_path / "b", frames, Chunk(index=1, start=10, end=14, warmup=5, cuts=None), True,
+                        settled=[8])
+    assert len(late) == 4
+    for a, b in zip(handed, late):
         np.testing.assert_array_equal(a, b)
 
 
