@@ -71,6 +71,26 @@ def test_network_matches_onnxruntime(ort_session, h, w, weights):
     assert np.abs(got - expected).max() <= 1e-4
 
 
+def test_weights_are_read_from_onnx_once_then_from_the_cache(tmp_path, monkeypatch):
+    from farm.styles import multistyle
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = load_multistyle().state_dict()
+    (copy,) = (tmp_path / "farm" / "weights").glob("multistyle26-*.npz")
+
+    def no_onnx(path):
+        raise AssertionError("read the ONNX file again")
+
+    monkeypatch.setattr(multistyle, "onnx_initializers", no_onnx)
+    again = load_multistyle().state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    copy.write_bytes(b"not a zip")  # a damaged copy is made again from the ONNX file
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert all(torch.equal(first[k], v) for k, v in load_multistyle().state_dict().items())
+    assert copy.stat().st_size > 100_000
+
+
 def test_pad_to_multiple_reflects_and_reports_size():
     x = torch.arange(5 * 7, dtype=torch.float32).reshape(1, 1, 5, 7)
     padded, h, w = pad_to_multiple(x)

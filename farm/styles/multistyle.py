@@ -12,6 +12,8 @@ upsampling layers, a 9×9 output conv, a conditional IN and a sigmoid.
 
 from __future__ import annotations
 
+import contextlib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from farm.styles.identity import onnx_path
+from farm.files import atomic_path
+from farm.styles.identity import onnx_path, sha256_prefix
 
 NUM_STYLES = 26
 EPS = 1e-5
@@ -158,9 +161,29 @@ def onnx_initializers(path: Path) -> dict[str, np.ndarray]:
     return {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
 
 
+def weights_cache_dir() -> Path:
+    from platformdirs import user_cache_path
+
+    return user_cache_path("farm") / "weights"
+
+
+def cached_initializers(path: Path) -> dict[str, np.ndarray]:
+    """:func:`onnx_initializers`, read once per weights file: later calls load a numpy copy from the user's
+    cache, keyed by the file's content. Importing ``onnx`` alone cost each worker 0.54 s of its start-up, on
+    2 cores that its shard task and the other worker share (issue 18). A copy that cannot be read is
+    made again; one that cannot be written is skipped."""
+    cached = weights_cache_dir() / f"{path.stem}-{sha256_prefix(path, 16)}.npz"
+    with contextlib.suppress(OSError, ValueError, EOFError, zipfile.BadZipFile), np.load(cached) as saved:
+        return {name: saved[name] for name in saved.files}
+    tensors = onnx_initializers(path)
+    with contextlib.suppress(OSError), atomic_path(cached) as part, open(part, "wb") as out:
+        np.savez(out, **tensors)
+    return tensors
+
+
 def load_multistyle(path: Path | None = None) -> MultiStyleNet:
     """Build the network and fill it with the weights of ``multistyle26.onnx``."""
-    tensors = onnx_initializers(path or onnx_path())
+    tensors = cached_initializers(path or onnx_path())
     net = MultiStyleNet()
     state = {name: torch.from_numpy(np.array(value, dtype=np.float32)) for name, value in tensors.items()}
     net.load_state_dict(state, strict=True)
