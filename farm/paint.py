@@ -58,6 +58,12 @@ def steepening_map(backward: torch.Tensor, frames: int, k: float) -> torch.Tenso
     return torch.cat((ks.new_full((frames - len(ks), 1, *ks.shape[-2:]), k), ks))
 
 
+def by_motion(coherence, k: float) -> bool:
+    """Whether the strokes' stretch follows the motion: a painting brought up from a working size (k ≠ 1)
+    with the temporal pass on, whose flow it reuses (either painter's ``coherence``)."""
+    return coherence is not None and coherence.active and k != 1.0
+
+
 class HostPainter:
     """Network on its device, then DIS flow and the numpy two-band blend on the host, per frame."""
 
@@ -77,25 +83,30 @@ class HostPainter:
         if self.coherence is not None:
             self.coherence.base_sigma = band_sigma(self.stylizer, *rgb.shape[1:3])
         k = self.stylizer.steepening(*rgb.shape[1:3])
-        by_motion = self.coherence is not None and self.coherence.active and k != 1.0
         with torch.inference_mode():
             with self.timer.stage("network"):
                 x = planar(to_tensor(rgb).to(self.stylizer.device, non_blocking=True))
                 painting, guide = self.stylizer.paint_working(x)
+                if not by_motion(self.coherence, k):  # the whole batch at once (the GPU's batch, one sync)
+                    styled = self.stylizer.finish(painting, guide, x, k).cpu().numpy()
             out = np.empty(rgb.shape, dtype=np.uint8)
             for i, frame in enumerate(rgb):
-                bwd = None
-                if by_motion:
+                motion = None
+                if by_motion(self.coherence, k):  # each frame's stretch follows its flow, the next step's input
+                    assert self.coherence is not None
                     with self.timer.stage("temporal"):
-                        bwd = self.coherence.backward_flow(frame)
-                with self.timer.stage("network"):
-                    steep: Steep = k if bwd is None else motion_steepening(self.on_device(bwd), k)
-                    styled = self.stylizer.finish(painting[i:i + 1], guide[i:i + 1], x[i:i + 1], steep)
-                    styled = styled[0].cpu().numpy()
+                        motion = self.coherence.motion(frame)
+                    with self.timer.stage("network"):
+                        steep: Steep = k if motion.backward is None else motion_steepening(
+                            self.on_device(motion.backward), k)
+                        painted = self.stylizer.finish(painting[i:i + 1], guide[i:i + 1], x[i:i + 1], steep)[0]
+                        painted = painted.cpu().numpy()
+                else:
+                    painted = styled[i]
                 if self.coherence is not None:
                     with self.timer.stage("temporal"):
-                        styled = self.coherence.step(frame, styled, bwd)
-                out[i] = to_uint8(styled)
+                        painted = self.coherence.step(frame, painted, motion)
+                out[i] = to_uint8(painted)
         return out
 
     def on_device(self, flow: np.ndarray) -> torch.Tensor:
@@ -143,7 +154,7 @@ class DevicePainter:
                 x = planar(frames)
                 painting, guide = self.stylizer.paint_working(x)
             motion, steep = None, None
-            if self.coherence is not None and self.coherence.active and k != 1.0:
+            if by_motion(self.coherence, k):
                 with self.timer.stage("temporal"):
                     motion = self.coherence.motion(frames)
                     steep = steepening_map(motion.backward, len(rgb), k)

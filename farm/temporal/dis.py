@@ -35,6 +35,7 @@ Everything here except :class:`Coherence` is a pure function of numpy arrays.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -189,6 +190,16 @@ def blend_bands(stylized: np.ndarray, warped_prev: np.ndarray, mask: np.ndarray,
     return d
 
 
+class Motion(NamedTuple):
+    """A frame's gray and the backward flow its blend follows, from :meth:`Coherence.motion`: computed once,
+    for the steepening by motion (farm/paint.py) and for the blend (:meth:`Coherence.step`)."""
+
+    gray: np.ndarray
+    #: ŵ, float32 (H,W,2), px of the frame; None where the step passes the frame through (first of a shot,
+    #: another size, the pass off)
+    backward: np.ndarray | None
+
+
 class Coherence:
     """The sequential part: keeps the previous input and output, blends each new frame.
 
@@ -223,27 +234,25 @@ class Coherence:
         """Whether the next :meth:`step` blends ``gray``'s frame with the history (else it passes through)."""
         return self.active and self.prev_gray is not None and self.prev_gray.shape == gray.shape
 
-    def backward_flow(self, frame_rgb: np.ndarray) -> np.ndarray | None:
-        """The backward flow (ŵ, float32 (H,W,2), px of the frame) the next :meth:`step` of this frame blends
-        along, or None where that step will pass the frame through (first of a shot, another size, off).
-
-        For a caller that needs the frame's motion before it has the stylization (the steepening by motion,
-        farm/paint.py); hand it back to :meth:`step` so that it is computed once."""
+    def motion(self, frame_rgb: np.ndarray) -> Motion:
+        """The gray and backward flow the next :meth:`step` of this frame blends along, for a caller that needs
+        the frame's motion before it has the stylization (the steepening by motion, farm/paint.py); hand it
+        back to :meth:`step` so that neither is computed twice."""
         gray = to_gray(frame_rgb)
         if not self._linked(gray):
-            return None
-        return estimate_flow(gray, self.prev_gray, scale=self.options.flow_scale, engine=self.engine)
+            return Motion(gray, None)
+        return Motion(gray, estimate_flow(gray, self.prev_gray, scale=self.options.flow_scale, engine=self.engine))
 
-    def step(self, frame_rgb: np.ndarray, stylized: np.ndarray, bwd: np.ndarray | None = None) -> np.ndarray:
+    def step(self, frame_rgb: np.ndarray, stylized: np.ndarray, motion: Motion | None = None) -> np.ndarray:
         """Input frame uint8 (H,W,3) and its per-frame stylization float32 (H,W,3) in [0,1] → output
         float32 (H,W,3) in [0,1]. A frame of another size than the last starts afresh; with
-        ``enabled=False`` or ``strength=0`` every frame passes through. ``bwd``: this frame's
-        :meth:`backward_flow`, when the caller has it already (None: computed here)."""
-        gray = to_gray(frame_rgb)
+        ``enabled=False`` or ``strength=0`` every frame passes through. ``motion``: this frame's
+        :meth:`motion`, when the caller has it already (None: computed here)."""
+        gray = to_gray(frame_rgb) if motion is None else motion.gray
         out = np.asarray(stylized, dtype=np.float32)
         if self._linked(gray):
             # the two-band blend is not a convex combination per pixel: keep the output (and history) in range
-            out = self._blend(gray, out, bwd)
+            out = self._blend(gray, out, None if motion is None else motion.backward)
             np.clip(out, 0.0, 1.0, out=out)
         self.prev_gray, self.prev_out = gray, out
         return out
