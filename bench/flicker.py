@@ -341,17 +341,19 @@ def run_suite(args) -> None:
     variants = suite_variants(args.variants)
     rows = suite.run_suite(clips, variants, lambda side: stylizer_for(side, args.precision),
                            log=lambda line: print(line, flush=True))
-    print(table(["clip", "variant", "E_warp/per-frame", "lowfreq dev", "seam/interior", "seam/matched",
-                 "seam/sequential", "chunked ratio"],
-                [[r["clip"], r["variant"], r["ratio"], r["lowfreq_deviation"], r.get("seam_over_interior", "-"),
+    print(table(["clip", "variant", "E_warp/per-frame", "lowfreq dev", "sharpness kept", "seam/interior",
+                 "seam/matched", "seam/sequential", "chunked ratio"],
+                [[r["clip"], r["variant"], r["ratio"], r["lowfreq_deviation"], r["sharpness_kept"],
+                  r.get("seam_over_interior", "-"),
                   r.get("seam_over_matched", "-"), r.get("seam_over_sequential", "-"), r.get("chunked_ratio", "-")]
                  for r in rows],
                 f"\nsuite: {args.frames} frames per clip, {suite.CHUNK}-frame chunks; known motion scored with the "
                 "exact flow, bikes/bigbuckbunny with Farneback"))
     summary = suite.summary(rows)
-    print(table(["variant", "worst ratio", "mean ratio", "worst lowfreq", "mean lowfreq", "worst seam", "mean seam",
-                 "worst seam matched", "worst seam/seq"],
+    print(table(["variant", "worst ratio", "mean ratio", "worst lowfreq", "mean lowfreq", "worst sharpness kept",
+                 "mean sharpness kept", "worst seam", "mean seam", "worst seam matched", "worst seam/seq"],
                 [[s["variant"], s["worst_ratio"], s["mean_ratio"], s["worst_lowfreq"], s["mean_lowfreq"],
+                  s["worst_sharpness_kept"], s["mean_sharpness_kept"],
                   s["worst_seam"], s["mean_seam"], s.get("worst_seam_matched") or "-",
                   s.get("worst_seam_over_sequential") or "-"] for s in summary],
                 "\nover the suite"))

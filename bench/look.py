@@ -268,9 +268,10 @@ def preview_match(args: argparse.Namespace, tmp: Path) -> dict:
         pre, full = pre[:n], full[:n]
         size = full[0].shape[1::-1]
         up = [cv2.resize(p, size, interpolation=cv2.INTER_LANCZOS4) for p in pre]
+        strokes = {kind: [metrics.stroke_length(f) for f in frames] for kind, frames in (("preview", pre), ("full", full))}
         row = {"full_size": list(size), "preview_size": list(pre[0].shape[1::-1]), "frames": n, "wall_s": walls,
-               "stroke_preview": median(metrics.stroke_length(p) for p in pre),
-               "stroke_full": median(metrics.stroke_length(f) for f in full),
+               "stroke_preview": median(strokes["preview"]), "stroke_full": median(strokes["full"]),
+               "stroke_preview_frames": strokes["preview"], "stroke_full_frames": strokes["full"],
                "lowpass_diff": float(np.mean([metrics.lowpass_difference(p, f) for p, f in zip(pre, full)])),
                "laplacian_ratio": float(np.mean([metrics.laplacian_variance(f) for f in full])
                                         / np.mean([metrics.laplacian_variance(u) for u in up]))}

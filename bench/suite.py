@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from farm.config import TemporalOptions
-from farm.metrics import lowfreq_deviation, masked_sq_error
+from farm.metrics import laplacian_variance, lowfreq_deviation, masked_sq_error
 from farm.temporal import Coherence, reliability_mask, warp
 from farm.temporal.cuts import detect_cuts
 
@@ -200,11 +200,20 @@ def mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def sharpness_kept(outputs: list[np.ndarray], stylized: list[np.ndarray]) -> float:
+    """How much of the per-frame painting's sharpness the render keeps: its Laplacian variance over the
+    per-frame painting's, frame by frame, the median over the clip. E_warp and the low-frequency deviation
+    both reward a blur (averaging strokes that differ from frame to frame flickers less and moves no colour);
+    this is the figure that shows it (bench/README, "The strokes the blend averages away")."""
+    return float(np.median([laplacian_variance(o) / max(laplacian_variance(s), 1e-9)
+                            for o, s in zip(outputs, stylized)]))
+
+
 def score(clip: Clip, stylized: list[np.ndarray], seq: list[np.ndarray], chunk_out: list[np.ndarray] | None,
           per_frame_terms: list[float | None], seams: list[int]) -> dict:
     terms = pair_terms(seq, clip.pairs)
     row = {"e_warp": mean(terms), "ratio": mean(terms) / mean(per_frame_terms),
-           "lowfreq_deviation": lowfreq_deviation(seq, stylized)}
+           "lowfreq_deviation": lowfreq_deviation(seq, stylized), "sharpness_kept": sharpness_kept(seq, stylized)}
     if clip.pairs_with_entering is not None:
         row["ratio_with_entering"] = (mean(pair_terms(seq, clip.pairs_with_entering))
                                       / mean(pair_terms(stylized, clip.pairs_with_entering)))
@@ -316,6 +325,8 @@ def summary(rows: list[dict]) -> list[dict]:
                     "mean_ratio": mean(r["ratio"] for r in mine),
                     "worst_lowfreq": max(r["lowfreq_deviation"] for r in mine),
                     "mean_lowfreq": mean(r["lowfreq_deviation"] for r in mine),
+                    "worst_sharpness_kept": min(r["sharpness_kept"] for r in mine),
+                    "mean_sharpness_kept": mean(r["sharpness_kept"] for r in mine),
                     "worst_seam": max(seam) if seam else None, "mean_seam": mean(seam) if seam else None,
                     "worst_seam_matched": max(matched) if matched else None,
                     "worst_seam_over_sequential": max(chunking) if chunking else None})
@@ -719,4 +730,32 @@ VARIANTS.update({
     "strokes 0.85 base 0.5 masked": per_band(0.85, 0.5, 17, masked=True),
     **{f"motion base {v}": (lambda v=v: with_cuts(f"cuts, motion base v0={v}", TemporalOptions(),
                                                     lambda o, v=v: MotionBase(o, v))) for v in (24, 32, 48)},
+})
+
+
+# ---------------------------------------------------------------- the warp's interpolation (sharpness kept)
+
+
+class Interpolated(Coherence):
+    """farm's blend with the previous output warped by another cv2 interpolation (farm: its own
+    ``WARP_INTERPOLATION``): each warp resamples the history, and a bilinear one blurs it a little every frame."""
+
+    def __init__(self, options: TemporalOptions, interpolation: int):
+        self.interpolation = interpolation
+        super().__init__(options)
+
+    def _blend(self, gray, stylized, bwd=None):  # a flow handed in by farm is not used: the variant computes its own
+        from farm.temporal import blend_bands, estimate_flow
+
+        scale = self.options.flow_scale
+        bwd = estimate_flow(gray, self.prev_gray, scale=scale, engine=self.engine)
+        mask = blend_mask(estimate_flow(self.prev_gray, gray, scale=scale, engine=self.engine), bwd)
+        warped = warp(self.prev_out, bwd, interpolation=self.interpolation)
+        return blend_bands(stylized, warped, mask, self.options.strength, self.base_strength, self.base_sigma)
+
+
+VARIANTS.update({
+    f"warp {name}": (lambda name=name, flag=flag: with_cuts(f"cuts, warp {name}", TemporalOptions(),
+                                                             lambda o: Interpolated(o, flag)))
+    for name, flag in (("linear", cv2.INTER_LINEAR), ("cubic", cv2.INTER_CUBIC), ("lanczos4", cv2.INTER_LANCZOS4))
 })
