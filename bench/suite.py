@@ -759,3 +759,5 @@ VARIANTS.update({
                                                              lambda o: Interpolated(o, flag)))
     for name, flag in (("linear", cv2.INTER_LINEAR), ("cubic", cv2.INTER_CUBIC), ("lanczos4", cv2.INTER_LANCZOS4))
 })
+VARIANTS["warp cubic warmup 40"] = lambda: with_cuts("cuts, warp cubic, warmup 40", TemporalOptions(warmup=40),
+                                                     lambda o: Interpolated(o, cv2.INTER_CUBIC))
