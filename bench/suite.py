@@ -38,7 +38,8 @@ import cv2
 import numpy as np
 
 from farm.config import TemporalOptions
-from farm.metrics import laplacian_variance, lowfreq_deviation, masked_sq_error
+from farm.metrics import lowfreq_deviation, masked_sq_error
+from farm.metrics import sharpness_kept as metrics_sharpness_kept
 from farm.temporal import Coherence, reliability_mask, warp
 from farm.temporal.cuts import detect_cuts
 
@@ -205,8 +206,7 @@ def sharpness_kept(outputs: list[np.ndarray], stylized: list[np.ndarray]) -> flo
     per-frame painting's, frame by frame, the median over the clip. E_warp and the low-frequency deviation
     both reward a blur (averaging strokes that differ from frame to frame flickers less and moves no colour);
     this is the figure that shows it (bench/README, "The strokes the blend averages away")."""
-    return float(np.median([laplacian_variance(o) / max(laplacian_variance(s), 1e-9)
-                            for o, s in zip(outputs, stylized)]))
+    return float(np.median([metrics_sharpness_kept(o, s) for o, s in zip(outputs, stylized)]))
 
 
 def score(clip: Clip, stylized: list[np.ndarray], seq: list[np.ndarray], chunk_out: list[np.ndarray] | None,

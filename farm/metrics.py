@@ -146,6 +146,8 @@ class FlickerSeries(BaseModel):
     #: per frame: mean |output − reference| in [0,1], and the same after a σ=3 px blur of both
     deviation: list[float] | None = None
     lowfreq_deviation: list[float] | None = None
+    #: per frame: the output's Laplacian variance over the reference's (:func:`sharpness_kept`)
+    sharpness_kept: list[float] | None = None
 
 
 class FlickerReport(BaseModel):
@@ -165,6 +167,9 @@ class FlickerReport(BaseModel):
     #: E_warp of the per-frame reference itself (what coherence removes flicker from), and e_warp over it
     e_warp_per_frame: float | None = None
     ratio: float | None = None
+    #: how much of the per-frame reference's sharpness the output keeps, the median over frames
+    #: (:func:`sharpness_kept`): E_warp and the deviations all reward a blur, this shows it
+    sharpness_kept: float | None = None
 
 
 #: one frame of each video: input, output, and the per-frame reference (None without one)
@@ -194,13 +199,14 @@ def flicker_series(input_frames: Iterable[np.ndarray], output_frames: Iterable[n
 
 def series_of(frames: Iterable[Triple], with_reference: bool, flow: PairFlow = dis_pair) -> FlickerSeries:
     """:func:`flicker_series` of a stream of :data:`Triple` (a caller that also writes them somewhere)."""
-    out_terms, in_terms, ref_terms, dev, low = [], [], [], [], []
+    out_terms, in_terms, ref_terms, dev, low, sharp = [], [], [], [], [], []
     prev: Triple | None = None
     count = 0
     for count, (frame_in, frame_out, ref) in enumerate(frames, start=1):
         if with_reference:
             dev.append(deviation([frame_out], [ref]))
             low.append(lowfreq_deviation([frame_out], [ref]))
+            sharp.append(sharpness_kept(frame_out, ref))
         if prev is not None:
             flow_t, mask = flow(prev[0], frame_in)
             out_terms.append(masked_sq_error(frame_out, warp(to_unit(prev[1]), flow_t), mask))
@@ -211,7 +217,7 @@ def series_of(frames: Iterable[Triple], with_reference: bool, flow: PairFlow = d
     if not with_reference:
         return FlickerSeries(frames=count, render=out_terms, input=in_terms)
     return FlickerSeries(frames=count, render=out_terms, input=in_terms, per_frame=ref_terms, deviation=dev,
-                         lowfreq_deviation=low)
+                         lowfreq_deviation=low, sharpness_kept=sharp)
 
 
 def report_of(series: FlickerSeries) -> FlickerReport:
@@ -222,7 +228,9 @@ def report_of(series: FlickerSeries) -> FlickerReport:
                          deviation=mean_of(series.deviation) if series.deviation is not None else None,
                          lowfreq_deviation=(mean_of(series.lowfreq_deviation)
                                             if series.lowfreq_deviation is not None else None),
-                         e_warp_per_frame=per_frame, ratio=e_warp / per_frame if per_frame else None)
+                         e_warp_per_frame=per_frame, ratio=e_warp / per_frame if per_frame else None,
+                         sharpness_kept=(float(np.median(series.sharpness_kept))
+                                         if series.sharpness_kept else None))
 
 
 def flicker_report(input_frames: Iterable[np.ndarray], output_frames: Iterable[np.ndarray],
@@ -283,6 +291,14 @@ def lowpass_difference(a: np.ndarray, b: np.ndarray, width: int = LOOK_WIDTH, si
         return lowpass(cv2.resize(unit, (width, height), interpolation=cv2.INTER_AREA), sigma)
 
     return float(np.abs(low(a) - low(b)).mean() * 255.0)
+
+
+def sharpness_kept(output: np.ndarray, reference: np.ndarray) -> float:
+    """How much of ``reference``'s sharpness ``output`` keeps: the ratio of their :func:`laplacian_variance`
+    (1: as sharp; a flat reference counts as sharpness 1e-9). A temporal pass that averages the strokes
+    of successive paintings scores well on E_warp and on the deviations, and low here (bench/README, "The
+    strokes the blend averages away")."""
+    return laplacian_variance(output) / max(laplacian_variance(reference), 1e-9)
 
 
 def laplacian_variance(image: np.ndarray) -> float:

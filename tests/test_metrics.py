@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from farm.metrics import (FlickerReport, deviation, flicker_report, lowfreq_deviation, warp_error,
+from farm.metrics import (FlickerReport, deviation, flicker_report, lowfreq_deviation, sharpness_kept, warp_error,
                           warp_error_known)
 from tests.test_temporal import fake_stylize, pan_clip, pan_flows, texture
 
@@ -76,9 +76,27 @@ def test_flicker_report_streams_and_reports_the_floor():
     assert report.lowfreq_deviation == pytest.approx(lowfreq_deviation(outs, frames))
     assert report.e_warp_per_frame == pytest.approx(warp_error(frames, frames))  # the reference's own E_warp
     assert report.ratio == pytest.approx(report.e_warp / report.e_warp_per_frame)
+    assert report.sharpness_kept > 1.0  # noise on the reference: more Laplacian energy, not less
     bare = flicker_report(frames, outs)
     assert bare.deviation is None and bare.lowfreq_deviation is None and bare.ratio is None
+    assert bare.sharpness_kept is None
     assert FlickerReport.model_validate_json(report.model_dump_json()) == report
+
+
+def test_a_render_that_blurs_its_paintings_keeps_less_of_their_sharpness():
+    """E_warp rewards a blur; the report's sharpness_kept is the figure that shows it."""
+    import cv2
+
+    frames = pan_clip(5)
+    paintings = noisy(frames, 0.05)  # strokes that differ from frame to frame, as a network's do
+    blurred = [cv2.GaussianBlur(p, (0, 0), 1.5) for p in paintings]
+    assert sharpness_kept(paintings[0], paintings[0]) == pytest.approx(1.0)
+    assert sharpness_kept(blurred[0], paintings[0]) < 0.5
+    sharp, soft = flicker_report(frames, paintings, paintings), flicker_report(frames, blurred, paintings)
+    assert soft.sharpness_kept < 0.5 < sharp.sharpness_kept == pytest.approx(1.0)
+    assert soft.e_warp < 0.5 * sharp.e_warp  # what the flicker figures alone would prefer
+    flat = np.full_like(paintings[0], 0.5)
+    assert np.isfinite(sharpness_kept(paintings[0], flat))
 
 
 def test_flicker_report_rejects_unknown_keys_and_mismatched_videos():
