@@ -38,8 +38,8 @@ import cv2
 import numpy as np
 
 from farm.config import TemporalOptions
+from farm import metrics
 from farm.metrics import lowfreq_deviation, masked_sq_error
-from farm.metrics import sharpness_kept as metrics_sharpness_kept
 from farm.temporal import Coherence, reliability_mask, warp
 from farm.temporal.cuts import detect_cuts
 
@@ -206,7 +206,7 @@ def sharpness_kept(outputs: list[np.ndarray], stylized: list[np.ndarray]) -> flo
     per-frame painting's, frame by frame, the median over the clip. E_warp and the low-frequency deviation
     both reward a blur (averaging strokes that differ from frame to frame flickers less and moves no colour);
     this is the figure that shows it (bench/README, "The strokes the blend averages away")."""
-    return float(np.median([metrics_sharpness_kept(o, s) for o, s in zip(outputs, stylized)]))
+    return float(np.median([metrics.sharpness_kept(o, s) for o, s in zip(outputs, stylized)]))
 
 
 def score(clip: Clip, stylized: list[np.ndarray], seq: list[np.ndarray], chunk_out: list[np.ndarray] | None,
@@ -472,15 +472,17 @@ def blend_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray) -> np.ndarray:
     return reliability_mask(flow_fwd, flow_bwd, boundary_weight=BOUNDARY_WEIGHT, entered=True)
 
 
-def history_and_mask(coherence: Coherence, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frame t's backward flow (ŵ), farm's blend mask and the previous output warped onto frame t: how the
-    blend variants below begin, as farm's ``Coherence._blend`` does."""
+def history_and_mask(coherence: Coherence, gray: np.ndarray, interpolation: int = cv2.INTER_LINEAR,
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame t's backward flow (ŵ), farm's blend mask and the previous output warped onto frame t (by
+    ``interpolation``: farm's is bilinear): how the blend variants below begin, as farm's ``Coherence._blend``
+    does."""
     from farm.temporal import estimate_flow
 
     scale, preset = coherence.options.flow_scale, coherence.preset
     bwd = estimate_flow(gray, coherence.prev_gray, scale=scale, preset=preset)
     mask = blend_mask(estimate_flow(coherence.prev_gray, gray, scale=scale, preset=preset), bwd)
-    return bwd, mask, warp(coherence.prev_out, bwd)
+    return bwd, mask, warp(coherence.prev_out, bwd, interpolation=interpolation)
 
 
 class LongTerm(Coherence):
@@ -745,12 +747,9 @@ class Interpolated(Coherence):
         super().__init__(options)
 
     def _blend(self, gray, stylized, bwd=None):  # a flow handed in by farm is not used: the variant computes its own
-        from farm.temporal import blend_bands, estimate_flow
+        from farm.temporal import blend_bands
 
-        scale = self.options.flow_scale
-        bwd = estimate_flow(gray, self.prev_gray, scale=scale, engine=self.engine)
-        mask = blend_mask(estimate_flow(self.prev_gray, gray, scale=scale, engine=self.engine), bwd)
-        warped = warp(self.prev_out, bwd, interpolation=self.interpolation)
+        _, mask, warped = history_and_mask(self, gray, self.interpolation)
         return blend_bands(stylized, warped, mask, self.options.strength, self.base_strength, self.base_sigma)
 
 
