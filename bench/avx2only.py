@@ -7,6 +7,7 @@ cache and returns the environment that loads it into every process, its children
 GLIBC_TUNABLES for glibc's own string functions, which it chooses before any library loads.
 
     .venv/bin/python bench/avx2only.py            # builds it, then shows what each library now sees
+    .venv/bin/python bench/avx2only.py -- .venv/bin/python bench/eager_network.py   # any command under it
 
 Used by ``bench/vs_perframe.py --isa avx2-only``.
 """
@@ -76,6 +77,9 @@ print(json.dumps({
 
 
 def main() -> None:
+    if "--" in sys.argv:  # run a command under the shim
+        command = sys.argv[sys.argv.index("--") + 1:]
+        os.execvpe(command[0], command, {**os.environ, **environment()})
     env = {**os.environ, **environment(), "AVX2ONLY_REPORT": "1"}
     for label, variables in (("native", os.environ), ("avx2-only", env)):
         done = subprocess.run([sys.executable, "-c", PROBE], env=variables, capture_output=True, text=True, check=True)
