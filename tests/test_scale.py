@@ -64,14 +64,15 @@ def test_working_short_side_is_the_reference_over_the_stroke_scale(height, width
 
 
 def expected_side(short: int, side: float) -> float:
-    """A frame at least ``side`` is painted at ``side``; a smaller one at its own size, or at ``side`` / 1.25."""
-    return side if short >= side else max(short, side / 1.25)
+    """A frame at least ``side`` is painted at ``side``; a smaller one at its own size, or at ``side`` / 1.33."""
+    return side if short >= side else max(short, side / 1.33)
 
 
-def test_a_smaller_frame_is_painted_at_its_own_size_or_with_strokes_at_most_a_quarter_larger():
+def test_a_smaller_frame_is_painted_at_its_own_size_or_with_strokes_at_most_a_third_larger():
     assert scale.working_size(300, 400, 360) == (300, 400)  # no resizing at all
-    assert scale.working_size(272, 640, 360) == (288, 678)  # bikes.mp4: strokes 360/288 = 1.25x the style's
-    assert scale.working_size(90, 160, 360) == (288, 512)
+    assert scale.working_size(272, 640, 360) == (272, 640)  # bikes.mp4: strokes 360/272 = 1.32x the style's
+    assert scale.working_size(240, 320, 360) == (271, 361)  # enlarged until they are 1.33x
+    assert scale.working_size(90, 160, 360) == (271, 481)
     assert scale.working_size(360, 640, 360, 2.0) == (180, 320)
 
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 #: so a thin frame (5x4000) is not blown up to a huge working size
 MAX_ASPECT = 4.0
 #: a frame smaller than the working size is painted at its own size while its strokes come out at most this
-#: much larger than the style's (relative to the frame): the issue's stroke-ratio target is 0.8-1.25. Painting
-#: bikes.mp4 (640x272) at 360x847 and averaging down cost 2.5x the network time of its own size, for a look
-#: no closer to a 1080p render's strokes (bench/look.py --small, bench/README)
-SMALL_SLACK = 1.25
+#: much larger than the style's (relative to the frame), else enlarged to reference / SMALL_SLACK. 1.33 lets
+#: a 640x272 frame (bikes.mp4, 2.39:1 films at 640 wide) paint at its own size, 360/272 = 1.32x: measured
+#: against a 1080p render brought down to 640x272, its stroke ratio is 1.09 (bigbuckbunny) and 1.15 (bikes),
+#: inside issue 16's 0.8-1.25, for 0.89x the network pixels of 288x678 (bench/look.py --small, bench/README)
+SMALL_SLACK = 1.33
 
 
 def working_size(height: int, width: int, reference_side: int, stroke_scale: float = 1.0,
