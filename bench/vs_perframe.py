@@ -267,12 +267,16 @@ def main() -> None:
     args = parser.parse_args()
     FRESH_CACHE["on"] = args.fresh_cache
     env = environment()
+    isas = ["native", "avx2"] if args.isa == "both" else args.isa.split(",")
+    if unknown := set(isas) - set(ISAS):
+        raise SystemExit(f"unknown --isa {', '.join(sorted(unknown))} (native, avx2, avx2-only, both)")
+    if "avx2-only" in isas:  # what the tools' processes see, recorded beside the driver's own view
+        import avx2only
+
+        env["avx2_only_seen"] = avx2only.seen(isa_environment("avx2-only"))
     with tempfile.TemporaryDirectory(prefix="bench-vs-perframe-") as tmp, \
             (local_ray_cluster() if args.warm else contextlib.nullcontext()):
         tmp = Path(tmp)
-        isas = ["native", "avx2"] if args.isa == "both" else args.isa.split(",")
-        if unknown := set(isas) - set(ISAS):
-            raise SystemExit(f"unknown --isa {', '.join(sorted(unknown))} (native, avx2, avx2-only, both)")
         results = [bench_clip(label, path, args.repeats, tmp, args.warm, args.ray, isas, args.eager, args.prebuild)
                    for label, path in prepare_clips(args.clips.split(","), args.frames_720, args.frames_360, tmp)]
     print_report(results, env)
