@@ -5,7 +5,7 @@
  * the AVX-512, AMX and AVX-VNNI bits before the program sees them. onnxruntime (MLAS), oneDNN, ATen,
  * OpenCV, x264 and numpy then choose their AVX2 kernels, as on a CPU that has no more. The flag is kept
  * across fork and threads; exec resets it, and LD_PRELOAD sets it again in the new program.
- * glibc's own choices are made before any library loads: GLIBC_TUNABLES holds those (see bench/cpuid.py).
+ * glibc's own choices are made before any library loads: GLIBC_TUNABLES holds those (see bench/avx2only.py).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>

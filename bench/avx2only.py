@@ -14,6 +14,7 @@ Used by ``bench/vs_perframe.py --isa avx2-only``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -39,8 +40,9 @@ def supported() -> bool:
         return False
 
 
+@functools.cache
 def build() -> Path:
-    """The shim, compiled once per source into ``$XDG_CACHE_HOME/farm-bench``."""
+    """The shim, compiled once per source into ``$XDG_CACHE_HOME/farm-bench`` (looked up once per process)."""
     if not supported():
         raise SystemExit("this CPU or kernel has no cpuid_fault: it cannot pretend to be an AVX2-only CPU")
     compiler = shutil.which(os.environ.get("CC", "cc"))

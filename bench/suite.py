@@ -762,31 +762,31 @@ VARIANTS["warp cubic warmup 40"] = lambda: with_cuts("cuts, warp cubic, warmup 4
                                                      lambda o: Interpolated(o, cv2.INTER_CUBIC))
 
 
-def compensated_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """A bilinear warp that gives back the blur it makes. Sampling between pixels at fraction ``f`` averages
-    the two neighbours with weights ``1 − f`` and ``f``: a blur of variance ``f(1 − f)`` along that axis
-    (up to 1/4 px², at half a pixel). Its first-order inverse, ``W − v/2 · ∂²W`` per axis, is applied where
-    it was made, so repeated warps no longer soften the history; at whole-pixel offsets nothing changes."""
-    warped = warp(image, flow)
+def unblurred(warped: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``warped`` (``warp(image, flow)``, bilinear) with the blur the warp made given back. Sampling between
+    pixels at fraction ``f`` averages the two neighbours with weights ``1 − f`` and ``f``: a blur of variance
+    ``f(1 − f)`` along that axis (up to 1/4 px², at half a pixel). Its first-order inverse, ``W − v/2 · ∂²W``
+    per axis, is applied where it was made, so repeated warps no longer soften the history; at whole-pixel
+    offsets nothing changes."""
     h, w = flow.shape[:2]
-    fx = np.modf(flow[..., 0] + np.arange(w, dtype=np.float32))[0] % 1.0
-    fy = np.modf(flow[..., 1] + np.arange(h, dtype=np.float32)[:, None])[0] % 1.0
-    second = np.array([1.0, -2.0, 1.0], np.float32)
-    dxx = cv2.sepFilter2D(warped, -1, second, np.array([1.0], np.float32), borderType=cv2.BORDER_REPLICATE)
-    dyy = cv2.sepFilter2D(warped, -1, np.array([1.0], np.float32), second, borderType=cv2.BORDER_REPLICATE)
+    fx = (flow[..., 0] + np.arange(w, dtype=np.float32)) % 1.0
+    fy = (flow[..., 1] + np.arange(h, dtype=np.float32)[:, None]) % 1.0
+    second, one = np.array([1.0, -2.0, 1.0], np.float32), np.array([1.0], np.float32)
+    dxx = cv2.sepFilter2D(warped, -1, second, one, borderType=cv2.BORDER_REPLICATE)
+    dyy = cv2.sepFilter2D(warped, -1, one, second, borderType=cv2.BORDER_REPLICATE)
     ax, ay = (0.5 * fx * (1.0 - fx))[..., None], (0.5 * fy * (1.0 - fy))[..., None]
     return warped - ax * dxx - ay * dyy
 
 
 class Compensated(Coherence):
-    """farm's blend with the history warped by :func:`compensated_warp` instead of a plain bilinear warp."""
+    """farm's blend with the bilinearly warped history :func:`unblurred`."""
 
     def _blend(self, gray, stylized, bwd=None):  # a flow handed in by farm is not used: the variant computes its own
         from farm.temporal import blend_bands
 
-        bwd, mask, _ = history_and_mask(self, gray)
-        warped = compensated_warp(self.prev_out, bwd)
-        return blend_bands(stylized, warped, mask, self.options.strength, self.base_strength, self.base_sigma)
+        bwd, mask, warped = history_and_mask(self, gray)
+        return blend_bands(stylized, unblurred(warped, bwd), mask, self.options.strength, self.base_strength,
+                           self.base_sigma)
 
 
 VARIANTS["warp compensated"] = lambda: with_cuts("cuts, warp compensated", TemporalOptions(), Compensated)

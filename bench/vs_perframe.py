@@ -66,9 +66,8 @@ STYLE_NAME, STYLE_INDEX = "vangogh", 19
 #: network against the per-frame tool's, optimistic for farm's package. ``avx2-only`` adds
 #: bench/avx2only.py: every process of both tools sees a CPU whose CPUID says AVX2 and nothing wider, as a
 #: real AVX2 machine's does, and farm keeps its own cache (``XDG_CACHE_HOME``), so its package is built there.
-ISAS = {"native": ({}, ()),
-        "avx2": ({"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}, ("--precision", "float32")),
-        "avx2-only": ({"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}, ("--precision", "float32"))}
+AVX2 = ({"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}, ("--precision", "float32"))
+ISAS = {"native": ({}, ()), "avx2": AVX2, "avx2-only": AVX2}  # avx2-only: plus the shim (isa_environment)
 
 
 def isa_environment(isa: str) -> dict[str, str]:
@@ -77,9 +76,8 @@ def isa_environment(isa: str) -> dict[str, str]:
     if isa == "avx2-only":
         import avx2only
 
-        variables.update(avx2only.environment())
-        if not FRESH_CACHE["on"]:
-            variables["XDG_CACHE_HOME"] = str(avx2only.build().parent / "avx2-only-cache")
+        variables.update(avx2only.environment())  # --fresh-cache's own XDG_CACHE_HOME wins in one_farm
+        variables["XDG_CACHE_HOME"] = str(avx2only.build().parent / "avx2-only-cache")
     return variables
 
 
