@@ -56,8 +56,10 @@ class SubmitRequest(BaseModel):
     photos: PhotoOptions = PhotoOptions()
     precision: Precision = "auto"
     stroke_scale: float = 1.0
-    #: render the first seconds at a small size instead (farm/preview.py)
+    #: render the first seconds, shown at a small size, instead (farm/preview.py)
     preview: bool = False
+    #: deliver the frames with this short side (brought down after the temporal pass); set by ``preview``
+    output_side: int | None = None
     gif_options: GifOptions = GifOptions()
     store: str | None = None
     job_id: str | None = None
@@ -162,7 +164,8 @@ def build_spec(request: SubmitRequest, local: Path, info: VideoInfo, output: Pat
         store.ensure_root()
     render = RenderOptions(style=stage_model(resolve_style(request, local, info), store), temporal=request.temporal,
                            encode=fitted_encode(request.encode), chunk_frames=request.chunk_frames,
-                           precision=request.precision, stroke_scale=request.stroke_scale)
+                           precision=request.precision, stroke_scale=request.stroke_scale,
+                           output_side=request.output_side)
     source = request.input if is_remote(request.input) else str(local.resolve())
     copy = None if is_remote(source) else (stage_photos(store, Path(info.path), info.photos) if info.photos
                                            else stage(store, local))
@@ -197,12 +200,13 @@ def prepare(request: SubmitRequest) -> PreparedJob:
 
 
 def preview_request(request: SubmitRequest) -> SubmitRequest:
-    """The same request on the clip's preview (its first seconds at a small size, ``<stem>_preview.mp4``),
-    so the outputs default to ``<stem>_preview_<style>.mp4``."""
-    from farm.preview import make_preview
+    """The same request on the clip's preview (its first seconds, ``<stem>_preview.mp4``), painted as the full
+    render paints them and delivered small, so the outputs default to ``<stem>_preview_<style>.mp4``."""
+    from farm.preview import PREVIEW_SIDE, make_preview
 
     local = localize(request.input)
-    return request.model_copy(update={"input": str(make_preview(local, probe(local))), "preview": False})
+    return request.model_copy(update={"input": str(make_preview(local, probe(local))), "preview": False,
+                                      "output_side": PREVIEW_SIDE})
 
 
 class Detached(BaseModel):

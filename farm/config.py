@@ -118,6 +118,9 @@ class RenderOptions(Model):
     stroke_scale: float = Field(1.0, ge=0.25, le=4.0)
     temporal: TemporalOptions = TemporalOptions()
     encode: EncodeOptions = EncodeOptions()
+    #: the short side the frames are delivered at, brought down by area averaging after the temporal pass
+    #: (never enlarged); None: the source's size. ``--preview`` sets it (farm/preview.py)
+    output_side: int | None = Field(None, ge=2)
     #: frames per chunk; None: up to plan.MAX_CHUNK_FRAMES, the length that finishes soonest on the pool
     #: the job first runs on (a resume keeps the stored plan)
     chunk_frames: int | None = Field(None, ge=1, le=100_000)

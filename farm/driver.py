@@ -31,7 +31,7 @@ from farm.shard import (SPAN_FRAMES, START, LocalSharders, SeekPoint, Sharders, 
                         seekable)
 from farm.shots import ShotBook
 from farm.store import LocalStore, ObjectStore, open_store
-from farm.worker import JobContext
+from farm.worker import JobContext, output_size
 from farm.styles import ledger
 from farm.styles.catalog import reference_side
 from farm.styles.identity import model_identity
@@ -153,8 +153,9 @@ class JobRun:
         finally:
             self.close(finished)
         info = self.info
+        width, height = output_size(info.out_width, info.out_height, spec.render)
         result = JobResult(job_id=spec.job_id, output=str(output), gif=str(gif) if gif else None, frames=info.frames,
-                           fps=info.fps, width=info.out_width, height=info.out_height, style=spec.render.style.name,
+                           fps=info.fps, width=width, height=height, style=spec.render.style.name,
                            seconds=round(time.perf_counter() - t0, 3), chunks=len(self.manifest.chunks),
                            chunks_rendered=self.rendered, store=self.store.uri, stages=stages,
                            notes=_notes(info) + self.notes)

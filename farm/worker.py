@@ -99,6 +99,11 @@ class ChunkCuts:
         return self.settled.within(self.chunk.first, min(end, self.chunk.end))
 
 
+def output_size(width: int, height: int, render: RenderOptions) -> tuple[int, int]:
+    """The size frames painted at ``width``×``height`` are delivered at (``RenderOptions.output_side``)."""
+    return (width, height) if render.output_side is None else video.shrunk_size(width, height, render.output_side)
+
+
 @dataclass(frozen=True)
 class JobContext:
     """What a worker needs to know about the job a chunk belongs to (one per job, sent with each chunk)."""
@@ -117,6 +122,12 @@ class JobContext:
     #: the source's facts (size, orientation, colour, HDR): a stream-copied input chunk (Chunk.lead) is
     #: decoded with them, as the shard task would decode the source
     source: video.VideoInfo | None = None
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(width, height) of the frames written: the painted ``width``×``height``, brought down to the
+        render's ``output_side`` where it has one (a preview)."""
+        return output_size(self.width, self.height, self.render)
 
 
 class IdleClock:
@@ -295,12 +306,13 @@ class StyleWorker:
         frames = ahead(timed(self._input_frames(job, chunk, src), timer, "decode"), depth, "farm-decode")
         frames = islice(frames, seen, None)
 
-        with video.SegmentWriter(out, job.width, job.height, job.time_base, lossless=False, codec=codec,
+        size = job.output_size
+        with video.SegmentWriter(out, *size, job.time_base, lossless=False, codec=codec,
                                  crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt, threads=self.threads,
                                  colour=job.colour) as writer:
             def encode(item: tuple[np.ndarray, int]) -> None:
                 with timer.stage("encode"):
-                    writer.write(*item)
+                    writer.write(video.shrink(item[0], size), item[1])
 
             with behind(encode, depth, "farm-encode") as encoder:
                 for batch in batched(frames, stylizer.batch):

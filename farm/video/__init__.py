@@ -17,9 +17,10 @@ from farm.video.mux import check_concat_compatible, concat_segments, decode_time
 from farm.video.probe import VideoInfo, probe
 from farm.video.remux import copy_packets, read_copied
 from farm.video.segments import SEGMENT_EXT, SegmentClock, SegmentWriter, read_segment
+from farm.video.shrink import shrink, shrunk_size
 
 __all__ = [
     "SEGMENT_EXT", "Colour", "Frame", "GifInfo", "SegmentClock", "SegmentWriter", "VideoInfo", "check_concat_compatible",
     "concat_segments", "copy_packets", "decode_timestamps", "hdr_note", "iter_frames", "make_gif", "pad_even", "probe", "read_all_frames",
-    "read_copied", "read_segment", "to_rgb", "to_uint8",
+    "read_copied", "read_segment", "shrink", "shrunk_size", "to_rgb", "to_uint8",
 ]
