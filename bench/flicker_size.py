@@ -221,8 +221,9 @@ def painter_render(net, low, frames: list[np.ndarray], one_k: bool = False) -> t
 
 
 def preview_render(net, frames: list[np.ndarray]) -> list[np.ndarray]:
-    """The clip brought down to 640x360 (area) and painted as ``farm submit --preview`` paints it: farm's painter
-    at the frames' own size (the reference side), temporal pass on."""
+    """The clip brought down to 640x360 (area) and painted there: farm's painter at the frames' own size (the
+    reference side), temporal pass on; a 360p render, as ``farm submit --preview`` was painted before it
+    painted the full render's frames and brought them down (farm/preview.py)."""
     import cv2
 
     small = [cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA) for f in frames]

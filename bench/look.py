@@ -31,8 +31,9 @@ at 1080p and 4K for stroke scales 1 and 2: what the steepening costs, free of th
     .venv/bin/python bench/look.py --match --frames 32 --name look_match
 
 ``farm submit --preview`` against the full render of the same clip, as a user runs both (no Ray, eager,
-frames as PNG from the encoded videos), the clip at its own size and upscaled to 1080p: stroke ratio, low-pass
-difference, and how much sharper the full render is than the preview upscaled with Lanczos.
+frames as PNG from the encoded videos), the clip at its own size and upscaled to 1080p (``--heights``, for
+example ``own,1080,2160``): stroke ratio, low-pass difference, and how much sharper the full render is than
+the preview upscaled with Lanczos.
 
     .venv/bin/python bench/look.py --small --clip bikes --frames 5 --repeats 3 --name look_small
 
@@ -241,8 +242,8 @@ def read_pngs(folder: Path) -> list[np.ndarray]:
 
 def preview_match(args: argparse.Namespace, tmp: Path) -> dict:
     """``farm submit CLIP --preview`` against ``farm submit CLIP`` (the full render), as a user runs them
-    (own worker processes, no Ray, eager, frames written as PNG from the encoded videos), on the clip at its
-    own size and upscaled to 1080p: stroke ratio (full / preview), low-pass difference, and sharpness (the
+    (own worker processes, no Ray, eager, frames written as PNG from the encoded videos), on the clip at each
+    of ``--heights`` (own: as it is): stroke ratio (full / preview), low-pass difference, and sharpness (the
     full render's Laplacian variance over the preview's upscaled to the full size with Lanczos)."""
     import cv2
 
@@ -252,7 +253,7 @@ def preview_match(args: argparse.Namespace, tmp: Path) -> dict:
 
     out = {}
     env = {"RAY_TMPDIR": str(tmp / "no-ray"), "RAY_ADDRESS": "", "XDG_CACHE_HOME": str(tmp / "cache")}
-    for height in (None, 1080):
+    for height in (None if h == "own" else int(h) for h in args.heights.split(",")):
         name = "own" if height is None else f"{height}p"
         clip = cut_clip(sample(args.clip), tmp / f"{args.clip}_{name}.mp4", args.frames, height)
         renders, walls = {}, {}
@@ -268,18 +269,25 @@ def preview_match(args: argparse.Namespace, tmp: Path) -> dict:
         pre, full = pre[:n], full[:n]
         size = full[0].shape[1::-1]
         up = [cv2.resize(p, size, interpolation=cv2.INTER_LANCZOS4) for p in pre]
-        strokes = {kind: [metrics.stroke_length(f) for f in frames] for kind, frames in (("preview", pre), ("full", full))}
+        shown = [cv2.resize(f, pre[0].shape[1::-1], interpolation=cv2.INTER_AREA) for f in full]
+        strokes = {kind: [metrics.stroke_length(f) for f in frames]
+                   for kind, frames in (("preview", pre), ("full", full), ("full_shown", shown))}
         row = {"full_size": list(size), "preview_size": list(pre[0].shape[1::-1]), "frames": n, "wall_s": walls,
                "stroke_preview": median(strokes["preview"]), "stroke_full": median(strokes["full"]),
                "stroke_preview_frames": strokes["preview"], "stroke_full_frames": strokes["full"],
+               # the full render itself brought down to the preview's size: what the measure gives the very
+               # same frames at the smaller size (it sees no stroke finer than a pixel)
+               "stroke_full_shown": median(strokes["full_shown"]),
                "lowpass_diff": float(np.mean([metrics.lowpass_difference(p, f) for p, f in zip(pre, full)])),
                "laplacian_ratio": float(np.mean([metrics.laplacian_variance(f) for f in full])
                                         / np.mean([metrics.laplacian_variance(u) for u in up]))}
         row["stroke_ratio"] = row["stroke_full"] / row["stroke_preview"]
+        row["stroke_ratio_self"] = row["stroke_full"] / row["stroke_full_shown"]
         out[name] = row
         print(f"{args.clip} {size[0]}x{size[1]} full vs {row['preview_size'][0]}x{row['preview_size'][1]} preview, "
               f"{n} frames: stroke {row['stroke_full']:.3f} / {row['stroke_preview']:.3f} px = ratio "
-              f"{row['stroke_ratio']:.3f}, low-pass {row['lowpass_diff']:.2f} levels, Laplacian "
+              f"{row['stroke_ratio']:.3f} (the full render shown at the preview's size: "
+              f"{row['stroke_ratio_self']:.3f}), low-pass {row['lowpass_diff']:.2f} levels, Laplacian "
               f"{row['laplacian_ratio']:.2f}x; wall preview {walls['preview']:.1f} s, full {walls['full']:.1f} s",
               flush=True)
     return out
@@ -298,6 +306,7 @@ def main() -> None:
     parser.add_argument("--steepen-max", type=float, help="scale.STEEPEN_MAX for the paintings (default: farm's)")
     parser.add_argument("--match", action="store_true", help="farm submit --preview vs the full render")
     parser.add_argument("--submit-args", default="", help="--match: more farm submit options (e.g. --no-temporal)")
+    parser.add_argument("--heights", default="own,1080", help="--match: the clip's heights (own: as it is)")
     parser.add_argument("--small", action="store_true", help="a clip smaller than the reference: working sizes")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
