@@ -112,7 +112,7 @@ def submit(
     no_gif: Annotated[bool, typer.Option("--no-gif", help="Skip the GIF preview.")] = False,
     strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="Mix with the original frame (1 = all paint).")] = 1.0,
     stroke_scale: StrokeScale = 1.0,
-    preview: Annotated[bool, typer.Option("--preview", help="Render only the first 5 s at 360p (short side), to choose a style; the full render looks the same, sharper.")] = False,
+    preview: Annotated[bool, typer.Option("--preview", help="Render only the first 5 s, as the full render paints them (up to 1080p), shown at 360p (short side): to choose a style.")] = False,
     temporal: Annotated[bool, typer.Option("--temporal/--no-temporal", help="Flow-guided coherence (anti-flicker).")] = True,
     coherence: Annotated[float, typer.Option(min=0.0, max=1.0, help="How strongly paint follows the motion.")] = TemporalOptions().strength,
     flow: FlowOption = FlowMode.auto,
