@@ -400,3 +400,14 @@ def test_painted_at_the_frames_own_size_nothing_is_steepened(vangogh):
     assert stylizer.steepening(192, 288) == 1.0
     for flow in ("dis", "torch"):
         assert all((k == 1.0).all() for k in recorded_stretch(stylizer, moving_square(3), flow))
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 36, 64), (2, 3, 1, 1), (1, 3, 1, 7), (1, 3, 5, 1), (1, 1, 2, 2)])
+def test_local_range_is_the_3x3_minimum_and_maximum(shape):
+    """The strokes' local range, two 3-tap passes each, is exactly a 3×3 min/max pool (borders shrunk)."""
+    from torch.nn import functional as F
+
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    low, high = scale.local_range(x)
+    assert torch.equal(low, -F.max_pool2d(-x, 3, stride=1, padding=1))
+    assert torch.equal(high, F.max_pool2d(x, 3, stride=1, padding=1))

@@ -111,8 +111,20 @@ def is_one(k: Steep) -> bool:
 
 
 def local_range(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pixel minimum and maximum over 3×3 windows."""
-    return -F.max_pool2d(-x, 3, stride=1, padding=1), F.max_pool2d(x, 3, stride=1, padding=1)
+    """Per-pixel minimum and maximum over 3×3 windows (shrunk at the borders), each as two passes of 3 taps:
+    on the CPU, ``max_pool2d`` (which also finds the indices) took 11x as long."""
+    return (three_taps(three_taps(x, torch.minimum, -1), torch.minimum, -2),
+            three_taps(three_taps(x, torch.maximum, -1), torch.maximum, -2))
+
+
+def three_taps(x: torch.Tensor, pick, dim: int) -> torch.Tensor:
+    """``pick`` (``torch.minimum`` or ``torch.maximum``) of each element and its two neighbours along ``dim``
+    (one at the ends)."""
+    n, out = x.shape[dim], x.clone()
+    if n > 1:
+        pick(out.narrow(dim, 1, n - 1), x.narrow(dim, 0, n - 1), out=out.narrow(dim, 1, n - 1))
+        pick(out.narrow(dim, 0, n - 1), x.narrow(dim, 1, n - 1), out=out.narrow(dim, 0, n - 1))
+    return out
 
 
 def steepen(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor, k: Steep) -> torch.Tensor:
