@@ -310,7 +310,9 @@ def measure_orders(clip: suite.Clip, precision: str, orders=ORDERS, paintings_as
                     if painting != "default":
                         continue  # farm's painter steepens as farm does
                     seq, cpu, painted = painter_render(net, low, clip.frames, one_k=order == ORDERS[6])
-                    row = suite.score(clip, per_frame_images, seq, None, per_frame, [])
+                    # scored against the painter's own per-frame paintings (on its moving grid, farm/styles/grid.py)
+                    own = painted.per_frame
+                    row = suite.score(clip, own, seq, None, suite.pair_terms(own, clip.pairs), [])
                     if preview is None:
                         preview = preview_render(net, clip.frames)
                     row.update(look_against(preview, seq))
@@ -319,8 +321,7 @@ def measure_orders(clip: suite.Clip, precision: str, orders=ORDERS, paintings_as
                                  "e_warp_per_frame_k_by_motion": suite.mean(suite.pair_terms(painted.per_frame,
                                                                                              clip.pairs)),
                                  "mean_k": float(np.mean(painted.mean_k)), **row,
-                                 "lowfreq_deviation_9px": lowfreq_deviation(seq, per_frame_images,
-                                                                            BASE_SIGMA * SIZE[1] / 360),
+                                 "lowfreq_deviation_9px": lowfreq_deviation(seq, own, BASE_SIGMA * SIZE[1] / 360),
                                  "painter_cpu_s_per_frame": cpu,
                                  "sharpness_kept": float(np.mean([laplacian_variance(f) for f in seq])) / sharp,
                                  "sharpness_per_frame_kept": float(np.mean([laplacian_variance(f)

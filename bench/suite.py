@@ -395,15 +395,16 @@ class Painted:
     def __getattr__(self, name):
         return getattr(self._stylizer, name)
 
-    def paint_working(self, frames):
-        key = self.key(frames)
+    def paint_working(self, frames, shifts=None):
+        key = self.key(frames) + ("" if shifts is None or all(s == (0, 0) for s in shifts)
+                                  else f" {list(shifts)}")
         if key not in self._cache:
-            self._cache[key] = self._stylizer.paint_working(frames)
+            self._cache[key] = self._stylizer.paint_working(frames, shifts)
         return self._cache[key]
 
-    def finish(self, painting, guide, x, steep=None):
+    def finish(self, painting, guide, x, steep=None, shifts=None):
         steep = None if self._one_k else steep
-        out = self._stylizer.finish(painting, guide, x, steep)
+        out = self._stylizer.finish(painting, guide, x, steep, shifts)
         k = self._stylizer.steepening(*x.shape[-2:]) if steep is None else steep
         self.mean_k.append(float(k.mean()) if hasattr(k, "mean") else float(k))
         self.per_frame.extend(out.numpy())
@@ -411,10 +412,11 @@ class Painted:
 
 
 def painter_run(painted: Painted, options: TemporalOptions, frames: list[np.ndarray], cuts: Sequence[int],
-                start: int, end: int, lead: int) -> list[np.ndarray]:
+                start: int, end: int, lead: int, regrid: Sequence[int] = ()) -> list[np.ndarray]:
     """farm's painter (:func:`farm.paint.painter_for`: ``HostPainter`` with DIS on the CPU) over frames
-    [start − lead, end), one frame per call, reset at each cut; frames [start, end) as float in [0,1] (the
-    painter's uint8 output over 255)."""
+    [start − lead, end), one frame per call, reset at each cut, its painting grid started over at each of
+    ``regrid`` (the later chunks' first warm-up frames, as farm/worker.py does); frames [start, end) as float
+    in [0,1] (the painter's uint8 output over 255)."""
     import torch
 
     from farm.paint import painter_for
@@ -426,6 +428,8 @@ def painter_run(painted: Painted, options: TemporalOptions, frames: list[np.ndar
         for t in range(start - lead, end):
             if t in cuts:
                 painter.reset()
+            elif t in regrid:
+                painter.regrid()
             image = painter(frames[t][None])[0]
             if t >= start:
                 out.append(image.astype(np.float32) / 255.0)
@@ -460,8 +464,10 @@ def farm_painter(name: str, options: TemporalOptions | None = None, one_k: bool 
 
     def chunks(frames, _stylized, _cuts):
         cuts = detect_cuts(frames)
-        return [image for start, end, lead in farm_plan(options)(len(frames), cuts)
-                for image in painter_run(painted(frames), options, frames, cuts, start, end, lead)]
+        plan = farm_plan(options)(len(frames), cuts)
+        origins = [start - lead for start, _, lead in plan]
+        return [image for start, end, lead in plan
+                for image in painter_run(painted(frames), options, frames, cuts, start, end, lead, origins)]
     return Variant(name, seq, chunks)
 
 

@@ -16,7 +16,11 @@ Both paint in two steps (:meth:`~farm.styles.model.Stylizer.paint_working`, then
 working size gets its strokes' edges steepened less where the frame moves
 (:func:`farm.styles.scale.motion_steepening`), along the backward flow the
 temporal pass computes for its blend anyway: one flow per frame, used twice.
-Painted at the frames' own size (k = 1) the flow is left where it was, in the blend.
+Painted at the frames' own size (k = 1) the flow only moves the grid.
+
+With the temporal pass on, the same flow also moves the painting grid with the
+picture (:mod:`farm.styles.grid`): each frame is painted shifted by the drift
+accumulated so far, so that a pan's strokes stay on what they paint.
 
 :func:`painter_for` picks one from the job's ``flow`` and the device.
 """
@@ -28,6 +32,7 @@ import torch
 
 from farm.config import TemporalOptions
 from farm.pipeline import Timer
+from farm.styles.grid import GridPhase, Shift, drift, period
 from farm.styles.model import check_frames, planar, to_tensor
 from farm.styles.scale import Steep, motion_steepening
 from farm.temporal import BASE_SIGMA, resolve_flow
@@ -58,6 +63,13 @@ def steepening_map(backward: torch.Tensor, frames: int, k: float) -> torch.Tenso
     return torch.cat((ks.new_full((frames - len(ks), 1, *ks.shape[-2:]), k), ks))
 
 
+def grid_shifts(grid: GridPhase, stylizer, size: tuple[int, int], flows: list[torch.Tensor | None]) -> list[Shift]:
+    """Each frame's shift on the painting grid (farm/styles/grid.py), from its backward flow (2,H,W) since the
+    frame before (None: the first of a shot, the grid stays where it is)."""
+    periods = period(size, stylizer.working_size(*size))
+    return [grid.follow(None if flow is None else drift(flow), periods) for flow in flows]
+
+
 def by_motion(coherence, k: float) -> bool:
     """Whether the strokes' stretch follows the motion: a painting brought up from a working size (k ≠ 1)
     with the temporal pass on, whose flow it reuses (either painter's ``coherence``)."""
@@ -72,34 +84,47 @@ class HostPainter:
 
         self.stylizer, self.timer = stylizer, timer
         self.coherence = Coherence(temporal) if temporal.enabled else None
+        self.grid = GridPhase()
 
     def reset(self) -> None:
         """A new shot starts with the next frame: no history from the previous one."""
+        self.regrid()
         if self.coherence is not None:
             self.coherence.reset()
 
+    def regrid(self) -> None:
+        """The next frame is painted where it is: the grid starts over (``Chunk.regrid``), the history stays."""
+        self.grid.reset()
+
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         check_frames(rgb)
+        size = rgb.shape[1:3]
         if self.coherence is not None:
-            self.coherence.base_sigma = band_sigma(self.stylizer, *rgb.shape[1:3])
-        k = self.stylizer.steepening(*rgb.shape[1:3])
+            self.coherence.base_sigma = band_sigma(self.stylizer, *size)
+        k = self.stylizer.steepening(*size)
         with torch.inference_mode():
+            motions, shifts = None, None
+            if self.coherence is not None and self.coherence.active:  # the flows first: they place the grid
+                with self.timer.stage("temporal"):
+                    motions = self.coherence.motions(rgb)
+                    flows = [None if m.backward is None else torch.from_numpy(m.backward).permute(2, 0, 1)
+                             for m in motions]
+                    shifts = grid_shifts(self.grid, self.stylizer, size, flows)
             with self.timer.stage("network"):
                 x = planar(to_tensor(rgb).to(self.stylizer.device, non_blocking=True))
-                painting, guide = self.stylizer.paint_working(x)
+                painting, guide = self.stylizer.paint_working(x, shifts)
                 if not by_motion(self.coherence, k):  # the whole batch at once (the GPU's batch, one sync)
-                    styled = self.stylizer.finish(painting, guide, x, k).cpu().numpy()
+                    styled = self.stylizer.finish(painting, guide, x, k, shifts).cpu().numpy()
             out = np.empty(rgb.shape, dtype=np.uint8)
             for i, frame in enumerate(rgb):
-                motion = None
-                if by_motion(self.coherence, k):  # each frame's stretch follows its flow, the next step's input
-                    assert self.coherence is not None
-                    with self.timer.stage("temporal"):
-                        motion = self.coherence.motion(frame)
+                motion = None if motions is None else motions[i]
+                if by_motion(self.coherence, k):  # each frame's stretch follows its flow
+                    assert motion is not None and shifts is not None
                     with self.timer.stage("network"):
                         steep: Steep = k if motion.backward is None else motion_steepening(
                             self.on_device(motion.backward), k)
-                        painted = self.stylizer.finish(painting[i:i + 1], guide[i:i + 1], x[i:i + 1], steep)[0]
+                        painted = self.stylizer.finish(painting[i:i + 1], guide[i:i + 1], x[i:i + 1], steep,
+                                                       shifts[i:i + 1])[0]
                         painted = painted.cpu().numpy()
                 else:
                     painted = styled[i]
@@ -127,12 +152,18 @@ class DevicePainter:
 
         self.stylizer, self.timer, self.device = stylizer, timer, stylizer.device
         self.coherence = DeviceCoherence(temporal) if temporal.enabled else None
+        self.grid = GridPhase()
         self._pinned: torch.Tensor | None = None
 
     def reset(self) -> None:
         """A new shot starts with the next frame: no history from the previous one."""
+        self.regrid()
         if self.coherence is not None:
             self.coherence.reset()
+
+    def regrid(self) -> None:
+        """The next frame is painted where it is: the grid starts over (``Chunk.regrid``), the history stays."""
+        self.grid.reset()
 
     def upload(self, rgb: np.ndarray) -> torch.Tensor:
         host = torch.from_numpy(np.ascontiguousarray(rgb))
@@ -150,16 +181,19 @@ class DevicePainter:
             self.coherence.base_sigma = band_sigma(self.stylizer, *rgb.shape[1:3])
         with torch.inference_mode():
             frames = self.upload(rgb)
-            with self.timer.stage("network"):
-                x = planar(frames)
-                painting, guide = self.stylizer.paint_working(x)
-            motion, steep = None, None
-            if by_motion(self.coherence, k):
+            motion, steep, shifts = None, None, None
+            if self.coherence is not None and self.coherence.active:  # the flows first: they place the grid
                 with self.timer.stage("temporal"):
                     motion = self.coherence.motion(frames)
-                    steep = steepening_map(motion.backward, len(rgb), k)
+                    unlinked = len(rgb) - len(motion.backward)  # the first frame of a shot has no flow
+                    shifts = grid_shifts(self.grid, self.stylizer, rgb.shape[1:3],
+                                         [None] * unlinked + list(motion.backward))
+                    if by_motion(self.coherence, k):
+                        steep = steepening_map(motion.backward, len(rgb), k)
             with self.timer.stage("network"):
-                styled = self.stylizer.finish(painting, guide, x, steep).permute(0, 3, 1, 2)  # (N,3,H,W)
+                x = planar(frames)
+                painting, guide = self.stylizer.paint_working(x, shifts)
+                styled = self.stylizer.finish(painting, guide, x, steep, shifts).permute(0, 3, 1, 2)  # (N,3,H,W)
             if self.coherence is not None:
                 with self.timer.stage("temporal"):
                     styled = self.coherence.step_batch(frames, styled, motion)

@@ -37,6 +37,10 @@ class Chunk(Model):
     #: packets stream-copied from a keyframe (farm/video/remux.py), and the worker decodes and drops this many
     #: frames before ``first``. Set by the shard task that cut it, never planned (old manifests: None).
     lead: int | None = Field(None, ge=0)
+    #: frames in (first, end) where the worker starts the painting grid over (farm/styles/grid.py): the
+    #: first warm-up frames of the chunks after, where their workers start theirs, so that every worker
+    #: paints the frames it shares with another on the same grid. Planned (old manifests: none)
+    regrid: list[int] = []
 
     @property
     def frames(self) -> int:
@@ -65,8 +69,10 @@ def plan_chunks(frames: int, chunk_frames: int | None, warmup: int, workers: int
         starts = list(range(0, frames, chunk_frames))
     else:
         starts = chunk_starts(frames, balanced_length(frames, warmup, workers), warmup) if frames > 0 else []
-    return [Chunk(index=i, start=start, end=end, warmup=min(warmup, start))
-            for i, (start, end) in enumerate(zip(starts, [*starts[1:], frames]))]
+    chunks = [Chunk(index=i, start=start, end=end, warmup=min(warmup, start))
+              for i, (start, end) in enumerate(zip(starts, [*starts[1:], frames]))]
+    origins = sorted({c.first for c in chunks})
+    return [c.model_copy(update={"regrid": [o for o in origins if c.first < o < c.end]}) for c in chunks]
 
 
 def chunk_starts(frames: int, length: int, warmup: int) -> list[int]:

@@ -57,9 +57,10 @@ MAX_NETWORKS = 4
 
 
 def split_at_cuts(batch: list, first: int, cuts: Sequence[int]) -> list[list]:
-    """``batch`` (frames ``first``, ``first``+1, ...) cut into runs that each start at a cut or at the batch's
-    start: the painter forgets its history before a run that starts a shot."""
-    marks = [0] + [c - first for c in cuts if first < c < first + len(batch)] + [len(batch)]
+    """``batch`` (frames ``first``, ``first``+1, ...) cut into runs that each start at a cut (or another
+    frame the painter must be told of before it paints it: ``Chunk.regrid``) or at the batch's start: the
+    painter forgets its history before a run that starts a shot."""
+    marks = [0] + sorted({c - first for c in cuts if first < c < first + len(batch)}) + [len(batch)]
     return [batch[a:b] for a, b in zip(marks, marks[1:]) if b > a]
 
 
@@ -317,9 +318,11 @@ class StyleWorker:
             with behind(encode, depth, "farm-encode") as encoder:
                 for batch in batched(frames, stylizer.batch):
                     batch_cuts = cuts.before(chunk.first + seen + len(batch))
-                    for shot in split_at_cuts(batch, chunk.first + seen, batch_cuts):
+                    for shot in split_at_cuts(batch, chunk.first + seen, [*batch_cuts, *chunk.regrid]):
                         if chunk.first + seen in batch_cuts:
                             paint.reset()
+                        elif chunk.first + seen in chunk.regrid:
+                            paint.regrid()
                         painted = paint(np.stack([f.rgb for f in shot]))
                         for frame, image in zip(shot, painted):
                             if seen >= chunk.warmup:

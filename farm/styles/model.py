@@ -11,7 +11,7 @@ import copy
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import torch
 from farm.config import Precision, StyleChoice
 from farm.errors import ConfigError
 from farm.styles.aot import AotNetwork, NotBuilt
+from farm.styles.grid import NO_SHIFT, Shift, shifted_each
 from farm.styles.identity import model_identity, onnx_path, weights_hash
 from farm.styles.multistyle import load_multistyle, pad_to_multiple
 from farm.styles.scale import Steep, resize, steepening, to_output, upsampled, working_size
@@ -76,30 +77,33 @@ def planar(frames: torch.Tensor) -> torch.Tensor:
 
 def paint_working(net: torch.nn.Module, x: torch.Tensor, weights: torch.Tensor, dtype: torch.dtype,
                   memory_format: torch.memory_format = torch.contiguous_format,
-                  work: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  work: tuple[int, int] | None = None,
+                  shifts: Sequence[Shift] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`planar` frames ``x`` on the device → ``(painting, guide)``, float32 (N,3,h,w): the network's
     painting (not yet clamped) and the frames at its size, the guide :func:`finish` upsamples it with.
 
-    The network paints the frames resized to ``work`` (height, width; None: as they are). A painting to be
-    brought up to the frames stays at the working size; one made at the frames' size or larger comes back at
-    their size. The network contracts by 4, so frames are reflect-padded to a multiple of 4 and cropped back
-    (reflection, not zeros, keeps the borders painted like the rest).
+    The network paints the frames resized to ``work`` (height, width; None: as they are), each first moved by
+    ``shifts[i]`` pixels (farm/styles/grid.py). A painting to be brought up to the frames stays at the working
+    size, and moved (:func:`finish` moves it back); one made at the frames' size or larger comes back at their
+    size, moved back. The network contracts by 4, so frames are reflect-padded to a multiple of 4 and cropped
+    back (reflection, not zeros, keeps the borders painted like the rest).
     """
-    small = resize(x, work or tuple(x.shape[-2:]))
+    small = resize(shifted_each(x, shifts), work or tuple(x.shape[-2:]))
     padded, h, w = pad_to_multiple(small.to(dtype))
     styled = net(padded.contiguous(memory_format=memory_format), weights)[..., :h, :w].to(torch.float32)
     if upsampled(styled, x):
         return styled, small
-    return to_output(styled, small, x), x
+    return to_output(styled, small, x, shifts=shifts), x
 
 
 def finish(painting: torch.Tensor, guide: torch.Tensor, x: torch.Tensor, strength: float,
-           steep: Steep | None = None) -> torch.Tensor:
+           steep: Steep | None = None, shifts: Sequence[Shift] | None = None) -> torch.Tensor:
     """A painting and its guide from :func:`paint_working` and the :func:`planar` frames ``x`` → float32
     (N,H,W,3) in [0,1]: brought to the frames' size guided by them (:mod:`farm.styles.scale`; ``steep``: the
-    strokes' stretch, a scalar or a (N,1,H,W) map, None: the upsampling's own), mixed with them by
-    ``strength`` (in float32, so strength 0 returns the input exactly)."""
-    styled = to_output(painting, guide, x, steep)
+    strokes' stretch, a scalar or a (N,1,H,W) map, None: the upsampling's own; ``shifts``: those the frames
+    were painted with, moved back here unless the painting is at the frames' size already, and so moved back),
+    mixed with them by ``strength`` (in float32, so strength 0 returns the input exactly)."""
+    styled = to_output(painting, guide, x, steep, shifts if upsampled(painting, x) else None)
     if strength < 1.0:
         styled = torch.lerp(x, styled, strength)
     return styled.clamp_(0.0, 1.0).permute(0, 2, 3, 1)
@@ -188,40 +192,47 @@ class Stylizer:
             x = planar(frames)
             return self.finish(*self.paint_working(x), x)
 
-    def paint_working(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def paint_working(self, x: torch.Tensor, shifts: Sequence[Shift] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
         """:func:`planar` frames on the device → ``(painting, guide)`` (N,3,h,w) on the device
-        (:func:`paint_working`): what :meth:`finish` brings to the frames' size."""
+        (:func:`paint_working`): what :meth:`finish` brings to the frames' size. ``shifts``: how far to move
+        each frame before painting it (farm/styles/grid.py), None: none."""
         with torch.inference_mode():
-            parts = [self._run(x[part]) for part in batches(len(x), self.batch)]
+            parts = [self._run(x[part], None if shifts is None else shifts[part])
+                     for part in batches(len(x), self.batch)]
             return torch.cat([p for p, _ in parts]), torch.cat([g for _, g in parts])
 
     def finish(self, painting: torch.Tensor, guide: torch.Tensor, x: torch.Tensor,
-               steep: Steep | None = None) -> torch.Tensor:
+               steep: Steep | None = None, shifts: Sequence[Shift] | None = None) -> torch.Tensor:
         """:func:`finish` with this style's strength, ``batch`` frames at a time (at 4K the guided
         upsampling holds 12 full-size channels per frame). ``steep``: a (N,1,H,W) map of the strokes'
-        stretch where the frames move (:func:`farm.styles.scale.motion_steepening`), or a scalar."""
+        stretch where the frames move (:func:`farm.styles.scale.motion_steepening`), or a scalar; ``shifts``:
+        those :meth:`paint_working` had."""
         with torch.inference_mode():
             return torch.cat([finish(painting[part], guide[part], x[part], self.style.strength,
-                                     steep[part] if isinstance(steep, torch.Tensor) else steep)
+                                     steep[part] if isinstance(steep, torch.Tensor) else steep,
+                                     None if shifts is None else shifts[part])
                               for part in batches(len(x), self.batch)])
 
-    def _run(self, chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One batch of :func:`planar` frames → ``(painting, guide)``."""
+    def _run(self, chunk: torch.Tensor, shifts: Sequence[Shift] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch of :func:`planar` frames → ``(painting, guide)``, each frame moved by its shift first."""
         work = self.working_size(*chunk.shape[-2:])
         if self.compiled is None:
-            return paint_working(self.net, chunk, self.weights, self.dtype, self.memory_format, work)
+            return paint_working(self.net, chunk, self.weights, self.dtype, self.memory_format, work, shifts)
         n = len(chunk)
         full = fill_batch(chunk, self.batch)  # one shape per resolution: a short batch would compile again
+        padded = None if shifts is None else [*shifts, *[NO_SHIFT] * (len(full) - n)]
         try:
-            painting, guide = paint_working(self.compiled, full, self.weights, self.dtype, self.memory_format, work)
+            painting, guide = paint_working(self.compiled, full, self.weights, self.dtype, self.memory_format, work,
+                                            padded)
         except NotBuilt:  # asked to use only what is built, and this frame size is not: eager, no fuss
             self.compiled = None
-            return self._run(chunk)
+            return self._run(chunk, shifts)
         except Exception as exc:  # no C++ compiler, an inductor bug: eager paints the same pixels
             log.warning("torch.compile failed (%s: %s); running the network eagerly", type(exc).__name__,
                         str(exc).strip().splitlines()[0] if str(exc).strip() else "")
             self.compiled = None
-            return self._run(chunk)
+            return self._run(chunk, shifts)
         return painting[:n], guide[:n]
 
 

@@ -38,9 +38,12 @@ k stays the scalar of :func:`steepening`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch.nn import functional as F
 
+from farm.styles.grid import Shift, back, moves, shifted_each
 from farm.styles.size import MAX_ASPECT, working_size  # noqa: F401 (re-exported: the working size lives torch-free)
 from farm.temporal.device import to_gray as luma  # Rec. 601 luma, (N,3,H,W) → (N,1,H,W)
 
@@ -67,6 +70,20 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return x
     down = size[0] < x.shape[-2] or size[1] < x.shape[-1]
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=down)
+
+
+def resize_shifted(x: torch.Tensor, size: tuple[int, int], shifts: Sequence[Shift]) -> torch.Tensor:
+    """:func:`resize` going up, each frame read ``shifts[i]`` pixels of the output further on (the borders
+    reflected): output pixel X takes what :func:`resize` puts at X + shift, at the very same interpolation
+    positions, so nothing is blurred more (farm/styles/grid.py)."""
+    (h, w), (big_h, big_w) = x.shape[-2:], size
+    grids = []
+    for sx, sy in shifts:
+        cols = (torch.arange(big_w, device=x.device, dtype=torch.float32) + (sx + 0.5)) * (2.0 / big_w) - 1.0
+        rows = (torch.arange(big_h, device=x.device, dtype=torch.float32) + (sy + 0.5)) * (2.0 / big_h) - 1.0
+        grids.append(torch.stack(torch.meshgrid(rows, cols, indexing="ij")[::-1], dim=-1))
+    return F.grid_sample(x, torch.stack(grids).to(x.dtype), mode="bilinear", padding_mode="reflection",
+                         align_corners=False)
 
 
 def box(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -144,7 +161,8 @@ def steepen(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor, k: Steep) ->
 
 
 def guided_upsample(painting: torch.Tensor, guide_low: torch.Tensor, guide: torch.Tensor,
-                    radius: int = RADIUS, eps: float = EPS, steep: Steep | None = None) -> torch.Tensor:
+                    radius: int = RADIUS, eps: float = EPS, steep: Steep | None = None,
+                    shifts: Sequence[Shift] | None = None) -> torch.Tensor:
     """A painting (N,3,h,w) of ``guide_low`` (N,3,h,w), brought to the size of ``guide`` (N,3,H,W):
     the interpolated painting plus the full-resolution frame's detail that the working size lost,
     scaled by the local gain, with the strokes' own edges steepened (see the module docstring).
@@ -154,7 +172,8 @@ def guided_upsample(painting: torch.Tensor, guide_low: torch.Tensor, guide: torc
     window-averaged b̄ so that the painting's own texture survives; without steepening it equals
     ``up(P) + up(ā)·(I − up(I_low))`` up to the interpolation of a product, ā being smooth. ``steep``:
     the stretch k, a scalar or a (N,1,H,W) map at the output size (None: :func:`steepening` of the short
-    sides' ratio).
+    sides' ratio). ``shifts``: per frame, how far (pixels of ``guide``) the frame was moved before it was
+    painted (farm/styles/grid.py): the painting and ``guide_low`` show it moved, the result and ``guide`` do not.
     """
     size = tuple(guide.shape[-2:])
     k = steepening(upsampling_factor(painting, guide)) if steep is None else steep
@@ -162,7 +181,8 @@ def guided_upsample(painting: torch.Tensor, guide_low: torch.Tensor, guide: torc
     gain = local_gain(low, painting, radius, eps)
     offset = painting - gain * low
     parts = [gain, offset] if is_one(k) else [gain, offset, *local_range(offset)]
-    coeffs = resize(torch.cat(parts, dim=1), size)
+    parts = torch.cat(parts, dim=1)
+    coeffs = resize_shifted(parts, size, shifts) if moves(shifts) else resize(parts, size)
     strokes = coeffs[:, 3:6] if is_one(k) else steepen(coeffs[:, 3:6], coeffs[:, 6:9], coeffs[:, 9:12], k)
     return torch.addcmul(strokes, coeffs[:, :3], luma(guide))
 
@@ -179,12 +199,12 @@ def upsampled(painting: torch.Tensor, frame: torch.Tensor) -> bool:
 
 
 def to_output(painting: torch.Tensor, frame_low: torch.Tensor, frame: torch.Tensor,
-              steep: Steep | None = None) -> torch.Tensor:
+              steep: Steep | None = None, shifts: Sequence[Shift] | None = None) -> torch.Tensor:
     """The working-size painting of ``frame_low`` at the size of ``frame`` (N,3,H,W): unchanged at the same
-    size, area-averaged down, guided up (``steep``: the strokes' stretch, see :func:`guided_upsample`)."""
+    size, area-averaged down, guided up (``steep``: the strokes' stretch, ``shifts``: how far the frames were
+    moved before painting, see :func:`guided_upsample`). Moved frames are moved back: guided up, as they are
+    resampled; otherwise by whole pixels after the resize."""
     size = tuple(frame.shape[-2:])
-    if tuple(painting.shape[-2:]) == size:
-        return painting
     if not upsampled(painting, frame):
-        return resize(painting, size)
-    return guided_upsample(painting, frame_low, frame, steep=steep)
+        return shifted_each(resize(painting, size), back(shifts))
+    return guided_upsample(painting, frame_low, frame, steep=steep, shifts=shifts)

@@ -236,12 +236,21 @@ class Coherence:
 
     def motion(self, frame_rgb: np.ndarray) -> Motion:
         """The gray and backward flow the next :meth:`step` of this frame blends along, for a caller that needs
-        the frame's motion before it has the stylization (the steepening by motion, farm/paint.py); hand it
-        back to :meth:`step` so that neither is computed twice."""
-        gray = to_gray(frame_rgb)
-        if not self._linked(gray):
-            return Motion(gray, None)
-        return Motion(gray, estimate_flow(gray, self.prev_gray, scale=self.options.flow_scale, engine=self.engine))
+        the frame's motion before it has the stylization (the steepening by motion and the painting grid,
+        farm/paint.py); hand it back to :meth:`step` so that neither is computed twice."""
+        return self.motions(frame_rgb[None])[0]
+
+    def motions(self, frames_rgb: np.ndarray) -> list[Motion]:
+        """:meth:`motion` for each of a batch of frames (N,H,W,3) that the next :meth:`step` calls take in
+        order: each frame's flow is from the one before it (the first's from the history's last)."""
+        out, prev = [], self.prev_gray
+        for frame in frames_rgb:
+            gray = to_gray(frame)
+            linked = self.active and prev is not None and prev.shape == gray.shape
+            out.append(Motion(gray, estimate_flow(gray, prev, scale=self.options.flow_scale, engine=self.engine)
+                              if linked else None))
+            prev = gray
+        return out
 
     def step(self, frame_rgb: np.ndarray, stylized: np.ndarray, motion: Motion | None = None) -> np.ndarray:
         """Input frame uint8 (H,W,3) and its per-frame stylization float32 (H,W,3) in [0,1] → output
