@@ -32,7 +32,7 @@ import torch
 
 from farm.config import TemporalOptions
 from farm.pipeline import Timer
-from farm.styles.grid import GridPhase, Shift, drift, period
+from farm.styles.grid import GridPhase, Shift, drifts, period
 from farm.styles.model import check_frames, planar, to_tensor
 from farm.styles.scale import Steep, motion_steepening
 from farm.temporal import BASE_SIGMA, resolve_flow
@@ -63,11 +63,12 @@ def steepening_map(backward: torch.Tensor, frames: int, k: float) -> torch.Tenso
     return torch.cat((ks.new_full((frames - len(ks), 1, *ks.shape[-2:]), k), ks))
 
 
-def grid_shifts(grid: GridPhase, stylizer, size: tuple[int, int], flows: list[torch.Tensor | None]) -> list[Shift]:
-    """Each frame's shift on the painting grid (farm/styles/grid.py), from its backward flow (2,H,W) since the
-    frame before (None: the first of a shot, the grid stays where it is)."""
+def grid_shifts(grid: GridPhase, stylizer, size: tuple[int, int], moved: list[tuple[float, float] | None]
+                ) -> list[Shift]:
+    """Each frame's shift on the painting grid (farm/styles/grid.py), from how far it ``moved`` since the frame
+    before (:func:`~farm.styles.grid.drifts`; None: the first of a shot, the grid stays where it is)."""
     periods = period(size, stylizer.working_size(*size))
-    return [grid.follow(None if flow is None else drift(flow), periods) for flow in flows]
+    return [grid.follow(motion, periods) for motion in moved]
 
 
 def by_motion(coherence, k: float) -> bool:
@@ -107,9 +108,9 @@ class HostPainter:
             if self.coherence is not None and self.coherence.active:  # the flows first: they place the grid
                 with self.timer.stage("temporal"):
                     motions = self.coherence.motions(rgb)
-                    flows = [None if m.backward is None else torch.from_numpy(m.backward).permute(2, 0, 1)
-                             for m in motions]
-                    shifts = grid_shifts(self.grid, self.stylizer, size, flows)
+                    shifts = grid_shifts(self.grid, self.stylizer, size, [
+                        None if m.backward is None else drifts(torch.from_numpy(m.backward).permute(2, 0, 1)[None])[0]
+                        for m in motions])
             with self.timer.stage("network"):
                 x = planar(to_tensor(rgb).to(self.stylizer.device, non_blocking=True))
                 painting, guide = self.stylizer.paint_working(x, shifts)
@@ -186,8 +187,8 @@ class DevicePainter:
                 with self.timer.stage("temporal"):
                     motion = self.coherence.motion(frames)
                     unlinked = len(rgb) - len(motion.backward)  # the first frame of a shot has no flow
-                    shifts = grid_shifts(self.grid, self.stylizer, rgb.shape[1:3],
-                                         [None] * unlinked + list(motion.backward))
+                    moved = drifts(motion.backward) if len(motion.backward) else []
+                    shifts = grid_shifts(self.grid, self.stylizer, rgb.shape[1:3], [None] * unlinked + moved)
                     if by_motion(self.coherence, k):
                         steep = steepening_map(motion.backward, len(rgb), k)
             with self.timer.stage("network"):

@@ -48,11 +48,10 @@ def test_the_phase_follows_the_drift_modulo_the_networks_period():
 
 
 def test_the_drift_is_the_flows_median():
-    flow = torch.zeros(2, 64, 64)
-    flow[0] = 3.0
-    flow[1] = -1.5
-    flow[:, :20, :20] = 40.0  # a small fast object does not move the grid
-    assert grid.drift(flow) == (3.0, -1.5)
+    flow = torch.zeros(2, 2, 64, 64)
+    flow[0, 0], flow[0, 1] = 3.0, -1.5
+    flow[0, :, :20, :20] = 40.0  # a small fast object does not move the grid
+    assert grid.drifts(flow) == [(3.0, -1.5), (0.0, 0.0)]
 
 
 def test_a_moved_painting_is_read_back_at_the_same_interpolation_positions():

@@ -9,7 +9,7 @@ therefore repaints every stroke every frame, and the temporal pass, which keeps 
 average the redrawn strokes into a blur. Painted on a grid that moves with the picture, a pan's strokes stay
 put on what they paint.
 
-How: the frame's drift since the previous one (the median of the backward flow the temporal pass computes
+How: the frame's drift since the previous one (:func:`drifts`, the median of the backward flow the temporal pass computes
 anyway) is added to an offset, kept modulo the network's period (4 of its pixels, in pixels of the frame); the
 frame is painted moved by that offset rounded to whole pixels of the frame (:func:`shifted`), and the painting
 is read back moved the other way: in the guided upsampling by sampling its coefficients there
@@ -46,12 +46,12 @@ def period(frame: tuple[int, int], work: tuple[int, int]) -> tuple[float, float]
     return MULTIPLE * frame[1] / work[1], MULTIPLE * frame[0] / work[0]
 
 
-def drift(backward: torch.Tensor) -> tuple[float, float]:
-    """The frame's global motion since the previous one, (x, y) in pixels: the median of a backward flow
-    (2,H,W) (``frame_t[y,x] ≈ frame_{t−1}[y+fy, x+fx]``), sampled every :data:`DRIFT_STRIDE` pixels."""
-    sample = backward[:, ::DRIFT_STRIDE, ::DRIFT_STRIDE].reshape(2, -1).float()
-    median = sample.median(dim=1).values.cpu()
-    return float(median[0]), float(median[1])
+def drifts(backward: torch.Tensor) -> list[tuple[float, float]]:
+    """Each frame's global motion since the one before, (x, y) in pixels: the median of its backward flow
+    (B,2,H,W) (``frame_t[y,x] ≈ frame_{t−1}[y+fy, x+fx]``), sampled every :data:`DRIFT_STRIDE` pixels; one
+    transfer from the device for the whole batch."""
+    sample = backward[:, :, ::DRIFT_STRIDE, ::DRIFT_STRIDE].reshape(len(backward), 2, -1).float()
+    return [(float(x), float(y)) for x, y in sample.median(dim=2).values.cpu().tolist()]
 
 
 class GridPhase:
@@ -67,7 +67,7 @@ class GridPhase:
         self.fresh = True
 
     def follow(self, motion: tuple[float, float] | None, periods: tuple[float, float]) -> Shift:
-        """The shift for the next frame, which moved by ``motion`` (:func:`drift`; None: unknown, the first of a
+        """The shift for the next frame, which moved by ``motion`` (:func:`drifts`; None: unknown, the first of a
         shot, the grid stays) on a network of ``periods`` (:func:`period`)."""
         if motion is not None and not self.fresh:
             self.offset = tuple(wrap(o + m, p) for o, m, p in zip(self.offset, motion, periods))  # type: ignore[assignment]
