@@ -36,7 +36,7 @@ def test_shifted_moves_by_whole_pixels_and_reflects_what_comes_in():
 def test_the_phase_follows_the_drift_modulo_the_networks_period():
     assert grid.period((1080, 1920), (360, 640)) == (12.0, 12.0)
     assert grid.period((360, 640), (360, 640)) == (4.0, 4.0)
-    phase, periods = grid.GridPhase(), (12.0, 12.0)
+    phase, periods = grid.GridPhase(), (12.0, 12.0)  # painted at a third of the size: the whole drift
     assert phase.follow(None, periods) == (0, 0)  # the first frame: painted where it is
     assert phase.follow((2.4, -0.6), periods) == (2, -1)
     assert phase.follow((2.4, -0.6), periods) == (5, -1)
@@ -45,6 +45,15 @@ def test_the_phase_follows_the_drift_modulo_the_networks_period():
     phase.reset()
     assert phase.follow((1.0, 1.0), periods) == (0, 0)  # started over: painted where it is, as a first frame
     assert phase.follow((1.0, 1.0), periods) == (1, 1)
+
+
+def test_on_a_coarse_grid_only_whole_pixels_of_a_frames_motion_are_followed():
+    phase, periods = grid.GridPhase(), (8.0, 8.0)  # painted at half the size
+    phase.follow(None, periods)
+    assert phase.follow((0.6, -0.9), periods) == (0, 0)  # slower than a pixel a frame: the grid stays
+    assert phase.follow((0.6, -0.9), periods) == (0, 0)
+    assert phase.follow((2.6, -1.2), periods) == (3, -1)
+    assert phase.follow((2.6, -1.2), periods) == (-2, -2)  # 6 wraps to −2
 
 
 def test_the_drift_is_the_flows_median():

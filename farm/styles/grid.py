@@ -10,8 +10,9 @@ average the redrawn strokes into a blur. Painted on a grid that moves with the p
 put on what they paint.
 
 How: the frame's drift since the previous one (:func:`drifts`, the median of the backward flow the temporal pass computes
-anyway) is added to an offset, kept modulo the network's period (4 of its pixels, in pixels of the frame); the
-frame is painted moved by that offset rounded to whole pixels of the frame (:func:`shifted`), and the painting
+anyway) is added to an offset, kept modulo the network's period (4 of its pixels, in pixels of the frame; where
+the frame's pixels are coarse, only whole pixels of a motion of 1 pixel a frame or more: :meth:`GridPhase.follow`);
+the frame is painted moved by that offset rounded to whole pixels of the frame (:func:`shifted`), and the painting
 is read back moved the other way: in the guided upsampling by sampling its coefficients there
 (:func:`farm.styles.scale.resize_shifted`: the same interpolation positions, so no extra blur), and a painting
 made at the frame's own size by moving it back whole pixels. Only global translation is followed: a zoom or a
@@ -36,6 +37,9 @@ from farm.styles.multistyle import MULTIPLE
 #: is painted at (X + x, Y + y)
 Shift = tuple[int, int]
 NO_SHIFT: Shift = (0, 0)
+#: the network's period in pixels of the frame from which the grid follows the whole drift (a frame pixel at
+#: most a third of the network's: painted at a third of the output's size or less), see :meth:`GridPhase.follow`
+FINE_PERIOD = 3 * MULTIPLE
 #: every how many flow vectors (each way) the drift's median is taken: 1/64 of a frame is plenty for a median
 DRIFT_STRIDE = 8
 
@@ -68,9 +72,18 @@ class GridPhase:
 
     def follow(self, motion: tuple[float, float] | None, periods: tuple[float, float]) -> Shift:
         """The shift for the next frame, which moved by ``motion`` (:func:`drifts`; None: unknown, the first of a
-        shot, the grid stays) on a network of ``periods`` (:func:`period`)."""
+        shot, the grid stays) on a network of ``periods`` (:func:`period`).
+
+        Where a pixel of the frame is at most a third of the network's (``periods`` of :data:`FINE_PERIOD` or
+        more), the grid follows the whole drift, rounded: the picture never sits more than half a pixel of the
+        frame off where it was painted first, and each snap moves it a third of a network pixel or less. Where
+        the pixels are coarser, a snap is a large move for the network and costs more than a slow drift across
+        the grid (bench/README, "The painting grid follows the picture"): the grid then follows only each
+        frame's motion in whole pixels, from 1 pixel a frame on, and a slower drift is painted as before."""
         if motion is not None and not self.fresh:
-            self.offset = tuple(wrap(o + m, p) for o, m, p in zip(self.offset, motion, periods))  # type: ignore[assignment]
+            fine = min(periods) >= FINE_PERIOD
+            step = motion if fine else tuple(round(m) if abs(m) >= 1.0 else 0.0 for m in motion)
+            self.offset = tuple(wrap(o + m, p) for o, m, p in zip(self.offset, step, periods))  # type: ignore[assignment]
         self.fresh = False
         return round(self.offset[0]), round(self.offset[1])
 
