@@ -11,7 +11,8 @@ put on what they paint.
 
 How: the frame's drift since the previous one (:func:`drifts`, the median of the backward flow the temporal pass computes
 anyway) is added to an offset, kept modulo the network's period (4 of its pixels, in pixels of the frame; where
-the frame's pixels are coarse, only whole pixels of a motion of 1 pixel a frame or more: :meth:`GridPhase.follow`);
+the frame's pixels are coarse, only whole pixels of a motion of 1 pixel a frame or more, and painted at more than
+half the frame's size, nothing: :meth:`GridPhase.follow`);
 the frame is painted moved by that offset rounded to whole pixels of the frame (:func:`shifted`), and the painting
 is read back moved the other way: in the guided upsampling by sampling its coefficients there
 (:func:`farm.styles.scale.resize_shifted`: the same interpolation positions, so no extra blur), and a painting
@@ -40,6 +41,8 @@ NO_SHIFT: Shift = (0, 0)
 #: the network's period in pixels of the frame from which the grid follows the whole drift (a frame pixel at
 #: most a third of the network's: painted at a third of the output's size or less), see :meth:`GridPhase.follow`
 FINE_PERIOD = 3 * MULTIPLE
+#: the period below which the grid stays put (painted at more than half the frame's size)
+COARSE_PERIOD = 2 * MULTIPLE
 #: every how many flow vectors (each way) the drift's median is taken: 1/64 of a frame is plenty for a median
 DRIFT_STRIDE = 8
 
@@ -79,8 +82,11 @@ class GridPhase:
         frame off where it was painted first, and each snap moves it a third of a network pixel or less. Where
         the pixels are coarser, a snap is a large move for the network and costs more than a slow drift across
         the grid (bench/README, "The painting grid follows the picture"): the grid then follows only each
-        frame's motion in whole pixels, from 1 pixel a frame on, and a slower drift is painted as before."""
-        if motion is not None and not self.fresh:
+        frame's motion in whole pixels, from 1 pixel a frame on, and a slower drift is painted as before. Painted
+        at more than half the frame's size (``periods`` under :data:`COARSE_PERIOD`), the grid stays put: there
+        a pixel of the frame is most of a network pixel, and on the suite's bikes.mp4 (painted at 0.9 of its
+        size) following it cost 2 % more flicker."""
+        if motion is not None and not self.fresh and min(periods) >= COARSE_PERIOD:
             fine = min(periods) >= FINE_PERIOD
             step = motion if fine else tuple(round(m) if abs(m) >= 1.0 else 0.0 for m in motion)
             self.offset = tuple(wrap(o + m, p) for o, m, p in zip(self.offset, step, periods))  # type: ignore[assignment]
