@@ -275,6 +275,10 @@ class Variant:
     #: what the network paints instead of the input frames (a denoised input, say); scored against the
     #: per-frame stylization of the frames themselves, as everything else
     network_input: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None
+    #: the per-frame paintings the last sequential render was blended from, where they are not the suite's
+    #: (farm's painter: painted at its own side, on a grid that follows the picture): the low-frequency
+    #: deviation is also scored against them (``lowfreq_deviation_own``)
+    own_paintings: Callable[[], list[np.ndarray]] | None = None
 
 
 def today(options: TemporalOptions | None = None) -> Variant:
@@ -301,9 +305,13 @@ def run_suite(clips: list[Clip], variants: list[Variant], stylizer_for, log=prin
             row = {"clip": clip.name, "variant": variant.name, "truth": clip.truth, "frames": len(clip.frames),
                    "size": list(clip.frames[0].shape[1::-1]), "e_warp_per_frame": mean(per_frame_terms),
                    **score(clip, stylized, seq, chunk_out, per_frame_terms, seams),
+                   **({"lowfreq_deviation_own": lowfreq_deviation(seq, variant.own_paintings())}
+                      if variant.own_paintings else {}),
                    "network_seconds": network_s, "temporal_seconds": time.perf_counter() - t0}
             rows.append(row)
             log(f"{clip.name:<13} {variant.name:<28} ratio {row['ratio']:.3f}  lowfreq {row['lowfreq_deviation']:.4f}"
+                + (f" (against its own paintings {row['lowfreq_deviation_own']:.4f})"
+                   if "lowfreq_deviation_own" in row else "")
                 + (f"  seam/interior {row['seam_over_interior']:.2f} (motion-matched {row['seam_over_matched']:.2f})"
                    f"  seam/sequential {row['seam_over_sequential']:.3f}"
                    if "seam_over_interior" in row else "")
@@ -459,8 +467,11 @@ def farm_painter(name: str, options: TemporalOptions | None = None, one_k: bool 
                                        reference_side=side)
         return Painted(stylizers[side], cache, one_k)
 
+    last: list[Painted] = []
+
     def seq(frames, _stylized, _cuts):
-        return painter_run(painted(frames), options, frames, detect_cuts(frames), 0, len(frames), 0)
+        last[:] = [painted(frames)]
+        return painter_run(last[0], options, frames, detect_cuts(frames), 0, len(frames), 0)
 
     def chunks(frames, _stylized, _cuts):
         cuts = detect_cuts(frames)
@@ -468,7 +479,7 @@ def farm_painter(name: str, options: TemporalOptions | None = None, one_k: bool 
         origins = [start - lead for start, _, lead in plan]
         return [image for start, end, lead in plan
                 for image in painter_run(painted(frames), options, frames, cuts, start, end, lead, origins)]
-    return Variant(name, seq, chunks)
+    return Variant(name, seq, chunks, own_paintings=lambda: last[0].per_frame)
 
 
 def blend_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray) -> np.ndarray:
