@@ -61,7 +61,7 @@ def run_once(root: Path, size: tuple[int, int], start: int, count: int, precisio
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--against", type=Path, required=True, help="another checkout (its farm/ is timed)")
+    parser.add_argument("--against", type=Path, help="another checkout (its farm/ is timed)")
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--start", type=int, default=24)
     parser.add_argument("--frames", type=int, default=13)
@@ -74,6 +74,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_once(args.child, size, args.start, args.frames, args.precision)))
         return
+    if args.against is None:
+        parser.error("--against DIR is required")
     env = environment()
     revisions = {"this checkout": ROOT, "against": args.against}
     runs: dict[str, list[dict]] = {name: [] for name in revisions}

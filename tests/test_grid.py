@@ -42,7 +42,7 @@ def test_the_phase_follows_the_drift_modulo_the_networks_period():
     assert phase.follow((2.4, -0.6), periods) == (5, -1)
     assert phase.follow((2.4, 0.0), periods) == (-5, -1)  # 7.2 wraps to −4.8: a whole period paints the same
     assert phase.follow(None, periods) == (-5, -1)  # no flow: the grid stays
-    assert phase.follow((0.7, 0.6), periods) == (-5, -1)  # slower than a pixel a frame: the grid stays
+    assert phase.follow((0.7, 0.6), periods) == (-4, -1)  # a slow drift is followed too
     phase.reset()
     assert phase.follow((1.0, 1.0), periods) == (0, 0)  # started over: painted where it is, as a first frame
     assert phase.follow((1.0, 1.0), periods) == (1, 1)

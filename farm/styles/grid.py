@@ -10,8 +10,8 @@ average the redrawn strokes into a blur. Painted on a grid that moves with the p
 put on what they paint.
 
 How: the frame's drift since the previous one (:func:`drifts`, the median of the backward flow the temporal pass computes
-anyway) is added to an offset, kept modulo the network's period (4 of its pixels, in pixels of the frame; only
-from 1 pixel a frame on, where the frame's pixels are coarse only whole pixels of it, and painted at more than
+anyway) is added to an offset, kept modulo the network's period (4 of its pixels, in pixels of the frame; where
+the frame's pixels are coarse, only whole pixels of a motion of 1 pixel a frame or more, and painted at more than
 half the frame's size, nothing: :meth:`GridPhase.follow`);
 the frame is painted moved by that offset rounded to whole pixels of the frame (:func:`shifted`), and the painting
 is read back moved the other way: in the guided upsampling by sampling its coefficients there
@@ -77,21 +77,17 @@ class GridPhase:
         """The shift for the next frame, which moved by ``motion`` (:func:`drifts`; None: unknown, the first of a
         shot, the grid stays) on a network of ``periods`` (:func:`period`).
 
-        A frame that moves less than a pixel leaves the grid where it is: on a slow clip, following would
-        snap the grid a whole pixel every few frames, a larger change for the network than the slow drift
-        across it (zoom+rotate at 1080p flickered 2 % more over 30 frames). Otherwise, where a pixel of the
-        frame is at most a third of the network's (``periods`` of :data:`FINE_PERIOD` or more) the grid follows
-        the whole drift, rounded, so the picture stays within half a pixel of where it was painted; where the
-        pixels are coarser, each snap is a large move for the network and the grid follows only the frame's
-        motion in whole pixels, axis by axis from 1 pixel a frame on. Painted at more than half the frame's
-        size (``periods`` under :data:`COARSE_PERIOD`) the grid stays put: there a pixel of the frame is most
-        of a network pixel, and on the suite's bikes.mp4 (painted at 0.9 of its size) following it cost 2 %
-        more flicker (bench/README, "The painting grid follows the picture")."""
+        Where a pixel of the frame is at most a third of the network's (``periods`` of :data:`FINE_PERIOD` or
+        more) the grid follows the whole drift, rounded: the picture stays within half a pixel of where it was
+        painted. Where the pixels are coarser, a one-pixel snap of the grid is a large move for the network and
+        costs more than a slow drift across the grid: the grid follows only each frame's motion in whole
+        pixels, axis by axis from 1 pixel a frame on. Painted at more than half the frame's size (``periods``
+        under :data:`COARSE_PERIOD`) the grid stays put: there a pixel of the frame is most of a network pixel,
+        and on the suite's bikes.mp4 (painted at 0.9 of its size) following it cost 2 % more flicker
+        (bench/README, "The painting grid follows the picture")."""
         if motion is not None and not self.fresh and min(periods) >= COARSE_PERIOD:
-            if min(periods) >= FINE_PERIOD:
-                step = motion if max(abs(m) for m in motion) >= 1.0 else (0.0, 0.0)
-            else:
-                step = tuple(round(m) if abs(m) >= 1.0 else 0.0 for m in motion)
+            fine = min(periods) >= FINE_PERIOD
+            step = motion if fine else tuple(round(m) if abs(m) >= 1.0 else 0.0 for m in motion)
             self.offset = tuple(wrap(o + m, p) for o, m, p in zip(self.offset, step, periods))  # type: ignore[assignment]
         self.fresh = False
         return round(self.offset[0]), round(self.offset[1])
