@@ -94,7 +94,8 @@ def main() -> None:
                 f"\nfarm's painter (network + upsampling + temporal pass), {args.size}, bigbuckbunny from frame "
                 f"{args.start}, {args.frames - 1} frames timed, one thread, precision {args.precision}"))
     print(load_note(env))
-    print(f"wrote {write_result(args.name, {'environment': env, 'args': {k: str(v) for k, v in vars(args).items()}, 'runs': runs})}")
+    result = {"environment": env, "args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}
+    print(f"wrote {write_result(args.name, result)}")
 
 
 if __name__ == "__main__":

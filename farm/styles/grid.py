@@ -9,20 +9,21 @@ therefore repaints every stroke every frame, and the temporal pass, which keeps 
 average the redrawn strokes into a blur. Painted on a grid that moves with the picture, a pan's strokes stay
 put on what they paint.
 
-How: the frame's drift since the previous one (:func:`drifts`, the median of the backward flow the temporal pass computes
-anyway) is added to an offset, kept modulo the network's period (4 of its pixels, in pixels of the frame; where
-the frame's pixels are coarse, only whole pixels of a motion of 1 pixel a frame or more, and painted at more than
-half the frame's size, nothing: :meth:`GridPhase.follow`);
-the frame is painted moved by that offset rounded to whole pixels of the frame (:func:`shifted`), and the painting
-is read back moved the other way: in the guided upsampling by sampling its coefficients there
-(:func:`farm.styles.scale.resize_shifted`: the same interpolation positions, so no extra blur), and a painting
-made at the frame's own size by moving it back whole pixels. Only global translation is followed: a zoom or a
-roll moves each part of the frame differently, and is painted as before.
+How: the frame's drift since the previous one (:func:`drifts`, the median of the backward flow the temporal pass
+computes anyway) is added to an offset, kept modulo the network's period (4 of its pixels, in pixels of the frame;
+where the frame's pixels are coarse, only whole pixels of a motion of 1 pixel a frame or more, and painted at more
+than half the frame's size, nothing: :meth:`GridPhase.follow`); the frame is painted moved by that offset rounded
+to whole pixels of the frame (:func:`shifted`), and the painting is read back moved the other way: in the guided
+upsampling by sampling its coefficients there (:func:`farm.styles.scale.resize_shifted`: the same interpolation
+positions, so no extra blur), and a painting made at the frame's own size by moving it back whole pixels. Only
+global translation is followed: a zoom or a roll moves each part of the frame differently, and is painted as
+before.
 
 The offset starts at 0 on the first frame a painter paints and after each :meth:`GridPhase.reset`. A chunk's
 worker starts its painter at the chunk's first warm-up frame, and the worker of the chunk before resets the
 offset at that same frame (``Chunk.regrid``, farm/plan.py), so both paint the frames they share on the same
-grid and the seam stays as the warm-up makes it.
+grid. The restart changes the earlier chunk's grid: its history fades from the old strokes to the new ones
+over the warm-up, and a seam stands out a little more against the calmer frames around it (bench/README).
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class GridPhase:
         if motion is not None and not self.fresh and min(periods) >= COARSE_PERIOD:
             fine = min(periods) >= FINE_PERIOD
             step = motion if fine else tuple(round(m) if abs(m) >= 1.0 else 0.0 for m in motion)
-            self.offset = tuple(wrap(o + m, p) for o, m, p in zip(self.offset, step, periods))  # type: ignore[assignment]
+            moved = (wrap(o + m, p) for o, m, p in zip(self.offset, step, periods))
+            self.offset = tuple(moved)  # type: ignore[assignment]
         self.fresh = False
         return round(self.offset[0]), round(self.offset[1])
 
