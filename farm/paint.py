@@ -16,7 +16,7 @@ Both paint in two steps (:meth:`~farm.styles.model.Stylizer.paint_working`, then
 working size gets its strokes' edges steepened less where the frame moves
 (:func:`farm.styles.scale.motion_steepening`), along the backward flow the
 temporal pass computes for its blend anyway: one flow per frame, used twice.
-Painted at the frames' own size (k = 1) the flow only moves the grid.
+Painted at the frames' own size (k = 1) there is nothing to stretch, and the grid stays put.
 
 With the temporal pass on, the same flow also moves the painting grid with the
 picture (:mod:`farm.styles.grid`): each frame is painted shifted by the drift

@@ -191,8 +191,8 @@ def blend_bands(stylized: np.ndarray, warped_prev: np.ndarray, mask: np.ndarray,
 
 
 class Motion(NamedTuple):
-    """A frame's gray and the backward flow its blend follows, from :meth:`Coherence.motion`: computed once,
-    for the steepening by motion (farm/paint.py) and for the blend (:meth:`Coherence.step`)."""
+    """A frame's gray and the backward flow its blend follows, from :meth:`Coherence.motions`: computed once,
+    for the painting grid and the steepening by motion (farm/paint.py) and for the blend (:meth:`Coherence.step`)."""
 
     gray: np.ndarray
     #: ŵ, float32 (H,W,2), px of the frame; None where the step passes the frame through (first of a shot,
@@ -230,25 +230,21 @@ class Coherence:
         """Whether frames are blended at all (``enabled`` and a ``strength`` above 0)."""
         return self.options.enabled and self.options.strength > 0
 
-    def _linked(self, gray: np.ndarray) -> bool:
-        """Whether the next :meth:`step` blends ``gray``'s frame with the history (else it passes through)."""
-        return self.active and self.prev_gray is not None and self.prev_gray.shape == gray.shape
-
-    def motion(self, frame_rgb: np.ndarray) -> Motion:
-        """The gray and backward flow the next :meth:`step` of this frame blends along, for a caller that needs
-        the frame's motion before it has the stylization (the steepening by motion and the painting grid,
-        farm/paint.py); hand it back to :meth:`step` so that neither is computed twice."""
-        return self.motions(frame_rgb[None])[0]
+    def _linked(self, gray: np.ndarray, prev: np.ndarray | None) -> bool:
+        """Whether a frame of ``gray`` that follows one of ``prev`` is blended with the history (else it passes
+        through)."""
+        return self.active and prev is not None and prev.shape == gray.shape
 
     def motions(self, frames_rgb: np.ndarray) -> list[Motion]:
-        """:meth:`motion` for each of a batch of frames (N,H,W,3) that the next :meth:`step` calls take in
-        order: each frame's flow is from the one before it (the first's from the history's last)."""
+        """The gray and backward flow each of a batch of frames (N,H,W,3) is blended along by the next
+        :meth:`step` calls, in order (each frame's flow from the one before it, the first's from the history's
+        last), for a caller that needs the motion before it has the stylizations (the painting grid and the
+        steepening by motion, farm/paint.py); hand each back to :meth:`step` so that neither is computed twice."""
         out, prev = [], self.prev_gray
         for frame in frames_rgb:
             gray = to_gray(frame)
-            linked = self.active and prev is not None and prev.shape == gray.shape
             out.append(Motion(gray, estimate_flow(gray, prev, scale=self.options.flow_scale, engine=self.engine)
-                              if linked else None))
+                              if self._linked(gray, prev) else None))
             prev = gray
         return out
 
@@ -256,10 +252,10 @@ class Coherence:
         """Input frame uint8 (H,W,3) and its per-frame stylization float32 (H,W,3) in [0,1] → output
         float32 (H,W,3) in [0,1]. A frame of another size than the last starts afresh; with
         ``enabled=False`` or ``strength=0`` every frame passes through. ``motion``: this frame's
-        :meth:`motion`, when the caller has it already (None: computed here)."""
+        :meth:`motions` entry, when the caller has it already (None: computed here)."""
         gray = to_gray(frame_rgb) if motion is None else motion.gray
         out = np.asarray(stylized, dtype=np.float32)
-        if self._linked(gray):
+        if self._linked(gray, self.prev_gray):
             # the two-band blend is not a convex combination per pixel: keep the output (and history) in range
             out = self._blend(gray, out, None if motion is None else motion.backward)
             np.clip(out, 0.0, 1.0, out=out)
