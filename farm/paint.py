@@ -32,7 +32,7 @@ import torch
 
 from farm.config import TemporalOptions
 from farm.pipeline import Timer
-from farm.styles.grid import GridPhase, Shift, drifts, period
+from farm.styles.grid import GridPhase, Shift, drifts, period, steps, unfollowed
 from farm.styles.model import check_frames, planar, to_tensor
 from farm.styles.scale import Steep, motion_steepening
 from farm.temporal import BASE_SIGMA, resolve_flow
@@ -44,31 +44,39 @@ def uint8_tensor(images: torch.Tensor) -> torch.Tensor:
     return (images.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
 
 
+def upsampling(stylizer, height: int, width: int) -> float:
+    """How many pixels of a ``height``×``width`` frame one pixel of its painting spans (1: painted at its size or
+    larger)."""
+    return max(1.0, min(height, width) / min(stylizer.working_size(height, width)))
+
+
 def band_sigma(stylizer, height: int, width: int) -> float:
     """σ (px of the frame) of the temporal pass's band split for ``height``×``width`` frames: :data:`BASE_SIGMA`
     pixels of the painting. A painting made at a 360 side and shown at 1080p has strokes 3x as wide in the
     frame's pixels; split at 3 px, most of them would fall in the base band, which keeps half the history
     (bench/flicker_size.py). Frames painted at their own size or larger keep 3 px."""
-    work = stylizer.working_size(height, width)
-    return BASE_SIGMA * max(1.0, min(height, width) / min(work))
+    return BASE_SIGMA * upsampling(stylizer, height, width)
 
 
-def steepening_map(backward: torch.Tensor, frames: int, k: float) -> torch.Tensor:
-    """The strokes' stretch (``frames``,1,H,W) for a batch whose last frames have the ``backward`` flows
-    (M,2,H,W): :func:`~farm.styles.scale.motion_steepening` of each; a frame without a flow (the first of a
-    shot: nothing to move from) keeps ``k``."""
-    ks = motion_steepening(backward, k)
+def steepening_map(motion: torch.Tensor, frames: int, k: float, pixel: float) -> torch.Tensor:
+    """The strokes' stretch (``frames``,1,H,W) for a batch whose last frames moved on the network's grid by
+    ``motion`` (M,2,H,W; :func:`~farm.styles.grid.unfollowed`): :func:`~farm.styles.scale.motion_steepening` of
+    each; a frame without a flow (the first of a shot: nothing to move from) keeps ``k``."""
+    ks = motion_steepening(motion, k, pixel)
     if len(ks) == frames:
         return ks
     return torch.cat((ks.new_full((frames - len(ks), 1, *ks.shape[-2:]), k), ks))
 
 
 def grid_shifts(grid: GridPhase, stylizer, size: tuple[int, int], moved: list[tuple[float, float] | None]
-                ) -> list[Shift]:
+                ) -> tuple[list[Shift], list[tuple[float, float]]]:
     """Each frame's shift on the painting grid (farm/styles/grid.py), from how far it ``moved`` since the frame
-    before (:func:`~farm.styles.grid.drifts`; None: the first of a shot, the grid stays where it is)."""
+    before (:func:`~farm.styles.grid.drifts`; None: the first of a shot, the grid stays where it is), and how
+    far the grid moved for it (:func:`~farm.styles.grid.steps`)."""
     periods = period(size, stylizer.working_size(*size))
-    return [grid.follow(motion, periods) for motion in moved]
+    before = grid.painted
+    shifts = [grid.follow(motion, periods) for motion in moved]
+    return shifts, steps(before, shifts, periods)
 
 
 def by_motion(coherence, k: float) -> bool:
@@ -104,11 +112,11 @@ class HostPainter:
             self.coherence.base_sigma = band_sigma(self.stylizer, *size)
         k = self.stylizer.steepening(*size)
         with torch.inference_mode():
-            motions, shifts = None, None
+            motions, shifts, moved = None, None, None
             if self.coherence is not None and self.coherence.active:  # the flows first: they place the grid
                 with self.timer.stage("temporal"):
                     motions = self.coherence.motions(rgb)
-                    shifts = grid_shifts(self.grid, self.stylizer, size, [
+                    shifts, moved = grid_shifts(self.grid, self.stylizer, size, [
                         None if m.backward is None else drifts(torch.from_numpy(m.backward).permute(2, 0, 1)[None])[0]
                         for m in motions])
             with self.timer.stage("network"):
@@ -120,10 +128,11 @@ class HostPainter:
             for i, frame in enumerate(rgb):
                 motion = None if motions is None else motions[i]
                 if by_motion(self.coherence, k):  # each frame's stretch follows its flow
-                    assert motion is not None and shifts is not None
+                    assert motion is not None and shifts is not None and moved is not None
                     with self.timer.stage("network"):
                         steep: Steep = k if motion.backward is None else motion_steepening(
-                            self.on_device(motion.backward), k)
+                            unfollowed(self.on_device(motion.backward), moved[i:i + 1]), k,
+                            upsampling(self.stylizer, *size))
                         painted = self.stylizer.finish(painting[i:i + 1], guide[i:i + 1], x[i:i + 1], steep,
                                                        shifts[i:i + 1])[0]
                         painted = painted.cpu().numpy()
@@ -188,9 +197,10 @@ class DevicePainter:
                     motion = self.coherence.motion(frames)
                     unlinked = len(rgb) - len(motion.backward)  # the first frame of a shot has no flow
                     moved = drifts(motion.backward) if len(motion.backward) else []
-                    shifts = grid_shifts(self.grid, self.stylizer, rgb.shape[1:3], [None] * unlinked + moved)
+                    shifts, steps_ = grid_shifts(self.grid, self.stylizer, rgb.shape[1:3], [None] * unlinked + moved)
                     if by_motion(self.coherence, k):
-                        steep = steepening_map(motion.backward, len(rgb), k)
+                        steep = steepening_map(unfollowed(motion.backward, steps_[unlinked:]), len(rgb), k,
+                                               upsampling(self.stylizer, *rgb.shape[1:3]))
             with self.timer.stage("network"):
                 x = planar(frames)
                 painting, guide = self.stylizer.paint_working(x, shifts)

@@ -127,14 +127,15 @@ def test_steepening_grows_with_the_upsampling_factor():
 
 
 def test_the_stretch_by_motion_keeps_k_where_still_and_falls_to_one_where_fast():
-    speeds = torch.tensor([0.0, 1.0, 2.0, 4.0, 8.0, 16.0])
+    speeds = torch.tensor([0.0, 0.25, 0.5, 1.0, 2.0, 4.0])
     flow = torch.stack((speeds * 0.6, speeds * 0.8)).view(1, 2, 1, -1)  # |flow| = speeds, diagonal
-    ks = scale.motion_steepening(flow, 1.5)[0, 0, 0]
+    ks = scale.motion_steepening(flow, 1.5, pixel=3.0)[0, 0, 0]  # 1080p painted at 360: a network pixel is 3 px
     assert ks.shape == speeds.shape and ks[0] == 1.5
     assert (ks.diff() < 0).all()  # the faster, the less stretch
-    assert ks[3] == pytest.approx(1 + 0.5 / np.e, abs=1e-5)  # MOTION_PX
+    assert ks[3] == pytest.approx(1 + 0.5 / np.e, abs=1e-5)  # a third of a network pixel a frame
     assert 1.0 <= ks[4] < 1.01 and ks[5] == pytest.approx(1.0, abs=1e-6)
-    assert (scale.motion_steepening(flow, 1.0) == 1.0).all()
+    assert scale.motion_steepening(flow, 1.5, pixel=6.0)[0, 0, 0, 4] == ks[3]  # at 4K, twice the pixels
+    assert (scale.motion_steepening(flow, 1.0, pixel=3.0) == 1.0).all()
 
 
 def test_a_uniform_stretch_map_upsamples_as_the_scalar_stretch():
@@ -371,7 +372,7 @@ def test_the_strokes_are_steepened_less_only_where_the_frame_moves(vangogh, flow
         x = 16 + 10 * t
         assert ks[t][72:120, x + 8:x + 56].mean() < 1.05  # inside the square, moving 10 px a frame
         for still in (ks[t][:40], ks[t][152:], ks[t][:, x + 110:]):  # the background above, below, ahead
-            assert still.mean() > k_max - 0.01 and still.min() > k_max - 0.1
+            assert still.mean() > k_max - 0.01 and (still > k_max - 0.1).mean() > 0.97  # the flow's own spill
 
 
 @pytest.mark.parametrize("flow", ["dis", "torch"])
@@ -391,7 +392,9 @@ def test_the_torch_painter_steepens_as_the_dis_painter_does(vangogh):
     maps = {flow: recorded_stretch(Stylizer(vangogh, device="cpu", precision="float32", reference_side=64), frames,
                                    flow) for flow in ("dis", "torch")}
     for a, b in zip(maps["dis"], maps["torch"]):
-        assert np.abs(a - b).mean() < 0.03 and (np.abs(a - b) > 0.1).mean() < 0.1  # the square: 7 % of the frame
+        # the square is 7 % of the frame; DIS, computed at half size, spreads its motion over a wider band around
+        # it, where a third of a network pixel a frame already lowers the stretch
+        assert np.abs(a - b).mean() < 0.05 and (np.abs(a - b) > 0.1).mean() < 0.12
 
 
 def test_painted_at_the_frames_own_size_nothing_is_steepened(vangogh):

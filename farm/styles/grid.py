@@ -66,6 +66,8 @@ class GridPhase:
     """Where the painting grid sits relative to the picture, frame after frame (module docstring)."""
 
     def __init__(self) -> None:
+        #: the shift the last frame was painted at (kept through :meth:`reset`: the next frame's step starts there)
+        self.painted: Shift = NO_SHIFT
         self.reset()
 
     def reset(self) -> None:
@@ -92,12 +94,30 @@ class GridPhase:
             moved = (wrap(o + m, p) for o, m, p in zip(self.offset, step, periods))
             self.offset = tuple(moved)  # type: ignore[assignment]
         self.fresh = False
-        return round(self.offset[0]), round(self.offset[1])
+        self.painted = round(self.offset[0]), round(self.offset[1])
+        return self.painted
 
 
 def wrap(offset: float, period: float) -> float:
     """``offset`` brought within half a ``period`` of 0 (moving the grid a whole period paints the same)."""
     return offset - period * round(offset / period)
+
+
+def steps(before: Shift, shifts: Sequence[Shift], periods: tuple[float, float]) -> list[tuple[float, float]]:
+    """How far the grid moved for each of a batch's frames (``shifts``, the first following a frame painted at
+    ``before``), each brought within half a period of 0 (a whole period paints the same)."""
+    out, prev = [], before
+    for shift in shifts:
+        out.append((wrap(shift[0] - prev[0], periods[0]), wrap(shift[1] - prev[1], periods[1])))
+        prev = shift
+    return out
+
+
+def unfollowed(backward: torch.Tensor, moved: Sequence[tuple[float, float]]) -> torch.Tensor:
+    """The motion the network sees on its grid: each frame's backward flow (B,2,H,W), px of the frame, less how
+    far the grid moved with it (:func:`steps`). A pan the grid follows is still there; a zoom is not."""
+    step = torch.tensor(moved, dtype=backward.dtype, device=backward.device).reshape(len(moved), 2, 1, 1)
+    return backward - step
 
 
 def shifted(x: torch.Tensor, shift: Shift) -> torch.Tensor:

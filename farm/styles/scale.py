@@ -26,13 +26,14 @@ f pixels wide becomes f/k wide and no pixel leaves the range its strokes already
 colours). k grows with the upsampling factor f (1 at f = 1, :data:`STEEPEN_MAX` from f = 3 on): a 2x
 upsampling needs less of it, and a stronger k would shorten the strokes of ``--stroke-scale 2``.
 
-Where the frame moves, a steep edge flickers: each frame's edge is rebuilt from a working-size painting
-sampled at another sub-pixel phase, and the steeper the edge the larger the jump (at 1080p, one k for the
-whole frame left a 24 px/frame pan flickering 30 % more than the native painting, this 13 %: bench/README,
-"The steepening weakened where the frame moves, in farm"). A render with a temporal pass therefore hands in
-a per-pixel k (:func:`motion_steepening`): k where the frame is still, falling towards 1 as it moves faster
-(1 + (k − 1)/e at :data:`MOTION_PX` pixels a frame, within 1 % of 1 at twice that), from the backward flow
-the pass computes anyway. Without a flow (the first frame of a shot, a render without coherence, a still)
+Where the network redraws its strokes, a steep edge flickers: each frame's edge is rebuilt from a working-size
+painting drawn anew, and the steeper the edge the larger the jump (at 1080p, one k for the whole frame left a
+24 px/frame pan flickering 30 % more than the native painting: bench/README, "The steepening weakened where the
+frame moves, in farm"). It redraws wherever the picture moves on its grid: everywhere the frame moves, except
+where the painting grid follows the move (farm/styles/grid.py: a pan). A render with a temporal pass therefore
+hands in a per-pixel k (:func:`motion_steepening`): k where the picture stays put on the grid, falling towards 1
+as it moves across it (1 + (k − 1)/e at :data:`MOTION_NETWORK_PX` of a network pixel a frame, within 1 % of 1
+at twice that), from the backward flow the pass computes anyway, less the grid's move. Without a flow (the first frame of a shot, a render without coherence, a still)
 k stays the scalar of :func:`steepening`.
 """
 
@@ -55,10 +56,10 @@ EPS = 1e-3
 STEEPEN_MAX = 1.5
 #: how fast the stretch grows with the upsampling factor f: k = 1 + STEEPEN_SLOPE·(f − 1)
 STEEPEN_SLOPE = 0.25
-#: the frame's speed (px of the output per frame) at which the stretch has fallen from k to 1 + (k − 1)/e
-#: (:func:`motion_steepening`): 1.39 at 2 px a frame, 1.01 at 8 for k 1.5 (bench/README, "The steepening weakened
-#: where the frame moves")
-MOTION_PX = 4.0
+#: how fast the picture moves on the network's grid (in the network's pixels a frame) where the stretch has fallen
+#: from k to 1 + (k − 1)/e (:func:`motion_steepening`): a third of a network pixel, 1 px a frame of a 1080p frame
+#: painted at 360; 1.01 at twice that for k 1.5 (bench/README, "The stretch falls where the network redraws")
+MOTION_NETWORK_PX = 1 / 3
 
 #: the stretch of the strokes' edges: one k for the whole frame, or one per output pixel (N,1,H,W)
 Steep = float | torch.Tensor
@@ -111,13 +112,16 @@ def steepening(factor: float) -> float:
     return min(STEEPEN_MAX, 1.0 + STEEPEN_SLOPE * max(0.0, factor - 1.0))
 
 
-def motion_steepening(flow: torch.Tensor, k: float, speed: float = MOTION_PX) -> torch.Tensor:
-    """The stretch per output pixel where the frame moves: ``1 + (k − 1)·exp(−(|flow| / speed)²)``.
+def motion_steepening(flow: torch.Tensor, k: float, pixel: float) -> torch.Tensor:
+    """The stretch per output pixel where the network redraws: ``1 + (k − 1)·exp(−(|flow| / speed)²)``, with
+    ``speed`` :data:`MOTION_NETWORK_PX` network pixels of ``pixel`` output pixels each (the upsampling factor).
 
-    ``flow`` (N,2,H,W): each pixel's motion since the previous frame, in pixels of the output (the temporal
-    pass's backward flow). A still pixel keeps ``k``; one moving ``speed`` pixels a frame gets 1 + (k − 1)/e,
-    twice that 1.01: a steep edge that moves fast flickers more than it sharpens (module docstring).
+    ``flow`` (N,2,H,W): each pixel's motion on the network's grid since the previous frame, in pixels of the
+    output (the temporal pass's backward flow less the grid's own move: :func:`farm.styles.grid.unfollowed`).
+    A pixel still on the grid keeps ``k``; one moving ``speed`` pixels a frame gets 1 + (k − 1)/e, twice that
+    1.01: a steep edge the network redraws elsewhere flickers more than it sharpens (module docstring).
     → float32 (N,1,H,W) in [1, k]."""
+    speed = MOTION_NETWORK_PX * pixel
     speed2 = flow.float().square().sum(dim=1, keepdim=True)
     return speed2.mul_(-1.0 / speed**2).exp_().mul_(k - 1.0).add_(1.0)
 
