@@ -34,7 +34,7 @@ from farm.store import LocalStore, ObjectStore, open_store
 from farm.worker import JobContext, output_size
 from farm.styles import ledger
 from farm.styles.catalog import reference_side
-from farm.styles.identity import model_identity
+from farm.styles.identity import PAINTER_REVISION, model_identity
 from farm.styles.size import working_size
 
 #: called with (frames done, frames total) as chunks finish
@@ -69,7 +69,8 @@ def build_manifest(spec: JobSpec, info: video.VideoInfo, workers: int = 1) -> Ma
     warmup = warmup_for(temporal.strength, temporal.warmup) if temporal.enabled else 0
     chunks = plan_chunks(info.frames, render.chunk_frames, warmup, workers)
     return Manifest(spec=spec, source_info=info.model_dump(mode="json"), chunks=chunks,
-                    model_id=model_identity(render.style), created=datetime.now(timezone.utc).isoformat())
+                    model_id=model_identity(render.style), painter=PAINTER_REVISION,
+                    created=datetime.now(timezone.utc).isoformat())
 
 
 def open_manifest(store: ObjectStore, layout: Layout, fresh: Manifest) -> Manifest:
@@ -78,10 +79,22 @@ def open_manifest(store: ObjectStore, layout: Layout, fresh: Manifest) -> Manife
         store.put_bytes(layout.manifest, fresh.model_dump_json(indent=2).encode())
         return fresh
     old = load_manifest(store, layout)
-    if old.identity() != fresh.identity():
-        raise JobError(f"job {fresh.spec.job_id!r} already exists with a different spec; "
-                       "use another --job-id, or `farm resume` to finish it as it was")
+    check_same_job(old, fresh)
     return old
+
+
+def check_same_job(old: Manifest, fresh: Manifest) -> None:
+    """Refuse a stored job that asks for another result than ``fresh`` under the same id: another spec, or
+    chunks painted by another revision of farm's painter, which would not meet the new ones without seams."""
+    if old.identity() == fresh.identity():
+        return
+    job = fresh.spec.job_id
+    if {**old.identity(), "painter": fresh.painter} == fresh.identity():
+        raise JobError(f"job {job!r} was painted by another version of farm (painter revision {old.painter}; this "
+                       f"one paints as {fresh.painter}), whose chunks would not join this one's without seams: "
+                       "finish it with the farm that started it, or render it under another --job-id")
+    raise JobError(f"job {job!r} already exists with a different spec; "
+                   "use another --job-id, or `farm resume` to finish it as it was")
 
 
 def submit(spec: JobSpec, options: ClusterOptions, *, source: Path, info: video.VideoInfo | None = None,
@@ -185,10 +198,7 @@ class JobRun:
         state = read_state(self.store, self.layout)
         if state["state"] != "done" or not state.get("dropped") or "result" not in state:
             return None
-        old = load_manifest(self.store, self.layout)
-        if old.identity() != build_manifest(self.spec, self.info).identity():
-            raise JobError(f"job {self.spec.job_id!r} already exists with a different spec; "
-                           "use another --job-id, or `farm resume` to finish it as it was")
+        check_same_job(load_manifest(self.store, self.layout), build_manifest(self.spec, self.info))
         wanted = [Path(p) for p in (self.spec.output, self.spec.gif_output) if p]
         for path in wanted:
             if not path.exists() and self.store.exists(self.layout.final(path.name)):

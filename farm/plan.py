@@ -187,6 +187,9 @@ class Manifest(Model):
     #: each render pass (jobs planned before then found them before planning)
     cuts: list[int] = []
     model_id: str
+    #: farm's painter revision that painted the chunks (farm/styles/identity.py PAINTER_REVISION); 0: a manifest
+    #: written before farm recorded it
+    painter: int = 0
     created: str
 
     def identity(self) -> dict:
@@ -201,6 +204,7 @@ class Manifest(Model):
             # where the file sits may change (a fetched copy, another machine); what it holds may not
             "source_info": {k: v for k, v in self.source_info.items() if k != "path"},
             "model_id": self.model_id,
+            "painter": self.painter,
         }
 
 

@@ -47,6 +47,23 @@ def test_changed_spec_under_same_id_is_refused(cli, tmp_path):
     assert result.code == 2 and "already exists with a different spec" in result.stderr
 
 
+def test_a_job_painted_by_another_farm_is_refused_with_the_way_out(cli, tmp_path, private_store):
+    """Chunks painted by an earlier painter would meet this one's with seams: the same id is refused, resumed or
+    not, with one line that says what to do instead."""
+    clip = make_clip(tmp_path / "a.mp4", frames=6, width=64, height=48)
+    run_json(cli, "submit", clip, "--job-id", "old", "--no-gif")
+    manifest = private_store / "jobs" / "old" / "manifest.json"
+    written = json.loads(manifest.read_text())
+    assert written["painter"] >= 1
+    del written["painter"]  # as farm wrote it before it recorded its painter
+    manifest.write_text(json.dumps(written))
+    for args in (("submit", clip, "--job-id", "old", "--no-gif"), ("resume", "old")):
+        result = cli(*args)
+        assert result.code == 2 and "painted by another version of farm" in result.stderr, result.stderr
+        assert "another --job-id" in result.stderr and result.stderr.count("farm: error") == 1
+    assert run_json(cli, "submit", clip, "--job-id", "new", "--no-gif")["chunks_rendered"] >= 1
+
+
 @pytest.mark.parametrize("bad", ["../escape", "a/b", "x..y", ".hidden", "sp ace"])
 def test_bad_job_ids_are_refused(cli, tmp_path, bad):
     clip = make_clip(tmp_path / "a.mp4", frames=4, width=64, height=48)
