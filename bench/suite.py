@@ -403,16 +403,16 @@ class Painted:
     def __getattr__(self, name):
         return getattr(self._stylizer, name)
 
-    def paint_working(self, frames, shifts=None):
+    def paint_working(self, frames, shifts=None, light=None):
         key = self.key(frames) + ("" if shifts is None or all(s == (0, 0) for s in shifts)
-                                  else f" {list(shifts)}")
+                                  else f" {list(shifts)}") + ("" if light is None else f" light {self.key(light)}")
         if key not in self._cache:
-            self._cache[key] = self._stylizer.paint_working(frames, shifts)
+            self._cache[key] = self._stylizer.paint_working(frames, shifts, light)
         return self._cache[key]
 
-    def finish(self, painting, guide, x, steep=None, shifts=None):
+    def finish(self, painting, guide, x, steep=None, shifts=None, light=None):
         steep = None if self._one_k else steep
-        out = self._stylizer.finish(painting, guide, x, steep, shifts)
+        out = self._stylizer.finish(painting, guide, x, steep, shifts, light)
         k = self._stylizer.steepening(*x.shape[-2:]) if steep is None else steep
         self.mean_k.append(float(k.mean()) if hasattr(k, "mean") else float(k))
         self.per_frame.extend(out.numpy())

@@ -33,6 +33,7 @@ import torch
 from farm.config import TemporalOptions
 from farm.pipeline import Timer
 from farm.styles.grid import GridPhase, Shift, drifts, period, steps, unfollowed
+from farm.styles.light import LightTrack
 from farm.styles.model import check_frames, planar, to_tensor
 from farm.styles.scale import Steep, motion_steepening
 from farm.temporal import BASE_SIGMA, resolve_flow
@@ -93,7 +94,7 @@ class HostPainter:
 
         self.stylizer, self.timer = stylizer, timer
         self.coherence = Coherence(temporal) if temporal.enabled else None
-        self.grid = GridPhase()
+        self.grid, self.light = GridPhase(), LightTrack()
 
     def reset(self) -> None:
         """A new shot starts with the next frame: no history from the previous one."""
@@ -102,8 +103,10 @@ class HostPainter:
             self.coherence.reset()
 
     def regrid(self) -> None:
-        """The next frame is painted where it is: the grid starts over (``Chunk.regrid``), the history stays."""
+        """The next frame is painted where it is and in the light it has: the grid and the light's track start
+        over (``Chunk.regrid``), the history stays."""
         self.grid.reset()
+        self.light.reset()
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         check_frames(rgb)
@@ -121,21 +124,24 @@ class HostPainter:
                         for m in motions])
             with self.timer.stage("network"):
                 x = planar(to_tensor(rgb).to(self.stylizer.device, non_blocking=True))
-                painting, guide = self.stylizer.paint_working(x, shifts)
+                flows = None if motions is None else [None if m.backward is None else self.on_device(m.backward)
+                                                      for m in motions]
+                light = None if flows is None else self.light.lights(x, flows, self.stylizer.working_size(*size))
+                painting, guide = self.stylizer.paint_working(x, shifts, light)
                 if not by_motion(self.coherence, k):  # the whole batch at once (the GPU's batch, one sync)
-                    styled = self.stylizer.finish(painting, guide, x, k, shifts).cpu().numpy()
+                    styled = self.stylizer.finish(painting, guide, x, k, shifts, light).cpu().numpy()
             out = np.empty(rgb.shape, dtype=np.uint8)
             for i, frame in enumerate(rgb):
                 motion = None if motions is None else motions[i]
                 if by_motion(self.coherence, k):  # each frame's stretch follows its flow
-                    assert motion is not None and shifts is not None and moved is not None
+                    assert flows is not None and shifts is not None and moved is not None
                     with self.timer.stage("network"):
-                        steep: Steep = k if motion.backward is None else motion_steepening(
-                            unfollowed(self.on_device(motion.backward), moved[i:i + 1]), k,
-                            upsampling(self.stylizer, *size))
+                        flow = flows[i]
+                        steep: Steep = k if flow is None else motion_steepening(
+                            unfollowed(flow, moved[i:i + 1]), k, upsampling(self.stylizer, *size))
                         painted = self.stylizer.finish(painting[i:i + 1], guide[i:i + 1], x[i:i + 1], steep,
-                                                       shifts[i:i + 1])[0]
-                        painted = painted.cpu().numpy()
+                                                       shifts[i:i + 1], None if light is None else light[i:i + 1])
+                        painted = painted[0].cpu().numpy()
                 else:
                     painted = styled[i]
                 if self.coherence is not None:
@@ -162,7 +168,7 @@ class DevicePainter:
 
         self.stylizer, self.timer, self.device = stylizer, timer, stylizer.device
         self.coherence = DeviceCoherence(temporal) if temporal.enabled else None
-        self.grid = GridPhase()
+        self.grid, self.light = GridPhase(), LightTrack()
         self._pinned: torch.Tensor | None = None
 
     def reset(self) -> None:
@@ -172,8 +178,10 @@ class DevicePainter:
             self.coherence.reset()
 
     def regrid(self) -> None:
-        """The next frame is painted where it is: the grid starts over (``Chunk.regrid``), the history stays."""
+        """The next frame is painted where it is and in the light it has: the grid and the light's track start
+        over (``Chunk.regrid``), the history stays."""
         self.grid.reset()
+        self.light.reset()
 
     def upload(self, rgb: np.ndarray) -> torch.Tensor:
         host = torch.from_numpy(np.ascontiguousarray(rgb))
@@ -191,7 +199,7 @@ class DevicePainter:
             self.coherence.base_sigma = band_sigma(self.stylizer, *rgb.shape[1:3])
         with torch.inference_mode():
             frames = self.upload(rgb)
-            motion, steep, shifts = None, None, None
+            motion, steep, shifts, light = None, None, None, None
             if self.coherence is not None and self.coherence.active:  # the flows first: they place the grid
                 with self.timer.stage("temporal"):
                     motion = self.coherence.motion(frames)
@@ -203,8 +211,11 @@ class DevicePainter:
                                                upsampling(self.stylizer, *rgb.shape[1:3]))
             with self.timer.stage("network"):
                 x = planar(frames)
-                painting, guide = self.stylizer.paint_working(x, shifts)
-                styled = self.stylizer.finish(painting, guide, x, steep, shifts).permute(0, 3, 1, 2)  # (N,3,H,W)
+                if motion is not None:
+                    flows = [None] * (len(rgb) - len(motion.backward)) + list(motion.backward.split(1))
+                    light = self.light.lights(x, flows, self.stylizer.working_size(*rgb.shape[1:3]))
+                painting, guide = self.stylizer.paint_working(x, shifts, light)
+                styled = self.stylizer.finish(painting, guide, x, steep, shifts, light).permute(0, 3, 1, 2)
             if self.coherence is not None:
                 with self.timer.stage("temporal"):
                     styled = self.coherence.step_batch(frames, styled, motion)

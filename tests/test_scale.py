@@ -344,12 +344,12 @@ def recorded_stretch(stylizer, frames: np.ndarray, flow: str, reset_before: int 
     seen: list[np.ndarray] = []
     finish = stylizer.finish
 
-    def spy(painting, guide, x, steep=None, shifts=None):  # x: the planar frames (N,3,H,W)
+    def spy(painting, guide, x, steep=None, shifts=None, light=None):  # x: the planar frames (N,3,H,W)
         whole = stylizer.steepening(*x.shape[-2:]) if steep is None else steep  # None: the upsampling's own
         for i in range(len(x)):
             k = whole[i, 0] if isinstance(whole, torch.Tensor) else torch.full(x.shape[-2:], float(whole))
             seen.append(k.numpy().copy())
-        return finish(painting, guide, x, steep, shifts)
+        return finish(painting, guide, x, steep, shifts, light)
 
     stylizer.finish = spy
     painter = painter_for(stylizer, TemporalOptions(flow=flow), Timer())
