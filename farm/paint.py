@@ -212,7 +212,7 @@ class DevicePainter:
             with self.timer.stage("network"):
                 x = planar(frames)
                 if motion is not None:
-                    flows = [None] * (len(rgb) - len(motion.backward)) + list(motion.backward.split(1))
+                    flows = [None] * (len(rgb) - len(motion.backward)) + [f[None] for f in motion.backward]
                     light = self.light.lights(x, flows, self.stylizer.working_size(*rgb.shape[1:3]))
                 painting, guide = self.stylizer.paint_working(x, shifts, light)
                 styled = self.stylizer.finish(painting, guide, x, steep, shifts, light).permute(0, 3, 1, 2)

@@ -73,15 +73,19 @@ def test_a_moved_painting_is_read_back_at_the_same_interpolation_positions():
     torch.testing.assert_close(moved[..., 2:, :43], up[..., :34, 5:], atol=1e-5, rtol=0)
 
 
-def painted(stylizer, frames: np.ndarray, flow: str, regrid=(), frozen: bool = False) -> np.ndarray:
+def painted(stylizer, frames: np.ndarray, flow: str, regrid=(), frozen: bool = False,
+            untracked: bool = False) -> np.ndarray:
     """A painter's output for ``frames``, one call per frame, its grid started over at ``regrid`` (or kept
-    still: ``frozen``, the painting as farm made it before the grid moved)."""
+    still: ``frozen``, the painting as farm made it before the grid moved; ``untracked``: without the light's
+    track, farm/styles/light.py)."""
     from farm.paint import painter_for
     from farm.pipeline import Timer
 
     painter = painter_for(stylizer, TemporalOptions(flow=flow), Timer())
     if frozen:
         painter.grid.follow = lambda motion, periods: grid.NO_SHIFT
+    if untracked:
+        painter.light.lights = lambda frames, flows, work: None
     out = []
     for t, frame in enumerate(frames):
         if t in regrid:

@@ -7,8 +7,8 @@ light sweeping across a 1080p render flickered 65 % more than the native paintin
 that back: to it, a light change and redrawn strokes look the same, and holding the light back makes it trail
 the patch it lights (bench/README, "The lighting change at 1080p"). The frames can tell them apart, though: the
 light's change since the shot began is tracked along the backward flow the temporal pass computes anyway, as
-the ratio of the luma's low-pass (σ = :data:`SIGMA` pixels of the painting) to the previous frame's, warped
-along the flow, at 1/:data:`CELL` of the working size. The network paints each frame divided by that change, and
+the ratio of the luma's low-pass (σ = :data:`SIGMA` of the painting's short side) to the previous frame's, warped
+along the flow, on a small map (:data:`MAP_SIDE` pixels on its short side). The network paints each frame divided by that change, and
 the painting is multiplied by it again:
 
 * a frame whose light has not changed is painted as before (on the suite's clips without a light change the
@@ -18,7 +18,9 @@ the painting is multiplied by it again:
 * the change's global part is left out (divided by its mean): the network's instance norm takes a global gain
   out anyway;
 * a frame-to-frame change within :data:`STILL` of none (in log) is taken as none: the flow's and the low-pass's
-  own noise would otherwise add up over a shot.
+  own noise would otherwise add up over a shot;
+* the low-pass averages the frame's own pixels only (normalized by how much of its window lies inside): past the
+  border a moving camera shows other content than the frame before, which is no change of the light.
 
 The track restarts where the painting grid does (a shot's first frame, a chunk's regrid frames: farm/plan.py),
 so that two workers painting the same frames agree.
@@ -29,12 +31,14 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from farm.temporal.device import lowpass, to_gray, warp
+from farm.temporal.device import to_gray, warp
 
-#: σ of the light's low-pass, in pixels of the painting (the working size): wider than the strokes' bands
-SIGMA = 64.0
-#: working pixels per pixel of the light map
-CELL = 8
+#: σ of the light's low-pass, as a share of the painting's short side (64 px of a 360 painting, 192 of a 1080p
+#: frame): the light's reach is the picture's, and it is wider than the strokes' bands
+SIGMA = 64 / 360
+#: the light map's short side (at most the painting's): 8 of its pixels to the low-pass's σ, 8 working pixels each
+#: at the default working size (360)
+MAP_SIDE = 45
 #: how much of the tracked change is kept from one frame to the next (the rest returns to none)
 KEEP = 0.95
 #: a frame-to-frame change of the light within this much of none (in log) counts as none
@@ -46,15 +50,28 @@ EPS = 0.02
 
 
 def map_size(work: tuple[int, int]) -> tuple[int, int]:
-    """The light map's (height, width) for a painting of ``work`` (height, width)."""
-    return max(1, round(work[0] / CELL)), max(1, round(work[1] / CELL))
+    """The light map's (height, width) for a painting of ``work`` (height, width): :data:`MAP_SIDE` on its short
+    side, or the painting's own size if that is smaller."""
+    scale = min(1.0, MAP_SIDE / min(work))
+    return max(1, round(work[0] * scale)), max(1, round(work[1] * scale))
 
 
 def low_light(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """:func:`~farm.styles.model.planar` frames (N,3,H,W) → their luma's low-pass at the map's ``size``,
-    (N,1,h,w), :data:`EPS` added."""
+    (N,1,h,w), over the frame's own pixels only, :data:`EPS` added."""
     small = F.interpolate(to_gray(frames), size=size, mode="bilinear", align_corners=False, antialias=True)
-    return lowpass(small, SIGMA / CELL) + EPS
+    sigma = SIGMA * min(size)
+    return blur_inside(small, sigma) / blur_inside(torch.ones_like(small[:1]), sigma) + EPS
+
+
+def blur_inside(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A separable Gaussian of (N,1,h,w), nothing beyond the borders (zeros)."""
+    r = max(1, round(3 * sigma))
+    taps = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
+    k = (-0.5 * (taps / sigma) ** 2).exp()
+    k = k / k.sum()
+    x = F.conv2d(x, k.view(1, 1, 1, -1), padding=(0, r))
+    return F.conv2d(x, k.view(1, 1, -1, 1), padding=(r, 0))
 
 
 def map_flow(backward: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -66,10 +83,10 @@ def map_flow(backward: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def settled(step: torch.Tensor) -> torch.Tensor:
-    """A frame-to-frame ratio of the light → the part taken as a change: :data:`STILL` (in log) less, at most
+    """A frame-to-frame ratio of the light → the log of the part taken as a change: :data:`STILL` less, at most
     :data:`LIMIT` either way."""
     log = step.clamp(1 / LIMIT, LIMIT).log()
-    return (log.sign() * (log.abs() - STILL).clamp_min(0.0)).exp()
+    return log.sign() * (log.abs() - STILL).clamp_min(0.0)
 
 
 class LightTrack:
@@ -90,7 +107,7 @@ class LightTrack:
             change = torch.ones_like(low)
         else:
             step = settled(low / warp(self.low, flow))
-            change = 1.0 + KEEP * (warp(self.change, flow) * step - 1.0)
+            change = 1.0 + KEEP * (warp(self.change, flow) * step.exp() - 1.0)
             change = change / change.mean()
         self.low, self.change = low, change
         return change
@@ -102,6 +119,7 @@ class LightTrack:
         (height, width) and come from the frame before along its backward flow (``flows[i]``, (1,2,H,W) px of
         the frame; None: the first of a shot) → the change of its light (N,1,H,W), or None where no frame's
         light changed (then the frames are painted as they are)."""
+        assert len(flows) == len(frames), "one flow (or None) per frame"
         size = map_size(work)
         lows = low_light(frames, size)
         changes = torch.cat([self.follow(lows[i:i + 1], None if flow is None else map_flow(flow, size))
