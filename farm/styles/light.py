@@ -19,8 +19,9 @@ the painting is multiplied by it again:
   out anyway;
 * a frame-to-frame change within :data:`STILL` of none (in log) is taken as none: the flow's and the low-pass's
   own noise would otherwise add up over a shot;
-* the low-pass averages the frame's own pixels only (normalized by how much of its window lies inside): past the
-  border a moving camera shows other content than the frame before, which is no change of the light.
+* the low-pass averages the frame's own pixels only (normalized by how much of its window lies inside), and is
+  trusted less where content that just came into view makes up much of it (:func:`trusted`): past the border a
+  moving camera shows other content than the frame before, which is no change of the light.
 
 The track restarts where the painting grid does (a shot's first frame, a chunk's regrid frames: farm/plan.py),
 so that two workers painting the same frames agree.
@@ -47,6 +48,9 @@ STILL = 0.01
 LIMIT = 1.5
 #: added to the low-pass before a ratio is taken (luma in [0,1]): black stays black
 EPS = 0.02
+#: the share of a low-pass's window that just came into view past which its ratio is not taken as the light's
+#: (falling to that from 1 where none did)
+NEW = 0.25
 
 
 def map_size(work: tuple[int, int]) -> tuple[int, int]:
@@ -89,6 +93,18 @@ def settled(step: torch.Tensor) -> torch.Tensor:
     return log.sign() * (log.abs() - STILL).clamp_min(0.0)
 
 
+def trusted(flow: torch.Tensor, sigma: float) -> torch.Tensor:
+    """How far a ratio of the low-passes can be taken as the light's (1,1,h,w; 0 to 1): not where content that
+    just came into view (its flow (1,2,h,w) leads out of the previous map) makes up more than :data:`NEW`
+    of the low-pass's window, which the frame before never saw."""
+    h, w = flow.shape[-2:]
+    xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, 1, w) + flow[:, 0:1]
+    ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, 1, h, 1) + flow[:, 1:2]
+    entered = ((xs < 0) | (xs > w - 1) | (ys < 0) | (ys > h - 1)).to(flow.dtype)
+    share = blur_inside(entered, sigma) / blur_inside(torch.ones_like(entered), sigma)
+    return (1.0 - share / NEW).clamp_(0.0, 1.0)
+
+
 class LightTrack:
     """The change of the light since the track started, frame after frame (module docstring)."""
 
@@ -106,7 +122,7 @@ class LightTrack:
         if flow is None or self.low is None or self.change is None or self.low.shape != low.shape:
             change = torch.ones_like(low)
         else:
-            step = settled(low / warp(self.low, flow))
+            step = settled(low / warp(self.low, flow)) * trusted(flow, SIGMA * min(low.shape[-2:]))
             change = 1.0 + KEEP * (warp(self.change, flow) * step.exp() - 1.0)
             change = change / change.mean()
         self.low, self.change = low, change
