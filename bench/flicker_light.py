@@ -156,49 +156,6 @@ def flattened(frames: list[np.ndarray], precision: str, sigma: float = FLAT_SIGM
     return out
 
 
-#: how much of the tracked light change :func:`relit` keeps from one frame to the next (the rest returns to 1)
-RELIT_KEEP = 0.95
-#: how many frame pixels one pixel of :func:`relit`'s light map spans
-RELIT_CELL = 8
-
-
-def relit(frames: list[np.ndarray], precision: str, sigma: float = FLAT_SIGMA, keep: float = RELIT_KEEP,
-          still: float = 0.0) -> list[np.ndarray]:
-    """A temporal intrinsic split (tried, bench only): the *change* of the light since the shot began, tracked
-    along the backward flow (DIS, as farm's pass computes it), is divided out of each frame before the network
-    paints it and multiplied back into the painting. A frame whose light has not changed is painted as today;
-    a light change reaches the network only slowly (``keep`` a frame: 1/(1 − keep) frames), and meanwhile
-    the painting follows it linearly. The change is the ratio of the luma's low-pass (σ = ``sigma`` px) to the
-    previous frame's warped along the flow, accumulated the same way, over its mean (the global part is left to
-    instance norm), at 1/:data:`RELIT_CELL` of the size. A frame-to-frame ratio within ``still`` of 1 (in log) is
-    taken as no change (the flow's and the low-pass's own noise), the rest shrunk by as much."""
-    import cv2
-
-    from farm.temporal import estimate_flow, to_gray
-
-    net = flicker_size.stylizer("default", precision)
-    h, w = frames[0].shape[:2]
-    small = (round(w / RELIT_CELL), round(h / RELIT_CELL))
-    out, prev_gray, prev_low, change = [], None, None, None
-    for frame in frames:
-        gray = to_gray(frame)
-        luma = cv2.resize(frame.astype(np.float32).mean(-1) / 255, small, interpolation=cv2.INTER_AREA)
-        low = cv2.GaussianBlur(luma, (0, 0), sigma / RELIT_CELL, borderType=cv2.BORDER_REFLECT) + 0.02
-        if prev_gray is None:
-            change = np.ones_like(low)
-        else:
-            flow = cv2.resize(estimate_flow(gray, prev_gray), small, interpolation=cv2.INTER_AREA) / RELIT_CELL
-            step = np.log(np.clip(low / warp(prev_low, flow), 1 / 1.5, 1.5))
-            ratio = np.exp(np.sign(step) * np.maximum(np.abs(step) - still, 0.0))
-            change = 1.0 + keep * (warp(change, flow) * ratio - 1.0)
-            change /= change.mean()
-        prev_gray, prev_low = gray, low
-        light = cv2.resize(change, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
-        flat = np.clip(frame.astype(np.float32) / light + 0.5, 0, 255).astype(np.uint8)
-        out.append(np.clip(net(flat[None])[0] * light, 0.0, 1.0))
-    return out
-
-
 # ---------------------------------------------------------------- variants of the temporal pass
 
 def light_gain(current: np.ndarray, previous: np.ndarray, sigma: float, eps: float = 0.02,
@@ -312,13 +269,11 @@ def main() -> None:
         for painting in args.paintings.split(","):
             stylized = (flattened(clip.frames, args.precision, float(painting.split()[1]))
                         if painting.startswith("flattened") else
-                        relit(clip.frames, args.precision, *map(float, painting.split()[1:]))
-                        if painting.startswith("relit") else
                         flicker_size.paint(painting, clip.frames, args.precision)[0])
             sigma = BASE_SIGMA if painting == "native" else BASE_SIGMA * min(SIZE) / 360
             rows.append({"clip": name, "painting": painting, "variant": "per-frame", **where(stylized, clip, light),
                          **(light_response(stylized, clip) if light is not None else {})})
-            if painting.startswith(("flattened", "relit")):  # how far the look moved: against farm's per-frame painting, 0-255
+            if painting.startswith("flattened"):  # how far the look moved: against farm's per-frame painting, 0-255
                 today = flicker_size.paint("default", clip.frames, args.precision)[0]
                 rows[-1]["lowpass_levels_vs_default"] = 255 * lowfreq_deviation(stylized, today, 9.0)
             for variant in args.variants.split(","):

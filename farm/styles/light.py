@@ -95,12 +95,13 @@ def settled(step: torch.Tensor) -> torch.Tensor:
 
 def trusted(flow: torch.Tensor, sigma: float) -> torch.Tensor:
     """How far a ratio of the low-passes can be taken as the light's (1,1,h,w; 0 to 1): not where content that
-    just came into view (its flow (1,2,h,w) leads out of the previous map) makes up more than :data:`NEW`
-    of the low-pass's window, which the frame before never saw."""
+    just came into view (where the flow (1,2,h,w) leads past the previous map's border: a pixel's share of it
+    by how far) makes up more than :data:`NEW` of the low-pass's window, which the frame before never saw."""
     h, w = flow.shape[-2:]
     xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, 1, w) + flow[:, 0:1]
     ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, 1, h, 1) + flow[:, 1:2]
-    entered = ((xs < 0) | (xs > w - 1) | (ys < 0) | (ys > h - 1)).to(flow.dtype)
+    # how much of each pixel lies past the previous map's border, where its flow leads
+    entered = torch.maximum(torch.maximum(-xs, xs - (w - 1)), torch.maximum(-ys, ys - (h - 1))).clamp_(0.0, 1.0)
     share = blur_inside(entered, sigma) / blur_inside(torch.ones_like(entered), sigma)
     return (1.0 - share / NEW).clamp_(0.0, 1.0)
 
