@@ -64,8 +64,13 @@ def low_light(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """:func:`~farm.styles.model.planar` frames (N,3,H,W) → their luma's low-pass at the map's ``size``,
     (N,1,h,w), over the frame's own pixels only, :data:`EPS` added."""
     small = F.interpolate(to_gray(frames), size=size, mode="bilinear", align_corners=False, antialias=True)
-    sigma = SIGMA * min(size)
-    return blur_inside(small, sigma) / blur_inside(torch.ones_like(small[:1]), sigma) + EPS
+    return average_inside(small, SIGMA * min(size)) + EPS
+
+
+def average_inside(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A Gaussian average of (N,1,h,w) over the map's own pixels: :func:`blur_inside` of ``x`` over that of
+    ones (how much of each window lies inside)."""
+    return blur_inside(x, sigma) / blur_inside(torch.ones_like(x[:1]), sigma)
 
 
 def blur_inside(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -102,8 +107,7 @@ def trusted(flow: torch.Tensor, sigma: float) -> torch.Tensor:
     ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, 1, h, 1) + flow[:, 1:2]
     # how much of each pixel lies past the previous map's border, where its flow leads
     entered = torch.maximum(torch.maximum(-xs, xs - (w - 1)), torch.maximum(-ys, ys - (h - 1))).clamp_(0.0, 1.0)
-    share = blur_inside(entered, sigma) / blur_inside(torch.ones_like(entered), sigma)
-    return (1.0 - share / NEW).clamp_(0.0, 1.0)
+    return (1.0 - average_inside(entered, sigma) / NEW).clamp_(0.0, 1.0)
 
 
 class LightTrack:
@@ -128,7 +132,6 @@ class LightTrack:
             change = change / change.mean()
         self.low, self.change = low, change
         return change
-
 
     def lights(self, frames: torch.Tensor, flows: list[torch.Tensor | None], work: tuple[int, int]
                ) -> torch.Tensor | None:
