@@ -403,11 +403,11 @@ class Painted:
     def __getattr__(self, name):
         return getattr(self._stylizer, name)
 
-    def paint_working(self, frames, shifts=None, light=None):
+    def paint_working(self, frames, shifts=None):
         key = self.key(frames) + ("" if shifts is None or all(s == (0, 0) for s in shifts)
-                                  else f" {list(shifts)}") + ("" if light is None else f" light {self.key(light)}")
+                                  else f" {list(shifts)}")
         if key not in self._cache:
-            self._cache[key] = self._stylizer.paint_working(frames, shifts, light)
+            self._cache[key] = self._stylizer.paint_working(frames, shifts)
         return self._cache[key]
 
     def finish(self, painting, guide, x, steep=None, shifts=None, light=None):

@@ -35,7 +35,7 @@ import torch
 from farm.config import TemporalOptions
 from farm.pipeline import Timer
 from farm.styles.grid import GridPhase, Shift, drifts, period, steps, unfollowed
-from farm.styles.light import LightTrack
+from farm.styles.light import LightTrack, flat
 from farm.styles.model import check_frames, planar, to_tensor
 from farm.styles.scale import Steep, motion_steepening
 from farm.temporal import BASE_SIGMA, resolve_flow
@@ -117,19 +117,22 @@ class HostPainter:
             self.coherence.base_sigma = band_sigma(self.stylizer, *size)
         k = self.stylizer.steepening(*size)
         with torch.inference_mode():
-            motions, shifts, moved = None, None, None
+            motions, flows, shifts, moved, light = None, None, None, None, None
             if self.coherence is not None and self.coherence.active:  # the flows first: they place the grid
                 with self.timer.stage("temporal"):
                     motions = self.coherence.motions(rgb)
-                    shifts, moved = grid_shifts(self.grid, self.stylizer, size, [
-                        None if m.backward is None else drifts(torch.from_numpy(m.backward).permute(2, 0, 1)[None])[0]
-                        for m in motions])
+                    # each DIS flow (H,W,2) as (1,2,H,W): its drift read on the host, then on the stylizer's device
+                    flows = [None if m.backward is None else torch.from_numpy(m.backward).permute(2, 0, 1)[None]
+                             for m in motions]
+                    shifts, moved = grid_shifts(self.grid, self.stylizer, size,
+                                                [None if f is None else drifts(f)[0] for f in flows])
+                    flows = [None if f is None else f.to(self.stylizer.device) for f in flows]
             with self.timer.stage("network"):
                 x = planar(to_tensor(rgb).to(self.stylizer.device, non_blocking=True))
-                flows = None if motions is None else [None if m.backward is None else self.on_device(m.backward)
-                                                      for m in motions]
-                light = None if flows is None else self.light.lights(x, flows, self.stylizer.working_size(*size))
-                painting, guide = self.stylizer.paint_working(x, shifts, light)
+                if flows is not None:  # painted without the light's change, which finish puts back
+                    light = self.light.lights(x, flows, self.stylizer.working_size(*size))
+                    x = flat(x, light)
+                painting, guide = self.stylizer.paint_working(x, shifts)
                 if not by_motion(self.coherence, k):  # the whole batch at once (the GPU's batch, one sync)
                     styled = self.stylizer.finish(painting, guide, x, k, shifts, light).cpu().numpy()
             out = np.empty(rgb.shape, dtype=np.uint8)
@@ -151,10 +154,6 @@ class HostPainter:
                         painted = self.coherence.step(frame, painted, motion)
                 out[i] = to_uint8(painted)
         return out
-
-    def on_device(self, flow: np.ndarray) -> torch.Tensor:
-        """A DIS flow (H,W,2) as (1,2,H,W) on the stylizer's device."""
-        return torch.from_numpy(flow).to(self.stylizer.device).permute(2, 0, 1)[None]
 
 
 class DevicePainter:
@@ -201,11 +200,12 @@ class DevicePainter:
             self.coherence.base_sigma = band_sigma(self.stylizer, *rgb.shape[1:3])
         with torch.inference_mode():
             frames = self.upload(rgb)
-            motion, steep, shifts, light = None, None, None, None
+            motion, flows, steep, shifts, light = None, None, None, None, None
             if self.coherence is not None and self.coherence.active:  # the flows first: they place the grid
                 with self.timer.stage("temporal"):
                     motion = self.coherence.motion(frames)
                     unlinked = len(rgb) - len(motion.backward)  # the first frame of a shot has no flow
+                    flows = [None] * unlinked + [f[None] for f in motion.backward]
                     moved = drifts(motion.backward) if len(motion.backward) else []
                     shifts, steps_ = grid_shifts(self.grid, self.stylizer, rgb.shape[1:3], [None] * unlinked + moved)
                     if by_motion(self.coherence, k):
@@ -213,10 +213,10 @@ class DevicePainter:
                                                upsampling(self.stylizer, *rgb.shape[1:3]))
             with self.timer.stage("network"):
                 x = planar(frames)
-                if motion is not None:
-                    flows = [None] * (len(rgb) - len(motion.backward)) + [f[None] for f in motion.backward]
+                if flows is not None:  # painted without the light's change, which finish puts back
                     light = self.light.lights(x, flows, self.stylizer.working_size(*rgb.shape[1:3]))
-                painting, guide = self.stylizer.paint_working(x, shifts, light)
+                    x = flat(x, light)
+                painting, guide = self.stylizer.paint_working(x, shifts)
                 styled = self.stylizer.finish(painting, guide, x, steep, shifts, light).permute(0, 3, 1, 2)
             if self.coherence is not None:
                 with self.timer.stage("temporal"):

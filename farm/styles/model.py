@@ -22,7 +22,7 @@ from farm.errors import ConfigError
 from farm.styles.aot import AotNetwork, NotBuilt
 from farm.styles.grid import NO_SHIFT, Shift, shifted_each
 from farm.styles.identity import model_identity, onnx_path, weights_hash
-from farm.styles.light import flat, relit
+from farm.styles.light import relit
 from farm.styles.multistyle import load_multistyle, pad_to_multiple
 from farm.styles.scale import Steep, resize, steepening, to_output, upsampled, working_size
 
@@ -103,10 +103,10 @@ def finish(painting: torch.Tensor, guide: torch.Tensor, x: torch.Tensor, strengt
     """A painting and its guide from :func:`paint_working` and the :func:`planar` frames ``x`` → float32
     (N,H,W,3) in [0,1]: brought to the frames' size guided by them (:mod:`farm.styles.scale`; ``steep``: the
     strokes' stretch, a scalar or a (N,1,H,W) map, None: the upsampling's own; ``shifts``: those the frames
-    were painted with, moved back here unless the painting is at the frames' size already, and so moved back;
-    ``light``: the one they were painted without, put back), mixed with them by ``strength`` (in float32, so
-    strength 0 returns the input exactly)."""
-    x = flat(x, light)
+    were painted with, moved back here unless the painting is at the frames' size already, and so moved back),
+    mixed with them by ``strength`` (in float32, so strength 0 returns the input exactly). ``light``: where the
+    frames ``x`` had their light's change taken out before they were painted (farm/styles/light.py ``flat``), the
+    change, put back into the result."""
     styled = to_output(painting, guide, x, steep, shifts if upsampled(painting, x) else None)
     if strength < 1.0:
         styled = torch.lerp(x, styled, strength)
@@ -196,14 +196,12 @@ class Stylizer:
             x = planar(frames)
             return self.finish(*self.paint_working(x), x)
 
-    def paint_working(self, x: torch.Tensor, shifts: Sequence[Shift] | None = None,
-                      light: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def paint_working(self, x: torch.Tensor, shifts: Sequence[Shift] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
         """:func:`planar` frames on the device → ``(painting, guide)`` (N,3,h,w) on the device
         (:func:`paint_working`): what :meth:`finish` brings to the frames' size. ``shifts``: how far to move
-        each frame before painting it (farm/styles/grid.py), None: none; ``light``: the change of their light
-        (farm/styles/light.py), taken out first, None: none."""
+        each frame before painting it (farm/styles/grid.py), None: none."""
         with torch.inference_mode():
-            x = flat(x, light)
             parts = [self._run(x[part], None if shifts is None else shifts[part])
                      for part in batches(len(x), self.batch)]
             return torch.cat([p for p, _ in parts]), torch.cat([g for _, g in parts])
@@ -213,8 +211,8 @@ class Stylizer:
                light: torch.Tensor | None = None) -> torch.Tensor:
         """:func:`finish` with this style's strength, ``batch`` frames at a time (at 4K the guided
         upsampling holds 12 full-size channels per frame). ``steep``: a (N,1,H,W) map of the strokes'
-        stretch where the frames move (:func:`farm.styles.scale.motion_steepening`), or a scalar; ``shifts``
-        and ``light``: those :meth:`paint_working` had."""
+        stretch where the frames move (:func:`farm.styles.scale.motion_steepening`), or a scalar; ``shifts``:
+        those :meth:`paint_working` had; ``light``: the change of the light taken out of ``x``, put back."""
         with torch.inference_mode():
             return torch.cat([finish(painting[part], guide[part], x[part], self.style.strength,
                                      steep[part] if isinstance(steep, torch.Tensor) else steep,
