@@ -8,8 +8,8 @@ that back: to it, a light change and redrawn strokes look the same, and holding 
 the patch it lights (bench/README, "The lighting change at 1080p"). The frames can tell them apart, though: the
 light's change since the shot began is tracked along the backward flow the temporal pass computes anyway, as
 the ratio of the luma's low-pass (σ = :data:`SIGMA` of the painting's short side) to the previous frame's, warped
-along the flow, on a small map (:data:`MAP_SIDE` pixels on its short side). The network paints each frame divided by that change, and
-the painting is multiplied by it again:
+along the flow, on a small map (:data:`MAP_SIDE` pixels on its short side). The network paints each frame divided
+by that change (:func:`flat`), and the painting is multiplied by it again (:func:`relit`):
 
 * a frame whose light has not changed is painted as before (on the suite's clips without a light change the
   painting moves by 0.02-0.03 levels of 255);

@@ -33,8 +33,8 @@ frame moves, in farm"). It redraws wherever the picture moves on its grid: every
 where the painting grid follows the move (farm/styles/grid.py: a pan). A render with a temporal pass therefore
 hands in a per-pixel k (:func:`motion_steepening`): k where the picture stays put on the grid, falling towards 1
 as it moves across it (1 + (k − 1)/e at :data:`MOTION_NETWORK_PX` of a network pixel a frame, within 1 % of 1
-at twice that), from the backward flow the pass computes anyway, less the grid's move. Without a flow (the first frame of a shot, a render without coherence, a still)
-k stays the scalar of :func:`steepening`.
+at twice that), from the backward flow the pass computes anyway, less the grid's move. Without a flow (the first
+frame of a shot, a render without coherence, a still) k stays the scalar of :func:`steepening`.
 """
 
 from __future__ import annotations
